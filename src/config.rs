@@ -1,0 +1,289 @@
+//! Command line, environment and config file, validated once into a [`Config`].
+//!
+//! Every option exists three times: a `--flag`, an `SPIS_*` environment variable and a key in the
+//! optional TOML file (rendered through `tera` first). Precedence is defaults < file < env < flags;
+//! clap resolves env and flags together, so every clap option is an `Option` and the file and the
+//! defaults only fill what both left empty. The rule: nothing else in the crate reads the
+//! environment or the config file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Where the config file is looked for when `--config` is not given.
+const DEFAULT_CONFIG_FILE: &str = "/etc/spis/spis.toml";
+
+/// spis: the Simple Private Image Server.
+///
+/// Serves a private gallery of the photos and videos in a folder. What is extracted from each file
+/// is remembered on the file itself (extended attributes), so a restart is near instant.
+#[derive(Debug, Parser)]
+#[command(name = "spis", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// TOML config file, rendered through tera first ({{ env(name="HOME") }} works).
+    /// [default: /etc/spis/spis.toml when it exists]
+    #[arg(long, env = "SPIS_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub opts: Opts,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gallery (the default).
+    Serve,
+    /// Ask a running server on --listen whether it is healthy; exit 0 when it is (for Docker
+    /// HEALTHCHECK and scripts).
+    Healthcheck,
+}
+
+/// The options shared by the command line, the environment and the config file.
+///
+/// The field names are the config file keys; `deny_unknown_fields` makes a typo a start-up error
+/// that names the key.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Opts {
+    /// Folder of photos and videos to serve (read recursively). [default: ./media]
+    #[arg(long, env = "SPIS_MEDIA", global = true, value_name = "DIR")]
+    pub media: Option<PathBuf>,
+
+    /// Address and port to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "SPIS_LISTEN", global = true, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Folder for caches and state that cannot live on the media files.
+    /// [default: $XDG_STATE_HOME/spis, ~/.local/state/spis, or /var/lib/spis as root]
+    #[arg(long, env = "SPIS_STATE_DIR", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Whether metadata and favorites are kept in extended attributes on the media files
+    /// (`auto`: where the filesystem allows, else in the state dir) or only in the state dir
+    /// (`off`: the media files are never written to at all). [default: auto]
+    #[arg(long, env = "SPIS_XATTR", global = true, value_name = "MODE")]
+    pub xattr: Option<XattrMode>,
+
+    /// Log filter, e.g. `info`, `debug`, `spis=trace` (RUST_LOG is read when this is unset).
+    /// [default: info]
+    #[arg(long, env = "SPIS_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Threads that extract metadata while indexing. [default: number of cores]
+    #[arg(long, env = "SPIS_INDEX_THREADS", global = true, value_name = "N")]
+    pub index_threads: Option<usize>,
+}
+
+/// See `--xattr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XattrMode {
+    Auto,
+    Off,
+}
+
+/// The validated configuration the rest of the crate runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub media: PathBuf,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub xattr: XattrMode,
+    pub log: String,
+    pub index_threads: usize,
+}
+
+impl Config {
+    /// Merges flags and env (already in `cli`) over the config file over the defaults.
+    ///
+    /// `env` is the process environment, passed in so tests can give their own.
+    pub fn try_from_cli(cli: &Cli, env: &HashMap<String, String>) -> anyhow::Result<Config> {
+        let file = match &cli.config {
+            Some(path) => Some(load_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Some(load_file(Path::new(DEFAULT_CONFIG_FILE))?)
+            }
+            None => None,
+        };
+        let file = file.unwrap_or_default();
+        let opts = &cli.opts;
+        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
+
+        let index_threads = opts
+            .index_threads
+            .or(file.index_threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if index_threads == 0 {
+            bail!("index_threads must be at least 1");
+        }
+        Ok(Config {
+            media: pick(&opts.media, &file.media).unwrap_or_else(|| PathBuf::from("media")),
+            listen: opts.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            state_dir: pick(&opts.state_dir, &file.state_dir).unwrap_or_else(|| default_state_dir(env)),
+            xattr: opts.xattr.or(file.xattr).unwrap_or(XattrMode::Auto),
+            log: opts
+                .log
+                .clone()
+                .or_else(|| env.get("RUST_LOG").cloned())
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
+            index_threads,
+        })
+    }
+}
+
+/// `$XDG_STATE_HOME/spis`, else `~/.local/state/spis`; `/var/lib/spis` for root, as system
+/// services keep their state there.
+fn default_state_dir(env: &HashMap<String, String>) -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if is_root {
+        return PathBuf::from("/var/lib/spis");
+    }
+    if let Some(xdg) = env.get("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return Path::new(xdg).join("spis");
+    }
+    match env.get("HOME").filter(|s| !s.is_empty()) {
+        Some(home) => Path::new(home).join(".local/state/spis"),
+        None => PathBuf::from(".spis-state"),
+    }
+}
+
+/// Reads, renders and parses one config file.
+fn load_file(path: &Path) -> anyhow::Result<Opts> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse_file(&text).with_context(|| format!("in config file {}", path.display()))
+}
+
+/// Renders the file through tera (so `{{ env(name="HOME") }}` works), then parses the TOML.
+fn parse_file(text: &str) -> anyhow::Result<Opts> {
+    let mut tera = tera::Tera::default();
+    tera.register_function("env", env_function);
+    let rendered = tera
+        .render_str(text, &tera::Context::new())
+        .map_err(|e| anyhow::anyhow!("template error: {}", error_chain(&e)))?;
+    // toml's error names the unknown key and lists the known ones.
+    Ok(toml::from_str(&rendered)?)
+}
+
+/// `env(name="VAR", default="fallback")`: the variable, else the default, else an error.
+fn env_function(args: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    let name = args
+        .get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| tera::Error::msg("env() needs name=\"VARIABLE\""))?;
+    match std::env::var(name) {
+        Ok(value) => Ok(tera::Value::String(value)),
+        Err(_) => args.get("default").cloned().ok_or_else(|| {
+            tera::Error::msg(format!("environment variable {name} is not set and env() has no default"))
+        }),
+    }
+}
+
+/// tera hides the useful part of its errors in `source()`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut full = vec!["spis"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).unwrap()
+    }
+
+    fn write_config(text: &str) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("spis.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    /// A temp dir removed on drop, so config tests need no extra crate.
+    mod tempdir {
+        use std::path::{Path, PathBuf};
+        pub struct Dir(PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let p = std::env::temp_dir().join(format!("spis-cfg-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let (_d, path) = write_config("media = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n");
+        let c = cli(&["--config", path.to_str().unwrap(), "--media", "/from/flag"]);
+        let cfg = Config::try_from_cli(&c, &HashMap::new()).unwrap();
+        assert_eq!(cfg.media, PathBuf::from("/from/flag"));
+        assert_eq!(cfg.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(cfg.xattr, XattrMode::Auto);
+    }
+
+    #[test]
+    fn unknown_config_key_is_an_error_naming_the_key() {
+        let (_d, path) = write_config("medai = \"/typo\"\n");
+        let c = cli(&["--config", path.to_str().unwrap()]);
+        let err = format!("{:#}", Config::try_from_cli(&c, &HashMap::new()).unwrap_err());
+        assert!(err.contains("medai"), "{err}");
+    }
+
+    #[test]
+    fn config_file_is_rendered_with_env() {
+        // PATH is set in every test environment.
+        let path = std::env::var("PATH").unwrap();
+        let opts = parse_file("media = \"{{ env(name=\"PATH\") }}/x\"\n").unwrap();
+        assert_eq!(opts.media, Some(PathBuf::from(format!("{path}/x"))));
+        let opts = parse_file("media = \"{{ env(name=\"SPIS_SURELY_UNSET\", default=\"/d\") }}\"").unwrap();
+        assert_eq!(opts.media, Some(PathBuf::from("/d")));
+        assert!(parse_file("media = \"{{ env(name=\"SPIS_SURELY_UNSET\") }}\"").is_err());
+    }
+
+    #[test]
+    fn default_state_dir_follows_xdg() {
+        // SAFETY: as above.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(default_state_dir(&HashMap::new()), PathBuf::from("/var/lib/spis"));
+            return;
+        }
+        let env = HashMap::from([("XDG_STATE_HOME".to_owned(), "/x".to_owned())]);
+        assert_eq!(default_state_dir(&env), PathBuf::from("/x/spis"));
+    }
+
+    #[test]
+    fn zero_index_threads_is_refused() {
+        let c = cli(&["--index-threads", "0"]);
+        assert!(Config::try_from_cli(&c, &HashMap::new()).is_err());
+    }
+}

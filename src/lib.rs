@@ -1,0 +1,81 @@
+//! spis, the Simple Private Image Server: a private photo and video gallery in one binary.
+//!
+//! Data flows one way: [`http`] parses requests and writes JSON, [`library`] holds the in-memory
+//! index and the domain rules, [`fs`] is the only module that touches the disk. [`run`] wires them
+//! together for `main`.
+
+pub mod config;
+pub mod fs;
+pub mod http;
+pub mod library;
+mod logging;
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use config::{Cli, Command, Config};
+
+/// Runs the command the user asked for; the returned error is printed by `main`.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = Config::try_from_cli(&cli, &env)?;
+    logging::init(&config.log, env.contains_key("JOURNAL_STREAM"));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Healthcheck => healthcheck(&config),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let library = library::Library::try_open(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spis-http")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (choose another with --listen)", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port when listening on port 0.
+        println!("spis listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, media = %library.fs.root().display(), state_dir = %library.fs.state_dir().display(), "listening");
+        library.spawn_indexer();
+        http::serve(library, listener, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// `spis healthcheck`: GET /api/health on the configured address, exit 0 on 200.
+fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("nothing answers on {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(stream, "GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).context("no HTTP answer")?;
+    anyhow::ensure!(head.starts_with(b"HTTP/1.1 200"), "unhealthy: {}", String::from_utf8_lossy(&head));
+    Ok(())
+}
