@@ -1,0 +1,317 @@
+//! The only place that touches the disk: walking the media folder, opening files, extended
+//! attributes, and the state-dir files that stand in for them.
+//!
+//! The rule it keeps: originals are never modified. spis opens media files read-only, and what it
+//! remembers about them goes into `user.spis.*` attributes (which change neither bytes nor mtime)
+//! or, where those cannot be written, into files in the state dir.
+
+mod state;
+pub mod xattr;
+
+use std::fs::{File, Metadata};
+use std::io::{self, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context as _, bail};
+
+use crate::config::XattrMode;
+use state::{FavoriteFile, MetaCache};
+
+/// Attribute holding what was extracted from a file (see `library::record`).
+const META_ATTR: &str = "user.spis.meta";
+/// Attribute marking a favorite; its presence is what counts.
+const FAVORITE_ATTR: &str = "user.spis.favorite";
+
+/// A media file's place below the media root, as raw bytes: Linux names need not be UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub struct RelPath<'a> {
+    /// Folder relative to the root, `/`-separated, empty for the root itself.
+    pub dir: &'a [u8],
+    pub name: &'a [u8],
+}
+
+impl RelPath<'_> {
+    /// `dir/name`, the key under which the state dir remembers this file.
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.dir.len() + 1 + self.name.len());
+        if !self.dir.is_empty() {
+            k.extend_from_slice(self.dir);
+            k.push(b'/');
+        }
+        k.extend_from_slice(self.name);
+        k
+    }
+
+    fn under(&self, root: &Path) -> PathBuf {
+        let mut p = root.to_path_buf();
+        if !self.dir.is_empty() {
+            p.push(std::ffi::OsStr::from_bytes(self.dir));
+        }
+        p.push(std::ffi::OsStr::from_bytes(self.name));
+        p
+    }
+}
+
+/// One media file found by [`MediaFs::walk`].
+#[derive(Debug)]
+pub struct Found {
+    pub dir: Vec<u8>,
+    pub name: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// Where a metadata record was read from or written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaSource {
+    Xattr,
+    StateDir,
+}
+
+/// The media folder and the state dir, with the fallbacks between them.
+#[derive(Debug)]
+pub struct MediaFs {
+    root: PathBuf,
+    state_dir: PathBuf,
+    /// (device, inode) of the state dir, so a walk never descends into it.
+    state_dir_id: (u64, u64),
+    xattr: XattrMode,
+    meta_cache: MetaCache,
+    favorites: FavoriteFile,
+    /// Files or folders the walk could not read.
+    pub walk_errors: AtomicU64,
+}
+
+impl MediaFs {
+    /// Checks the media folder and prepares the state dir; errors are start-up sentences.
+    pub fn try_open(root: &Path, state_dir: &Path, xattr: XattrMode) -> anyhow::Result<MediaFs> {
+        let hint =
+            "point spis at your photos with --media DIR (or SPIS_MEDIA, or `media` in the config file)";
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                bail!("the media folder {} does not exist: {hint}", root.display())
+            }
+            Err(e) => bail!("the media folder {} cannot be read ({e}): {hint}", root.display()),
+        };
+        if !meta.is_dir() {
+            bail!("the media folder {} is not a folder: {hint}", root.display());
+        }
+        if let Err(e) = std::fs::read_dir(root) {
+            bail!("the media folder {} cannot be read ({e}): {hint}", root.display());
+        }
+        let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        std::fs::create_dir_all(state_dir).with_context(|| {
+            format!("cannot create the state dir {} (choose another with --state-dir)", state_dir.display())
+        })?;
+        let sd = std::fs::metadata(state_dir)?;
+        Ok(MediaFs {
+            root,
+            state_dir: state_dir.to_path_buf(),
+            state_dir_id: (sd.dev(), sd.ino()),
+            xattr,
+            meta_cache: MetaCache::load(state_dir.join("meta-cache.bin"))
+                .context("reading the metadata cache in the state dir")?,
+            favorites: FavoriteFile::load(state_dir.join("favorites.txt"))
+                .context("reading favorites.txt in the state dir")?,
+            walk_errors: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Walks the media folder depth first, calling `found` for every regular file whose name
+    /// `accept` takes. Hidden entries (a leading `.`), symlinks and special files are skipped.
+    pub fn walk(&self, accept: &dyn Fn(&[u8]) -> bool, found: &mut dyn FnMut(Found)) {
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        while let Some(dir) = stack.pop() {
+            let abs = RelPath { dir: &[], name: &dir }.under(&self.root);
+            let entries = match std::fs::read_dir(&abs) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.walk_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(folder = %abs.display(), error = %e, "cannot read folder, skipping it");
+                    continue;
+                }
+            };
+            let mut subdirs = Vec::new();
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.as_bytes();
+                if name.starts_with(b".") {
+                    continue;
+                }
+                // SECURITY: d_type comes from readdir without following links, so a symlink is
+                // never mistaken for the folder or file it points to.
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    let mut sub = dir.clone();
+                    if !sub.is_empty() {
+                        sub.push(b'/');
+                    }
+                    sub.extend_from_slice(name);
+                    subdirs.push(sub);
+                } else if ft.is_file() && accept(name) {
+                    match entry.metadata() {
+                        Ok(m) => found(Found {
+                            dir: dir.clone(),
+                            name: name.to_vec(),
+                            size: m.len(),
+                            mtime_ns: mtime_ns(&m),
+                        }),
+                        Err(_) => {
+                            self.walk_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            // Skip the state dir when it lives inside the media folder.
+            subdirs.retain(|d| {
+                std::fs::symlink_metadata(RelPath { dir: &[], name: d }.under(&self.root))
+                    .map(|m| (m.dev(), m.ino()) != self.state_dir_id)
+                    .unwrap_or(false)
+            });
+            // Popping from the end visits folders in name order.
+            subdirs.sort_unstable_by(|a, b| b.cmp(a));
+            stack.extend(subdirs);
+        }
+    }
+
+    /// Opens a media file for reading its header.
+    pub fn open_reader(&self, rel: RelPath<'_>) -> io::Result<BufReader<File>> {
+        Ok(BufReader::with_capacity(16 * 1024, open_no_follow(&rel.under(&self.root))?))
+    }
+
+    /// Opens a media file for serving, with its current metadata.
+    pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
+        let path = rel.under(&self.root);
+        let file =
+            tokio::task::spawn_blocking(move || open_no_follow(&path)).await.map_err(io::Error::other)??;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
+        }
+        Ok((tokio::fs::File::from_std(file), meta))
+    }
+
+    /// Size and mtime of a media file as it is now (`None` when it is gone).
+    pub fn stat(&self, rel: RelPath<'_>) -> io::Result<(u64, i64)> {
+        let m = std::fs::symlink_metadata(rel.under(&self.root))?;
+        Ok((m.len(), mtime_ns(&m)))
+    }
+
+    /// The stored metadata record of a file: its attribute, else the state-dir cache.
+    pub fn read_meta(&self, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
+        if self.xattr == XattrMode::Auto {
+            let mut buf = [0u8; 1024];
+            if let Ok(Some(v)) = xattr::get(&rel.under(&self.root), META_ATTR, &mut buf) {
+                return Some((v.to_vec(), MetaSource::Xattr));
+            }
+        }
+        self.meta_cache.get(&rel.key()).map(|v| (v, MetaSource::StateDir))
+    }
+
+    /// Remembers a metadata record: on the file where possible, else in the state-dir cache
+    /// (written out by [`MediaFs::flush_meta_cache`]).
+    pub fn write_meta(&self, rel: RelPath<'_>, record: &[u8]) -> MetaSource {
+        if self.xattr == XattrMode::Auto {
+            match xattr::set(&rel.under(&self.root), META_ATTR, record) {
+                Ok(()) => {
+                    self.meta_cache.remove(&rel.key());
+                    return MetaSource::Xattr;
+                }
+                Err(xattr::XattrError::Unsupported(_)) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot write metadata attribute"),
+            }
+        }
+        self.meta_cache.put(rel.key(), record.to_vec());
+        MetaSource::StateDir
+    }
+
+    /// Writes the state-dir metadata cache if it changed; losing it only costs re-extraction.
+    pub fn flush_meta_cache(&self) -> io::Result<()> {
+        self.meta_cache.flush()
+    }
+
+    /// Whether a file is a favorite, by its attribute or the state-dir list.
+    pub fn is_favorite(&self, rel: RelPath<'_>) -> bool {
+        if self.xattr == XattrMode::Auto {
+            let mut buf = [0u8; 8];
+            if let Ok(Some(_)) = xattr::get(&rel.under(&self.root), FAVORITE_ATTR, &mut buf) {
+                return true;
+            }
+        }
+        self.favorites.contains(&rel.key())
+    }
+
+    /// Marks or unmarks a favorite durably: when this returns Ok, a crash or power loss keeps it.
+    pub fn set_favorite(&self, rel: RelPath<'_>, on: bool) -> io::Result<()> {
+        let path = rel.under(&self.root);
+        let key = rel.key();
+        if self.xattr == XattrMode::Auto {
+            let done =
+                if on { xattr::set(&path, FAVORITE_ATTR, b"1") } else { xattr::remove(&path, FAVORITE_ATTR) };
+            match done {
+                Ok(()) => {
+                    // The attribute is durable once the inode is on disk.
+                    open_no_follow(&path)?.sync_all()?;
+                    if !on {
+                        // It may also have been stored in the list while attributes were unavailable.
+                        self.favorites.set(&key, false)?;
+                    }
+                    return Ok(());
+                }
+                Err(xattr::XattrError::Unsupported(_)) => {}
+                Err(xattr::XattrError::Io(e)) => return Err(e),
+            }
+        }
+        self.favorites.set(&key, on)
+    }
+}
+
+/// Opens read-only without following a final symlink and without blocking on a FIFO.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    // SECURITY: O_NOFOLLOW refuses a symlink swapped in after the walk; O_NONBLOCK makes opening
+    // a FIFO return at once instead of hanging a worker until a writer appears.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
+fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file, never a torn
+/// one: temp file in the same folder, fsync, rename, fsync the folder.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp)?;
+    let res = f.write_all(bytes).and_then(|()| f.sync_all());
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
