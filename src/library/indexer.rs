@@ -1,0 +1,241 @@
+//! The initial index: walk the media folder, resolve each file's metadata, fill the index.
+//!
+//! One thread walks and hands out batches; `index_threads` workers resolve them. A file's record
+//! is taken from its `user.spis.meta` attribute (or the state-dir cache) while size and mtime
+//! still match, and extracted from its header otherwise. The rule: items become visible batch by
+//! batch, so the gallery fills while a large library is still being read.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::dates::{self, DateSource};
+use super::index::Item;
+use super::probe::{self, Format, Probe};
+use super::record::{self, Record};
+use super::{Library, id};
+use crate::fs::{Found, MetaSource, RelPath};
+
+const BATCH: usize = 256;
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) fn run(lib: &Arc<Library>) {
+    let started = Instant::now();
+    let p = &lib.progress;
+    p.walking.store(true, Ordering::Release);
+    tracing::info!(media = %lib.fs.root().display(), "indexing started");
+
+    let (tx, rx) = mpsc::sync_channel::<Vec<Found>>(lib.index_threads * 4);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|s| {
+        let mut threads = Vec::new();
+        for n in 0..lib.index_threads {
+            let rx = &rx;
+            let worker = std::thread::Builder::new()
+                .name(format!("spis-index-{n}"))
+                .spawn_scoped(s, move || worker(lib, rx))
+                .expect("spawning an index worker");
+            threads.push(worker);
+        }
+        let walker = std::thread::Builder::new()
+            .name("spis-walk".into())
+            .spawn_scoped(s, move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                lib.fs.walk(&|name| Format::from_extension(extension(name)).is_some(), &mut |f| {
+                    lib.progress.found.fetch_add(1, Ordering::Relaxed);
+                    batch.push(f);
+                    if batch.len() == BATCH {
+                        // A send fails only when every worker died; nothing is left to do then.
+                        let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    }
+                });
+                let _ = tx.send(batch);
+                lib.progress.walking.store(false, Ordering::Release);
+            })
+            .expect("spawning the walker");
+        threads.push(walker);
+        let mut last_log = Instant::now();
+        while !threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            if last_log.elapsed() >= PROGRESS_EVERY {
+                last_log = Instant::now();
+                tracing::info!(
+                    found = p.found.load(Ordering::Relaxed),
+                    indexed = p.indexed.load(Ordering::Relaxed),
+                    walking = p.walking.load(Ordering::Relaxed),
+                    "indexing"
+                );
+            }
+        }
+    });
+
+    if let Err(e) = lib.fs.flush_meta_cache() {
+        tracing::warn!(error = %e, "cannot write the metadata cache to the state dir; the next start re-extracts");
+    }
+    let elapsed = started.elapsed();
+    p.elapsed_ms.store(elapsed.as_millis() as u64, Ordering::Relaxed);
+    p.done.store(true, Ordering::Release);
+    tracing::info!(
+        items = lib.read().len(),
+        from_xattr = p.from_xattr.load(Ordering::Relaxed),
+        from_state_dir = p.from_state_dir.load(Ordering::Relaxed),
+        extracted = p.extracted.load(Ordering::Relaxed),
+        errors = p.errors.load(Ordering::Relaxed),
+        seconds = format_args!("{:.2}", elapsed.as_secs_f64()),
+        "indexing done"
+    );
+}
+
+fn worker(lib: &Library, rx: &Mutex<mpsc::Receiver<Vec<Found>>>) {
+    loop {
+        let batch = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let resolved: Vec<Resolved> = batch.into_iter().filter_map(|f| resolve(lib, f)).collect();
+        let n = resolved.len() as u64;
+        let mut index = lib.write();
+        for r in resolved {
+            let mut item = r.item;
+            if let Some(old) = index.get(item.id)
+                && (index.dir_of(old) != r.dir.as_slice() || old.name != item.name)
+            {
+                // Two paths with one 64-bit hash: astronomically rare, but never silently merged.
+                tracing::error!(
+                    kept = %String::from_utf8_lossy(&old.name),
+                    skipped = %String::from_utf8_lossy(&item.name),
+                    "two files share one id; the second is not listed"
+                );
+                continue;
+            }
+            item.dir = index.dirs.intern(&r.dir);
+            item.camera = r.camera.map_or(0, |c| index.labels.intern(c.as_bytes()));
+            item.lens = r.lens.map_or(0, |l| index.labels.intern(l.as_bytes()));
+            index.upsert(item);
+        }
+        drop(index);
+        lib.progress.indexed.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// An item ready for the index but for its interned strings.
+struct Resolved {
+    item: Item,
+    dir: Vec<u8>,
+    camera: Option<String>,
+    lens: Option<String>,
+}
+
+/// Builds the index item for one file, extracting its metadata only when no valid record exists.
+fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
+    let p = &lib.progress;
+    let rel = RelPath { dir: &f.dir, name: &f.name };
+    let stored = lib.fs.read_meta(rel).and_then(|(bytes, source)| {
+        Record::decode_valid(&bytes, f.size, f.mtime_ns).map(|probe| (probe, source))
+    });
+    let probe = match stored {
+        Some((probe, source)) => {
+            match source {
+                MetaSource::Xattr => p.from_xattr.fetch_add(1, Ordering::Relaxed),
+                MetaSource::StateDir => p.from_state_dir.fetch_add(1, Ordering::Relaxed),
+            };
+            probe
+        }
+        None => {
+            let ext_format = Format::from_extension(extension(&f.name))?;
+            // A parser bug on a hostile file must cost that file, not the indexer.
+            let probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lib.fs.open_reader(rel).and_then(|mut r| probe::probe(&mut r, ext_format, &lib.tz))
+            }))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the metadata parser panicked")));
+            let probe = match probed {
+                Ok(probe) => probe,
+                Err(e) => {
+                    p.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(file = %String::from_utf8_lossy(&rel.key()), error = %e, "cannot read media file");
+                    return None;
+                }
+            };
+            p.extracted.fetch_add(1, Ordering::Relaxed);
+            let record = Record { v: record::VERSION, size: f.size, mtime_ns: f.mtime_ns, probe };
+            lib.fs.write_meta(rel, &record.encode());
+            record.probe
+        }
+    };
+    let favorite = lib.fs.is_favorite(rel);
+    let camera = camera_label(probe.make.as_deref(), probe.model.as_deref());
+    let lens = probe.lens.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned);
+    let item = build_item(lib, &f, probe, favorite);
+    Some(Resolved { item, dir: f.dir, camera, lens })
+}
+
+fn build_item(lib: &Library, f: &Found, probe: Probe, favorite: bool) -> Item {
+    let name_str = String::from_utf8_lossy(&f.name);
+    let taken = probe.taken.or_else(|| dates::from_file_name(&name_str)).unwrap_or_else(|| {
+        let secs = f.mtime_ns.div_euclid(1_000_000_000);
+        let nanos = f.mtime_ns.rem_euclid(1_000_000_000) as u32;
+        dates::from_unix_utc(secs, nanos, &lib.tz, DateSource::Mtime)
+    });
+    let (width, height) = probe.display_size().unwrap_or((0, 0));
+    Item {
+        id: id::from_rel_path(&RelPath { dir: &f.dir, name: &f.name }.key()),
+        dir: 0,
+        name: f.name.clone().into_boxed_slice(),
+        taken_ms: taken.local_ms,
+        offset_min: taken.offset_min.unwrap_or(i16::MIN),
+        date_source: taken.source,
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        width,
+        height,
+        format: probe.format,
+        orientation: probe.orientation,
+        favorite,
+        camera: 0,
+        lens: 0,
+        duration_ms: probe.duration_ms.and_then(|d| u32::try_from(d).ok()),
+    }
+}
+
+/// "Canon EOS 5D" rather than "Canon Canon EOS 5D": many models repeat the make.
+fn camera_label(make: Option<&str>, model: Option<&str>) -> Option<String> {
+    let make = make.map(str::trim).filter(|s| !s.is_empty());
+    let model = model.map(str::trim).filter(|s| !s.is_empty());
+    match (make, model) {
+        (Some(make), Some(model)) => {
+            let first = make.split_whitespace().next().unwrap_or(make);
+            if model.to_lowercase().starts_with(&first.to_lowercase()) {
+                Some(model.to_owned())
+            } else {
+                Some(format!("{make} {model}"))
+            }
+        }
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
+fn extension(name: &[u8]) -> &str {
+    name.iter().rposition(|&b| b == b'.').and_then(|i| std::str::from_utf8(&name[i + 1..]).ok()).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_labels_do_not_repeat_the_make() {
+        assert_eq!(camera_label(Some("Canon"), Some("Canon EOS 5D")).as_deref(), Some("Canon EOS 5D"));
+        assert_eq!(camera_label(Some("NIKON CORPORATION"), Some("NIKON D70")).as_deref(), Some("NIKON D70"));
+        assert_eq!(camera_label(Some("Apple"), Some("iPhone 12")).as_deref(), Some("Apple iPhone 12"));
+        assert_eq!(camera_label(Some("  "), None), None);
+    }
+
+    #[test]
+    fn extensions_are_found_without_utf8_assumptions() {
+        assert_eq!(extension(b"a.b.JPG"), "JPG");
+        assert_eq!(extension(b"noext"), "");
+        assert_eq!(extension(b"\xff.png"), "png");
+    }
+}

@@ -1,0 +1,117 @@
+//! The media library: the in-memory index, how it is filled from the folder, and favorites.
+//!
+//! It knows nothing about HTTP; it asks `fs` for every byte it reads or writes. The rule: the
+//! index is built from the folder alone (paths, headers, attributes), so no database can drift.
+
+pub mod dates;
+pub mod id;
+mod index;
+mod indexer;
+pub mod probe;
+mod record;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+pub use index::{Counts, Facets, Filter, Index, Item, Order};
+
+use crate::config::Config;
+use crate::fs::{MediaFs, RelPath};
+
+/// Counters that `/api/status` and the progress log report.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Media files the walk has found so far.
+    pub found: AtomicU64,
+    /// Files whose metadata is in the index.
+    pub indexed: AtomicU64,
+    /// Records reused from `user.spis.meta` attributes.
+    pub from_xattr: AtomicU64,
+    /// Records reused from the state-dir cache.
+    pub from_state_dir: AtomicU64,
+    /// Files whose headers were parsed because no valid record existed.
+    pub extracted: AtomicU64,
+    /// Files that could not be read at all (they are left out until they change).
+    pub errors: AtomicU64,
+    pub walking: AtomicBool,
+    pub done: AtomicBool,
+    /// Milliseconds the last full index took.
+    pub elapsed_ms: AtomicU64,
+}
+
+/// The library shared by the server's tasks.
+#[derive(Debug)]
+pub struct Library {
+    pub fs: MediaFs,
+    index: RwLock<Index>,
+    pub progress: Progress,
+    pub started: Instant,
+    tz: jiff::tz::TimeZone,
+    index_threads: usize,
+}
+
+/// Why a favorite could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum FavoriteError {
+    #[error("no such media")]
+    NotFound,
+    #[error("the favorite could not be stored: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Library {
+    pub fn try_open(config: &Config) -> anyhow::Result<Arc<Library>> {
+        let fs = MediaFs::try_open(&config.media, &config.state_dir, config.xattr)?;
+        Ok(Arc::new(Library {
+            fs,
+            index: RwLock::new(Index::default()),
+            progress: Progress::default(),
+            started: Instant::now(),
+            tz: jiff::tz::TimeZone::system(),
+            index_threads: config.index_threads,
+        }))
+    }
+
+    /// Starts the initial index in the background and returns at once.
+    pub fn spawn_indexer(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
+        let lib = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("spis-indexer".into())
+            .spawn(move || indexer::run(&lib))
+            .expect("spawning the indexer thread")
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        // Index updates are single inserts that cannot be left half done by a panic.
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks or unmarks a favorite; returns once it is durable, with the updated item.
+    pub fn set_favorite(&self, id: u64, on: bool) -> Result<Item, FavoriteError> {
+        let (dir, name) = {
+            let index = self.read();
+            let item = index.get(id).ok_or(FavoriteError::NotFound)?;
+            (index.dir_of(item).to_vec(), item.name.clone())
+        };
+        // Disk first, memory second: a failed write leaves the index unchanged.
+        self.fs.set_favorite(RelPath { dir: &dir, name: &name }, on)?;
+        let mut index = self.write();
+        index.set_favorite(id, on).cloned().ok_or(FavoriteError::NotFound)
+    }
+
+    /// Where a media file lives, for serving it.
+    pub fn locate(&self, id: u64) -> Option<(Item, Vec<u8>)> {
+        let index = self.read();
+        let item = index.get(id)?;
+        Some((item.clone(), index.dir_of(item).to_vec()))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.progress.done.load(Ordering::Acquire)
+    }
+}
