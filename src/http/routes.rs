@@ -1,0 +1,78 @@
+//! Every route of the server in one table, read top to bottom.
+//!
+//! The rule: a path is split into segments and matched here only; handlers receive typed
+//! arguments (a decoded id, never a path), and anything unmatched is a JSON 404 or 405.
+
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use super::error::ApiError;
+use super::{Body, Peer, api, assets};
+use crate::library::{Library, id};
+
+pub async fn route(lib: &Library, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = dispatch(lib, &req).await.unwrap_or_else(ApiError::into_response);
+    tracing::debug!(
+        %peer, %method, path, status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64, "request"
+    );
+    resp
+}
+
+async fn dispatch(lib: &Library, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let m = req.method();
+    let get = m == Method::GET || m == Method::HEAD;
+    let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
+
+    match segments.as_slice() {
+        // The web app.
+        [""] | ["index.html"] if get => Ok(assets::index()),
+        [asset] if get && assets::exists(asset) => Ok(assets::get(asset)),
+
+        // The JSON API.
+        ["api", "health"] if get => Ok(api::health(lib)),
+        ["api", "status"] if get => Ok(api::status(lib)),
+        ["api", "media"] if get => api::list(lib, req.uri().query()),
+        ["api", "facets"] if get => api::facets(lib, req.uri().query()),
+        ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
+        ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
+        ["api", "media", raw, rendition @ ("thumb" | "preview")] if get => {
+            api::rendition(lib, media_id(raw)?, rendition, req).await
+        }
+        ["api", "media", raw, "favorite"] if m == Method::PUT => {
+            api::favorite(lib, media_id(raw)?, true).await
+        }
+        ["api", "media", raw, "favorite"] if m == Method::DELETE => {
+            api::favorite(lib, media_id(raw)?, false).await
+        }
+
+        // Known paths, wrong method.
+        ["api", "media", _, "favorite"] => not_allowed("PUT, DELETE"),
+        ["api", ..] if segments_known(&segments) => not_allowed("GET, HEAD"),
+        ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
+        _ if get => Ok(assets::not_found_page()),
+        _ => not_allowed("GET, HEAD"),
+    }
+}
+
+/// Whether an `/api` path exists for some method (so the answer is 405, not 404).
+fn segments_known(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["api", "health" | "status" | "media" | "facets"]
+            | ["api", "media", _]
+            | ["api", "media", _, "original" | "thumb" | "preview"]
+    )
+}
+
+fn media_id(raw: &str) -> Result<u64, ApiError> {
+    // A malformed id cannot name any media: same answer as an unknown one.
+    id::decode(raw).ok_or_else(|| ApiError::UnknownMedia(raw.chars().take(64).collect()))
+}
