@@ -1,0 +1,33 @@
+# spis: `make help` lists the verbs.
+
+MEDIA ?= tests/fixtures/photos
+LISTEN ?= 127.0.0.1:8080
+CARGO ?= cargo
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint unit bench build clean
+
+help: ## List the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
+	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
+
+test: lint unit ## Everything CI runs: formatting, lints and all tests
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	scripts/setup-test-deps.sh
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
+	$(CARGO) test --all-targets --locked
+
+bench: ## Benchmarks: index of a synthetic 100k library, list latency, RSS
+	scripts/bench.sh
+
+build: ## Release binary in target/release/spis
+	$(CARGO) build --release --locked
+
+clean: ## Remove build output
+	$(CARGO) clean

@@ -1,0 +1,10 @@
+//! Integration tests: the real `spis` binary, real folders, real photos, real xattrs.
+//!
+//! Compiled as one test binary (one link, shared helpers in `util`).
+
+mod api_errors;
+mod favorites;
+mod library;
+mod originals;
+mod startup;
+mod util;

@@ -1,0 +1,260 @@
+//! The real `spis` binary on 127.0.0.1:0 over real folders, and a small HTTP client for it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The shared test corpus of real photos, beside the repository.
+pub fn corpus() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(p.join("MANIFEST.tsv").is_file(), "the photo corpus is missing at {}", p.display());
+    p
+}
+
+/// Copies corpus files (paths relative to the corpus) into `media`, under the given names.
+pub fn copy_from_corpus(media: &Path, files: &[(&str, &str)]) {
+    for (from, to) in files {
+        let dest = media.join(to);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(corpus().join(from), &dest).unwrap_or_else(|e| panic!("copying {from}: {e}"));
+    }
+}
+
+/// A small real JPEG without an EXIF date (public domain, from the corpus).
+pub const PLAIN_JPEG: &str = "pypi-scikit-image-0.26.0/skimage/data/rocket.jpg";
+
+pub fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    })
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a JSON error with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let j = self.json();
+        assert_eq!(j["code"], code, "{j}");
+        assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
+    }
+}
+
+pub fn read(resp: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
+    Reply { status, headers, body }
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `spis` over `media` with its state in `state`, plus `args`, and waits for its port.
+    pub fn start(media: &Path, state: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(media, state, args, &[])
+    }
+
+    pub fn start_with_env(media: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = state.with_extension(format!("log-{}", Instant::now().elapsed().as_nanos()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spis"));
+        cmd.arg("--media")
+            .arg(media)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--listen", "127.0.0.1:0", "--log", "info,spis=debug"])
+            .args(args)
+            .env_remove("SPIS_CONFIG")
+            .env("TZ", "UTC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting spis");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("spis listening on ") else {
+            let _ = child.wait();
+            panic!("spis did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        };
+        Server { child, base: base.to_owned(), log }
+    }
+
+    /// Polls `/api/status` until the initial index is complete.
+    pub fn wait_indexed(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.get("/api/status").json();
+            if s["indexing"]["done"] == true {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "indexing did not finish: {s}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        read(agent().get(self.url(path)).call().unwrap())
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(req.call().unwrap())
+    }
+
+    pub fn json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+
+    /// Every item, following `next_cursor` pages of `limit` from `query`.
+    pub fn all_items(&self, query: &str, limit: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100_000 {
+            let mut path = format!("/api/media?limit={limit}");
+            if !query.is_empty() {
+                path.push('&');
+                path.push_str(query);
+            }
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.json(&path);
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+        panic!("pagination did not end");
+    }
+
+    /// The item whose file name is `name`.
+    pub fn item_named(&self, name: &str) -> Value {
+        self.all_items("", 500)
+            .into_iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed"))
+    }
+
+    pub fn put(&self, path: &str) -> Reply {
+        read(agent().put(self.url(path)).send_empty().unwrap())
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        read(agent().delete(self.url(path)).call().unwrap())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        signal(&self.child, libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) with a pid we spawned and still own.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// A media folder and a state dir in fresh temp dirs.
+pub struct Dirs {
+    _tmp: tempfile::TempDir,
+    pub media: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let media = tmp.path().join("media");
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&media).unwrap();
+        Dirs { media, state, _tmp: tmp }
+    }
+}
+
+/// Reads an extended attribute with the raw syscall, as an outside observer would.
+pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| {
+        buf.truncate(len as usize);
+        buf
+    })
+}
+
+/// Sets a file's mtime (seconds since the epoch).
+pub fn set_mtime(path: &Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+}
