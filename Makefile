@@ -15,8 +15,9 @@ run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 
 test: lint unit ## Everything CI runs: formatting, lints and all tests
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## No C in the dependency tree, cargo fmt --check, clippy with warnings as errors
 	scripts/setup-test-deps.sh
+	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
