@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:8080
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit bench build clean
+.PHONY: help run test lint msrv unit bench build clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -13,13 +13,17 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint unit ## Everything CI runs: formatting, lints and all tests
+test: lint msrv unit ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, clippy with warnings as errors
 	scripts/setup-test-deps.sh
 	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ships)
+	rustup toolchain list | grep -q '^1\.88' || rustup toolchain install 1.88 --profile minimal
+	$(CARGO) +1.88 check --all-targets --locked --target-dir "$${CARGO_TARGET_DIR:-target}/msrv"
 
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked

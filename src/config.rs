@@ -282,6 +282,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_config_parses() {
+        let sample = include_str!("../spis.example.toml");
+        let opts = parse_file(sample).unwrap();
+        assert_eq!(opts.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert!(opts.media.is_some());
+    }
+
+    #[test]
     fn zero_index_threads_is_refused() {
         let c = cli(&["--index-threads", "0"]);
         assert!(Config::try_from_cli(&c, &HashMap::new()).is_err());
