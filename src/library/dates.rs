@@ -97,6 +97,11 @@ pub fn year_month(local_ms: i64) -> (i32, u8) {
     (year, month)
 }
 
+/// Wall-clock milliseconds at 00:00 on the first day of `month` (1..=12) of `year`.
+pub fn month_start_ms(year: i32, month: u8) -> i64 {
+    days_from_civil(i64::from(year), u32::from(month), 1) * MS_PER_DAY
+}
+
 /// `2023-01-14T09:30:12`, plus `.123` when there are milliseconds, plus `+01:00` when the offset
 /// is known (`+00:00` rather than `Z`, so every string with an offset has the same shape).
 pub fn to_iso8601(t: &Taken) -> String {
@@ -186,7 +191,8 @@ impl<'a> Runs<'a> {
 
     /// The text between run `k - 1` and run `k` (empty when either is missing).
     fn gap(&self, k: usize) -> &'a [u8] {
-        match (k.checked_sub(1).and_then(|p| self.spans.get(p)), self.spans.get(k)) {
+        let before = k.checked_sub(1).and_then(|p| self.spans.get(p));
+        match (before, self.spans.get(k)) {
             (Some(&(_, end)), Some(&(start, _))) => &self.name[end..start],
             _ => &[],
         }
@@ -208,8 +214,8 @@ impl<'a> Runs<'a> {
                 && self.sep_before(i + 1, b"-_. ")
                 && self.gap(i + 2) == self.gap(i + 1) =>
             {
-                let date = (number(run), number(self.digits(i + 1)), number(self.digits(i + 2)));
-                (date, self.time_at(i + 3))
+                let [y, m, d] = [i, i + 1, i + 2].map(|k| number(self.digits(k)));
+                ((y, m, d), self.time_at(i + 3))
             }
             _ => return None,
         };
@@ -256,17 +262,22 @@ impl<'a> Runs<'a> {
 /// macOS writes "at 9.30.12 PM", with a narrow no-break space (U+202F) before the PM since Ventura.
 /// An hour outside 1..=12 next to AM/PM is not a time.
 fn twelve_hour_clock(hour: u32, after: &[u8]) -> Option<u32> {
-    let after = after.strip_prefix(b" ").or_else(|| after.strip_prefix("\u{202f}".as_bytes()));
-    let pm = match after.and_then(|a| a.get(..2)).map(|m| m.to_ascii_uppercase()) {
-        Some(m) if m == b"AM" => false,
-        Some(m) if m == b"PM" => true,
+    let nnbsp = "\u{202f}".as_bytes();
+    let after = after.strip_prefix(b" ").or_else(|| after.strip_prefix(nnbsp));
+    let marker = after.and_then(|a| a.get(..2)).map(<[u8]>::to_ascii_uppercase);
+    let pm = match marker.as_deref() {
+        Some(b"AM") => false,
+        Some(b"PM") => true,
         _ => return Some(hour),
     };
-    (1..=12).contains(&hour).then_some(hour % 12 + if pm { 12 } else { 0 })
+    let hour = (1..=12).contains(&hour).then_some(hour % 12)?;
+    Some(if pm { hour + 12 } else { hour })
 }
 
 fn number(digits: &[u8]) -> u32 {
-    digits.iter().fold(0, |n, d| n.saturating_mul(10).saturating_add(u32::from(d - b'0')))
+    // Callers pass ASCII digits only; saturating keeps a long run from overflowing.
+    let digit = |d: &u8| u32::from(d - b'0');
+    digits.iter().fold(0, |n, d| n.saturating_mul(10).saturating_add(digit(d)))
 }
 
 /// `YYYYMMDD` from the front of a run of at least 8 digits.
@@ -536,6 +547,8 @@ mod tests {
             let t = parse_exif_datetime(date, None, None).unwrap();
             assert_eq!(year_month(t.local_ms), want, "{date}");
             assert_eq!(year_month(t.local_ms + MS_PER_DAY - 1), want, "{date} 23:59");
+            let first = parse_exif_datetime(&format!("{}:01", &date[..7]), None, None).unwrap();
+            assert_eq!(month_start_ms(want.0, want.1), first.local_ms, "{date}");
         }
     }
 
@@ -558,9 +571,4 @@ mod tests {
         let t = Taken { local_ms: -1, offset_min: Some(0), source: DateSource::Mtime };
         assert_eq!(to_iso8601(&t), "1969-12-31T23:59:59.999+00:00");
     }
-}
-
-/// Wall-clock milliseconds at 00:00 on the first day of `month` (1..=12) of `year`.
-pub fn month_start_ms(year: i32, month: u8) -> i64 {
-    days_from_civil(i64::from(year), u32::from(month), 1) * MS_PER_DAY
 }

@@ -6,6 +6,17 @@ use serde_json::Value;
 
 use crate::util::{self, Dirs, PLAIN_JPEG, Server, copy_from_corpus, corpus, set_mtime};
 
+/// Photos whose manifest date exiftool found outside EXIF (FLIR records, XMP, maker notes,
+/// APP12, CIFF) or behind a mistyped Exif pointer; see `KNOWN_DIFFERENCES` in `probe.rs`.
+const DATE_NOT_IN_EXIF: &[&str] = &[
+    "drewnoakes-metadata-extractor-images/jpg/FLIR iPhone device.jpg",
+    "drewnoakes-metadata-extractor-images/jpg/Issue 258 (dotnet).jpg",
+    "ianare-exif-samples/jpg/Reconyx_HC500_Hyperfire.jpg",
+    "ianare-exif-samples/jpg/exif-org/olympus-d320l.jpg",
+    "ianare-exif-samples/jpg/exif-org/sony-powershota5.jpg",
+    "ianare-exif-samples/jpg/tests/30-type_error.jpg",
+];
+
 /// (corpus path, ISO date prefix) for every photo the manifest gives a DateTimeOriginal.
 fn manifest_dates() -> Vec<(String, String)> {
     let manifest = std::fs::read_to_string(corpus().join("MANIFEST.tsv")).unwrap();
@@ -20,7 +31,8 @@ fn manifest_dates() -> Vec<(String, String)> {
             let valid = has == "yes"
                 && matches!(format, "JPEG" | "HEIC" | "MPO")
                 && d.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-                && !d.starts_with("0000");
+                && !d.starts_with("0000")
+                && !DATE_NOT_IN_EXIF.contains(&path);
             valid.then(|| {
                 let iso = format!("{}-{}-{}T{}", &d[..4], &d[5..7], &d[8..10], &d[11..19]);
                 (path.to_owned(), iso)
