@@ -203,12 +203,6 @@ impl MediaFs {
         Ok((tokio::fs::File::from_std(file), meta))
     }
 
-    /// Size and mtime of a media file as it is now (`None` when it is gone).
-    pub fn stat(&self, rel: RelPath<'_>) -> io::Result<(u64, i64)> {
-        let m = std::fs::symlink_metadata(rel.under(&self.root))?;
-        Ok((m.len(), mtime_ns(&m)))
-    }
-
     /// The stored metadata record of a file: its attribute, else the state-dir cache.
     pub fn read_meta(&self, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
         if self.xattr == XattrMode::Auto {
@@ -300,11 +294,16 @@ fn mtime_ns(m: &Metadata) -> i64 {
 /// one: temp file in the same folder, fsync, rename, fsync the folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Unique per process and call: replicas on other hosts may share the state dir (and a pid).
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}-{}",
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        nanos.subsec_nanos(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
     ));
     let mut f = File::create(&tmp)?;
     let res = f.write_all(bytes).and_then(|()| f.sync_all());
