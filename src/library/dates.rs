@@ -105,20 +105,30 @@ pub fn month_start_ms(year: i32, month: u8) -> i64 {
 /// `2023-01-14T09:30:12`, plus `.123` when there are milliseconds, plus `+01:00` when the offset
 /// is known (`+00:00` rather than `Z`, so every string with an offset has the same shape).
 pub fn to_iso8601(t: &Taken) -> String {
-    let (year, month, day) = civil_from_days(t.local_ms.div_euclid(MS_PER_DAY));
-    let in_day = t.local_ms.rem_euclid(MS_PER_DAY);
-    let (secs, ms) = (in_day / 1000, in_day % 1000);
-    let mut out =
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if ms != 0 {
-        out += &format!(".{ms:03}");
+    Iso8601(*t).to_string()
+}
+
+/// [`to_iso8601`] as a `Display`, to write into a response without an allocation per item.
+#[derive(Debug, Clone, Copy)]
+pub struct Iso8601(pub Taken);
+
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.0;
+        let (year, month, day) = civil_from_days(t.local_ms.div_euclid(MS_PER_DAY));
+        let in_day = t.local_ms.rem_euclid(MS_PER_DAY);
+        let (secs, ms) = (in_day / 1000, in_day % 1000);
+        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+        if ms != 0 {
+            write!(f, ".{ms:03}")?;
+        }
+        if let Some(offset) = t.offset_min {
+            let sign = if offset < 0 { '-' } else { '+' };
+            let abs = offset.unsigned_abs();
+            write!(f, "{sign}{:02}:{:02}", abs / 60, abs % 60)?;
+        }
+        Ok(())
     }
-    if let Some(offset) = t.offset_min {
-        let sign = if offset < 0 { '-' } else { '+' };
-        let abs = offset.unsigned_abs();
-        out += &format!("{sign}{:02}:{:02}", abs / 60, abs % 60);
-    }
-    out
 }
 
 /// EXIF strings are fixed-size fields padded with NULs or spaces.

@@ -14,7 +14,29 @@ pub fn from_rel_path(rel_key: &[u8]) -> u64 {
 
 /// 11 URL-safe characters.
 pub fn encode(id: u64) -> String {
-    URL_SAFE_NO_PAD.encode(id.to_be_bytes())
+    Text::new(id).as_str().to_owned()
+}
+
+/// An encoded id on the stack, for writing many of them without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Text([u8; 11]);
+
+impl Text {
+    pub fn new(id: u64) -> Text {
+        let mut buf = [0u8; 11];
+        URL_SAFE_NO_PAD.encode_slice(id.to_be_bytes(), &mut buf).expect("8 bytes encode to 11 characters");
+        Text(buf)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64 is ASCII")
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub fn decode(s: &str) -> Option<u64> {
@@ -56,10 +78,15 @@ pub fn decode_cursor(s: &str) -> Option<SortKey> {
 
 /// A short validator for a file's current content, for cache-busting URLs and ETags.
 pub fn version(size: u64, mtime_ns: i64) -> String {
+    format!("{:08x}", version_u32(size, mtime_ns))
+}
+
+/// 32 bits of a hash of size and mtime: changes whenever the file does (but for 1 in 4 billion).
+pub fn version_u32(size: u64, mtime_ns: i64) -> u32 {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&size.to_le_bytes());
     b[8..].copy_from_slice(&mtime_ns.to_le_bytes());
-    format!("{:08x}", xxhash_rust::xxh3::xxh3_64(&b) as u32)
+    xxhash_rust::xxh3::xxh3_64(&b) as u32
 }
 
 #[cfg(test)]

@@ -31,9 +31,8 @@ pub struct Item {
     pub format: Format,
     pub orientation: u8,
     pub favorite: bool,
-    /// Interned "make model" and lens labels; 0 when unknown.
+    /// Interned camera label; 0 when unknown.
     pub camera: u32,
-    pub lens: u32,
     pub duration_ms: Option<u32>,
 }
 
@@ -55,7 +54,7 @@ impl Item {
     }
 }
 
-/// Strings that many items share (folders, cameras, lenses), stored once.
+/// Strings that many items share (folders, cameras), stored once.
 #[derive(Debug, Default)]
 pub struct Interner {
     strings: Vec<Box<[u8]>>,
@@ -286,8 +285,8 @@ impl Index {
         f
     }
 
-    /// Every item, oldest first (for tests and full scans).
-    pub fn iter(&self) -> impl Iterator<Item = &Item> {
+    /// Every item, oldest first (for full scans; `.rev()` for newest first).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Item> {
         self.items.values()
     }
 }
@@ -405,7 +404,6 @@ mod tests {
             orientation: 1,
             favorite: id.is_multiple_of(3),
             camera: 0,
-            lens: 0,
             duration_ms: None,
         }
     }

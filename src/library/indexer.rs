@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::dates::{self, DateSource};
 use super::index::Item;
-use super::probe::{self, Format, Probe};
-use super::record::{self, Record};
+use super::probe::{self, Format};
+use super::record::Meta;
 use super::{Library, id};
 use crate::fs::{Found, MetaSource, RelPath};
 
@@ -111,7 +111,6 @@ fn worker(lib: &Library, rx: &Mutex<mpsc::Receiver<Vec<Found>>>) {
             }
             item.dir = index.dirs.intern(&r.dir);
             item.camera = r.camera.map_or(0, |c| index.labels.intern(c.as_bytes()));
-            item.lens = r.lens.map_or(0, |l| index.labels.intern(l.as_bytes()));
             index.upsert(item);
         }
         drop(index);
@@ -124,7 +123,6 @@ struct Resolved {
     item: Item,
     dir: Vec<u8>,
     camera: Option<String>,
-    lens: Option<String>,
 }
 
 /// Builds the index item for one file, extracting its metadata only when no valid record exists.
@@ -132,15 +130,15 @@ fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
     let p = &lib.progress;
     let rel = RelPath { dir: &f.dir, name: &f.name };
     let stored = lib.fs.read_meta(rel).and_then(|(bytes, source)| {
-        Record::decode_valid(&bytes, f.size, f.mtime_ns).map(|probe| (probe, source))
+        Meta::decode_valid(&bytes, f.size, f.mtime_ns).map(|meta| (meta, source))
     });
-    let probe = match stored {
-        Some((probe, source)) => {
+    let mut meta = match stored {
+        Some((meta, source)) => {
             match source {
                 MetaSource::Xattr => p.from_xattr.fetch_add(1, Ordering::Relaxed),
                 MetaSource::StateDir => p.from_state_dir.fetch_add(1, Ordering::Relaxed),
             };
-            probe
+            meta
         }
         None => {
             let ext_format = Format::from_extension(extension(&f.name))?;
@@ -158,26 +156,25 @@ fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
                 }
             };
             p.extracted.fetch_add(1, Ordering::Relaxed);
-            let record = Record { v: record::VERSION, size: f.size, mtime_ns: f.mtime_ns, probe };
-            lib.fs.write_meta(rel, &record.encode());
-            record.probe
+            let meta = Meta::from_probe(probe);
+            lib.fs.write_meta(rel, &meta.encode(f.size, f.mtime_ns));
+            meta
         }
     };
     let favorite = lib.fs.is_favorite(rel);
-    let camera = camera_label(probe.make.as_deref(), probe.model.as_deref());
-    let lens = probe.lens.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned);
-    let item = build_item(lib, &f, probe, favorite);
-    Some(Resolved { item, dir: f.dir, camera, lens })
+    let camera = meta.camera.take();
+    let item = build_item(lib, &f, &meta, favorite);
+    Some(Resolved { item, dir: f.dir, camera })
 }
 
-fn build_item(lib: &Library, f: &Found, probe: Probe, favorite: bool) -> Item {
+fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
     let name_str = String::from_utf8_lossy(&f.name);
-    let taken = probe.taken.or_else(|| dates::from_file_name(&name_str)).unwrap_or_else(|| {
+    let taken = meta.taken.or_else(|| dates::from_file_name(&name_str)).unwrap_or_else(|| {
         let secs = f.mtime_ns.div_euclid(1_000_000_000);
         let nanos = f.mtime_ns.rem_euclid(1_000_000_000) as u32;
         dates::from_unix_utc(secs, nanos, &lib.tz, DateSource::Mtime)
     });
-    let (width, height) = probe.display_size().unwrap_or((0, 0));
+    let (width, height) = meta.display_size().unwrap_or((0, 0));
     Item {
         id: id::from_rel_path(&RelPath { dir: &f.dir, name: &f.name }.key()),
         dir: 0,
@@ -189,30 +186,11 @@ fn build_item(lib: &Library, f: &Found, probe: Probe, favorite: bool) -> Item {
         mtime_ns: f.mtime_ns,
         width,
         height,
-        format: probe.format,
-        orientation: probe.orientation,
+        format: meta.format,
+        orientation: meta.orientation,
         favorite,
         camera: 0,
-        lens: 0,
-        duration_ms: probe.duration_ms.and_then(|d| u32::try_from(d).ok()),
-    }
-}
-
-/// "Canon EOS 5D" rather than "Canon Canon EOS 5D": many models repeat the make.
-fn camera_label(make: Option<&str>, model: Option<&str>) -> Option<String> {
-    let make = make.map(str::trim).filter(|s| !s.is_empty());
-    let model = model.map(str::trim).filter(|s| !s.is_empty());
-    match (make, model) {
-        (Some(make), Some(model)) => {
-            let first = make.split_whitespace().next().unwrap_or(make);
-            if model.to_lowercase().starts_with(&first.to_lowercase()) {
-                Some(model.to_owned())
-            } else {
-                Some(format!("{make} {model}"))
-            }
-        }
-        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
-        (None, None) => None,
+        duration_ms: meta.duration_ms.and_then(|d| u32::try_from(d).ok()),
     }
 }
 
@@ -223,14 +201,6 @@ fn extension(name: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn camera_labels_do_not_repeat_the_make() {
-        assert_eq!(camera_label(Some("Canon"), Some("Canon EOS 5D")).as_deref(), Some("Canon EOS 5D"));
-        assert_eq!(camera_label(Some("NIKON CORPORATION"), Some("NIKON D70")).as_deref(), Some("NIKON D70"));
-        assert_eq!(camera_label(Some("Apple"), Some("iPhone 12")).as_deref(), Some("Apple iPhone 12"));
-        assert_eq!(camera_label(Some("  "), None), None);
-    }
 
     #[test]
     fn extensions_are_found_without_utf8_assumptions() {

@@ -16,11 +16,8 @@ fn restart_reads_xattrs_instead_of_parsing_again() {
     let listing = server.all_items("", 100);
     assert_eq!(server.stop().code(), Some(0));
     let record = get_xattr(&dirs.media.join("d0/0.jpg"), "user.spis.meta").expect("meta xattr written");
-    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
-    assert!(
-        record["v"].is_number() && record["size"].is_number() && record["mtime_ns"].is_number(),
-        "{record}"
-    );
+    // Small enough to live inside an ext4 inode (about 100 bytes for all of a file's attributes).
+    assert!(record.len() <= 48, "{} bytes", record.len());
 
     let server = Server::start(&dirs.media, &dirs.state, &[]);
     let second = server.wait_indexed();
