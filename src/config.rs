@@ -80,6 +80,15 @@ pub struct Opts {
     /// Threads that extract metadata while indexing. [default: number of cores]
     #[arg(long, env = "SPIS_INDEX_THREADS", global = true, value_name = "N")]
     pub index_threads: Option<usize>,
+
+    /// Megabytes of encoded thumbnails and previews kept in memory. [default: 64]
+    #[arg(long, env = "SPIS_THUMB_CACHE_MB", global = true, value_name = "MB")]
+    pub thumb_cache_mb: Option<usize>,
+
+    /// Background threads that make thumbnails after indexing, at low priority; 0 makes them
+    /// only when requested. [default: number of cores - 1, at least 1]
+    #[arg(long, env = "SPIS_THUMB_WORKERS", global = true, value_name = "N")]
+    pub thumb_workers: Option<usize>,
 }
 
 /// See `--xattr`.
@@ -99,6 +108,8 @@ pub struct Config {
     pub xattr: XattrMode,
     pub log: String,
     pub index_threads: usize,
+    pub thumb_cache_mb: usize,
+    pub thumb_workers: usize,
 }
 
 impl Config {
@@ -117,10 +128,10 @@ impl Config {
         let opts = &cli.opts;
         let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
 
-        let index_threads = opts
-            .index_threads
-            .or(file.index_threads)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let index_threads = opts.index_threads.or(file.index_threads).unwrap_or(cores);
+        let thumb_workers =
+            opts.thumb_workers.or(file.thumb_workers).unwrap_or(cores.saturating_sub(1).max(1));
         if index_threads == 0 {
             bail!("index_threads must be at least 1");
         }
@@ -136,6 +147,8 @@ impl Config {
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
             index_threads,
+            thumb_cache_mb: opts.thumb_cache_mb.or(file.thumb_cache_mb).unwrap_or(64),
+            thumb_workers,
         })
     }
 }

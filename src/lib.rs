@@ -9,6 +9,7 @@ pub mod fs;
 pub mod http;
 pub mod library;
 mod logging;
+pub mod thumbs;
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -46,6 +47,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, media = %library.fs.root().display(), state_dir = %library.fs.state_dir().display(), "listening");
         library.spawn_indexer();
+        thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
         http::serve(library, listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;

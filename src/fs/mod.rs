@@ -5,6 +5,7 @@
 //! remembers about them goes into `user.spis.*` attributes (which change neither bytes nor mtime)
 //! or, where those cannot be written, into files in the state dir.
 
+pub mod cache;
 mod state;
 pub mod xattr;
 
@@ -191,6 +192,20 @@ impl MediaFs {
         Ok(BufReader::with_capacity(16 * 1024, open_no_follow(&rel.under(&self.root))?))
     }
 
+    /// Reads a whole media file for decoding, refusing one larger than `max_bytes` before reading.
+    pub fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
+        use std::io::Read as _;
+        let file = open_no_follow(&rel.under(&self.root))?;
+        let len = file.metadata()?.len();
+        if len > max_bytes {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("{len} bytes")));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        // The file may grow meanwhile: never read more than the limit.
+        file.take(max_bytes).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
     /// Opens a media file for serving, with its current metadata.
     pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
         let path = rel.under(&self.root);
@@ -286,6 +301,20 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// A hidden temp name beside `path`, unique per process and call: replicas on other hosts may
+/// share the state dir (and even a pid).
+fn temp_name(path: &Path) -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    path.with_file_name(format!(
+        ".{}.tmp-{}-{}-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id(),
+        nanos.subsec_nanos(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+    ))
+}
+
 fn mtime_ns(m: &Metadata) -> i64 {
     m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
 }
@@ -294,17 +323,8 @@ fn mtime_ns(m: &Metadata) -> i64 {
 /// one: temp file in the same folder, fsync, rename, fsync the folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
-    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
-    // Unique per process and call: replicas on other hosts may share the state dir (and a pid).
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id(),
-        nanos.subsec_nanos(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-    ));
+    let tmp = temp_name(path);
     let mut f = File::create(&tmp)?;
     let res = f.write_all(bytes).and_then(|()| f.sync_all());
     if let Err(e) = res {

@@ -96,6 +96,38 @@ pub async fn serve(
     response
 }
 
+/// Answers GET or HEAD for bytes already in memory (a cached rendition): 304 when the client's
+/// `If-None-Match` names `etag`, else 200 with the bytes. No ranges: renditions are small.
+pub fn serve_bytes(
+    method: &Method,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    content_type: &'static str,
+    etag: &str,
+    cache_control: &'static str,
+) -> Response<Body> {
+    let info = FileInfo {
+        len: bytes.len() as u64,
+        modified: UNIX_EPOCH,
+        content_type,
+        etag,
+        download_name: None,
+        cache_control,
+    };
+    if is_not_modified(headers, etag, None) {
+        return reply(StatusCode::NOT_MODIFIED, &info, None);
+    }
+    let mut response = reply(StatusCode::OK, &info, None);
+    let h = response.headers_mut();
+    h.remove(header::ACCEPT_RANGES);
+    insert(h, header::CONTENT_TYPE, content_type);
+    insert(h, header::CONTENT_LENGTH, bytes.len());
+    if *method != Method::HEAD {
+        *response.body_mut() = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+    }
+    response
+}
+
 /// An empty answer with the headers every success carries, 304 included (RFC 9110 §15.4.5).
 fn reply(status: StatusCode, info: &FileInfo<'_>, last_modified: Option<HttpDate>) -> Response<Body> {
     let mut response = Response::new(empty());

@@ -3,6 +3,7 @@
 //! The rule: a path is split into segments and matched here only; handlers receive typed
 //! arguments (a decoded id, never a path), and anything unmatched is a JSON 404 or 405.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
@@ -11,8 +12,9 @@ use hyper::{Method, Request, Response};
 use super::error::ApiError;
 use super::{Body, Peer, api, assets};
 use crate::library::{Library, id};
+use crate::thumbs::Rendition;
 
-pub async fn route(lib: &Library, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+pub async fn route(lib: &Arc<Library>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -24,7 +26,7 @@ pub async fn route(lib: &Library, req: Request<Incoming>, peer: Peer) -> Respons
     resp
 }
 
-async fn dispatch(lib: &Library, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn dispatch(lib: &Arc<Library>, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let m = req.method();
@@ -43,8 +45,8 @@ async fn dispatch(lib: &Library, req: &Request<Incoming>) -> Result<Response<Bod
         ["api", "facets"] if get => api::facets(lib, req.uri().query()),
         ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
         ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
-        ["api", "media", raw, rendition @ ("thumb" | "preview")] if get => {
-            api::rendition(lib, media_id(raw)?, rendition, req).await
+        ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {
+            api::rendition(lib, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
         }
         ["api", "media", raw, "favorite"] if m == Method::PUT => {
             api::favorite(lib, media_id(raw)?, true).await

@@ -14,10 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 pub use index::{Counts, Facets, Filter, Index, Item, Order};
 
 use crate::config::Config;
 use crate::fs::{MediaFs, RelPath};
+use crate::thumbs::{ThumbOpts, Thumbs, render};
 
 /// Counters that `/api/status` and the progress log report.
 #[derive(Debug, Default)]
@@ -44,6 +47,7 @@ pub struct Progress {
 #[derive(Debug)]
 pub struct Library {
     pub fs: MediaFs,
+    pub thumbs: Thumbs,
     index: RwLock<Index>,
     pub progress: Progress,
     pub started: Instant,
@@ -63,8 +67,19 @@ pub enum FavoriteError {
 impl Library {
     pub fn try_open(config: &Config) -> anyhow::Result<Arc<Library>> {
         let fs = MediaFs::try_open(&config.media, &config.state_dir, config.xattr)?;
+        let thumb_opts = ThumbOpts {
+            thumb_px: 400,
+            preview_px: 1600,
+            quality: 80,
+            memory_bytes: config.thumb_cache_mb << 20,
+            workers: config.thumb_workers,
+            limits: render::Limits::sane_defaults(),
+        };
+        let thumbs = Thumbs::try_new(thumb_opts, config.state_dir.join("cache"))
+            .context("creating the thumbnail cache in the state dir")?;
         Ok(Arc::new(Library {
             fs,
+            thumbs,
             index: RwLock::new(Index::default()),
             progress: Progress::default(),
             started: Instant::now(),

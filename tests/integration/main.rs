@@ -7,4 +7,5 @@ mod favorites;
 mod library;
 mod originals;
 mod startup;
+mod thumbs;
 mod util;

@@ -97,6 +97,8 @@ impl Server {
             .args(args)
             .env_remove("SPIS_CONFIG")
             .env("TZ", "UTC")
+            // Background thumbnails only where a test asks for them (a flag overrides this).
+            .env("SPIS_THUMB_WORKERS", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());

@@ -1,0 +1,448 @@
+//! Thumbnails and previews: made once per file version, kept on disk and in memory.
+//!
+//! A request looks in the memory cache, then the disk cache, and only then decodes; one decode
+//! makes both renditions. Concurrent requests for the same file share one job, and background
+//! workers fill the cache newest first at a lowered priority so the grid is ready before anyone
+//! scrolls. The rule: a file that cannot be rendered (unsupported, corrupt, too large) costs one
+//! attempt and one log line per version, and is answered with a placeholder, never an error.
+
+pub mod render;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::fs::RelPath;
+use crate::fs::cache::DiskCache;
+use crate::library::probe::{Format, Kind};
+use crate::library::{Item, Library, id};
+
+/// Bump when the output of the pipeline changes, so every cached rendition is made again.
+const PIPELINE_VERSION: u32 = 1;
+
+/// The two renditions every photo gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rendition {
+    /// For the grid.
+    Thumb,
+    /// For the viewer.
+    Preview,
+}
+
+impl Rendition {
+    pub fn parse(s: &str) -> Option<Rendition> {
+        match s {
+            "thumb" => Some(Rendition::Thumb),
+            "preview" => Some(Rendition::Preview),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Rendition::Thumb => "thumb",
+            Rendition::Preview => "preview",
+        }
+    }
+}
+
+/// Sizes, quality and limits of the renditions.
+#[derive(Debug, Clone)]
+pub struct ThumbOpts {
+    /// Long side of the grid thumbnail, in pixels.
+    pub thumb_px: u32,
+    /// Long side of the viewer preview, in pixels.
+    pub preview_px: u32,
+    /// JPEG quality, 1..=100.
+    pub quality: u8,
+    /// Bytes of encoded renditions kept in memory.
+    pub memory_bytes: usize,
+    /// Background workers; 0 makes renditions only on request.
+    pub workers: usize,
+    pub limits: render::Limits,
+}
+
+/// An encoded rendition, ready to serve.
+#[derive(Debug)]
+pub struct Encoded {
+    pub bytes: Bytes,
+    /// Unique for the file version, rendition and pipeline version: the cache key itself.
+    pub etag: String,
+}
+
+/// What a rendition request gets.
+#[derive(Debug, Clone)]
+pub enum Served {
+    Ready(Arc<Encoded>),
+    /// No picture can be made (yet): the reason, for a header and the log.
+    Placeholder(&'static str),
+}
+
+/// Counters for `/api/status`.
+#[derive(Debug, Default)]
+pub struct ThumbStats {
+    /// Files decoded (each decode makes both renditions).
+    pub decoded: AtomicU64,
+    /// Files that could not be rendered.
+    pub failed: AtomicU64,
+    pub memory_hits: AtomicU64,
+    pub disk_hits: AtomicU64,
+    /// Background pass: items to look at, and looked at so far.
+    pub background_total: AtomicU64,
+    pub background_done: AtomicU64,
+    /// Milliseconds since start when the background pass began (0: not yet).
+    pub background_started_ms: AtomicU64,
+}
+
+/// One file version: (id, size, mtime).
+type JobKey = (u64, u64, i64);
+
+/// What one decode makes: [thumb, preview], or why there is no picture.
+type Made = Result<[Arc<Encoded>; 2], &'static str>;
+
+/// A decode in progress that other requests for the same file wait for.
+#[derive(Default)]
+struct Job {
+    result: Mutex<Option<Made>>,
+    done: Condvar,
+}
+
+#[derive(Debug)]
+pub struct Thumbs {
+    opts: ThumbOpts,
+    disk: DiskCache,
+    memory: Mutex<MemoryCache>,
+    jobs: Mutex<HashMap<JobKey, Arc<Job>>>,
+    /// File versions that failed: not tried again until the file changes or spis restarts.
+    failed: Mutex<HashSet<JobKey>>,
+    pub stats: ThumbStats,
+    started: Instant,
+    /// On-request work in flight at once: enough to keep every core busy, few enough that a
+    /// burst of requests cannot hold a decode buffer each.
+    slots: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Thumbs {
+    pub fn try_new(opts: ThumbOpts, cache_dir: std::path::PathBuf) -> std::io::Result<Thumbs> {
+        Ok(Thumbs {
+            memory: Mutex::new(MemoryCache::new(opts.memory_bytes)),
+            opts,
+            disk: DiskCache::try_new(cache_dir)?,
+            jobs: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashSet::new()),
+            stats: ThumbStats::default(),
+            started: Instant::now(),
+            slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            ),
+        })
+    }
+
+    pub fn opts(&self) -> &ThumbOpts {
+        &self.opts
+    }
+
+    /// The rendition if it is in memory: the fast path, safe to call on the async runtime.
+    pub fn cached(&self, item: &Item, which: Rendition) -> Option<Arc<Encoded>> {
+        let hit = lock(&self.memory).get(&cache_key(item, which));
+        if hit.is_some() {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// Waits for one of the slots that bound concurrent on-request decodes and disk reads.
+    pub async fn decode_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.slots.acquire().await.expect("the semaphore is never closed")
+    }
+
+    /// The rendition of an item, from memory, disk, or a decode. Blocks: call it off the async
+    /// runtime (`spawn_blocking`).
+    pub fn get_blocking(&self, lib: &Library, item: &Item, dir: &[u8], which: Rendition) -> Served {
+        let key = cache_key(item, which);
+        if let Some(hit) = lock(&self.memory).get(&key) {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Served::Ready(hit);
+        }
+        if let Ok(Some(bytes)) = self.disk.get(&key) {
+            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+            let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
+            lock(&self.memory).put(key, Arc::clone(&encoded));
+            return Served::Ready(encoded);
+        }
+        match self.make(lib, item, dir) {
+            Ok([thumb, preview]) => Served::Ready(match which {
+                Rendition::Thumb => thumb,
+                Rendition::Preview => preview,
+            }),
+            Err(reason) => Served::Placeholder(reason),
+        }
+    }
+
+    /// Whether both renditions of an item are already on disk.
+    fn cached_on_disk(&self, item: &Item) -> bool {
+        [Rendition::Thumb, Rendition::Preview].iter().all(|&r| self.disk.contains(&cache_key(item, r)))
+    }
+
+    /// Decodes a file once for both renditions, sharing the work with concurrent callers.
+    fn make(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
+        let key: JobKey = (item.id, item.size, item.mtime_ns);
+        if lock(&self.failed).contains(&key) {
+            return Err("cannot render");
+        }
+        let (job, owner) = {
+            let mut jobs = lock(&self.jobs);
+            match jobs.get(&key) {
+                Some(job) => (Arc::clone(job), false),
+                None => {
+                    let job = Arc::new(Job::default());
+                    jobs.insert(key, Arc::clone(&job));
+                    (job, true)
+                }
+            }
+        };
+        if !owner {
+            let mut result = lock(&job.result);
+            while result.is_none() {
+                result = job.done.wait(result).unwrap_or_else(|p| p.into_inner());
+            }
+            return result.clone().expect("checked above");
+        }
+        let result = self.decode(lib, item, dir);
+        if result.is_err() {
+            lock(&self.failed).insert(key);
+        }
+        *lock(&job.result) = Some(result.clone());
+        job.done.notify_all();
+        lock(&self.jobs).remove(&key);
+        result
+    }
+
+    fn decode(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
+        let name = String::from_utf8_lossy(&item.name);
+        let Some(format) = render_format(item.format) else {
+            return Err(match item.kind() {
+                Kind::Video => "video",
+                Kind::Image => "unsupported format",
+            });
+        };
+        let rel = RelPath { dir, name: &item.name };
+        let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
+            tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
+            "unreadable"
+        })?;
+        self.stats.decoded.fetch_add(1, Ordering::Relaxed);
+        let targets = [
+            render::Target { long_side: self.opts.preview_px },
+            render::Target { long_side: self.opts.thumb_px },
+        ];
+        // A decoder bug on a hostile file must cost that file, not the worker.
+        let rendered = std::panic::catch_unwind(|| {
+            render::render(&bytes, format, item.orientation, &targets, self.opts.quality, &self.opts.limits)
+        })
+        .unwrap_or_else(|_| Err(render::RenderError::Corrupt("the decoder panicked".into())));
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(file = %name, error = %e, "no thumbnail: using a placeholder");
+                return Err(e.reason());
+            }
+        };
+        let mut out = rendered.outputs.into_iter();
+        let (preview, thumb) = (out.next().ok_or("no output")?, out.next().ok_or("no output")?);
+        let store = |which: Rendition, jpeg: Vec<u8>| {
+            let key = cache_key(item, which);
+            if let Err(e) = self.disk.put(&key, &jpeg) {
+                tracing::warn!(error = %e, "cannot write to the thumbnail cache");
+            }
+            let encoded = Arc::new(Encoded { bytes: jpeg.into(), etag: key.clone() });
+            lock(&self.memory).put(key, Arc::clone(&encoded));
+            encoded
+        };
+        Ok([store(Rendition::Thumb, thumb.jpeg), store(Rendition::Preview, preview.jpeg)])
+    }
+
+    /// Fills the cache for every item, newest first, on `workers` low-priority threads.
+    pub fn spawn_background(lib: Arc<Library>) {
+        let workers = lib.thumbs.opts.workers;
+        if workers == 0 {
+            return;
+        }
+        std::thread::Builder::new()
+            .name("spis-thumbs".into())
+            .spawn(move || {
+                while !lib.is_ready() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                background_pass(&lib, workers);
+            })
+            .expect("spawning the thumbnail thread");
+    }
+}
+
+fn background_pass(lib: &Arc<Library>, workers: usize) {
+    let t = &lib.thumbs;
+    let todo: Vec<(Item, Vec<u8>)> = {
+        let index = lib.read();
+        index
+            .iter()
+            .rev()
+            .filter(|i| render_format(i.format).is_some())
+            .map(|i| (i.clone(), index.dir_of(i).to_vec()))
+            .collect()
+    };
+    t.stats.background_total.store(todo.len() as u64, Ordering::Relaxed);
+    t.stats.background_started_ms.store(t.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+    tracing::info!(items = todo.len(), workers, "making thumbnails in the background");
+    let next = AtomicU64::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for n in 0..workers {
+            let (todo, next) = (&todo, &next);
+            std::thread::Builder::new()
+                .name(format!("spis-thumb-{n}"))
+                .spawn_scoped(s, move || {
+                    lower_priority();
+                    while let Some((item, dir)) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
+                        if !t.cached_on_disk(item) {
+                            let _ = t.make(lib, item, dir);
+                        }
+                        t.stats.background_done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .expect("spawning a thumbnail worker");
+        }
+    });
+    tracing::info!(
+        items = todo.len(),
+        decoded = t.stats.decoded.load(Ordering::Relaxed),
+        failed = t.stats.failed.load(Ordering::Relaxed),
+        seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+        "thumbnails done"
+    );
+}
+
+/// Background work yields to requests: nice 10 for this thread only (Linux applies
+/// setpriority to a thread id).
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its nice.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+/// The formats the pure-Rust pipeline decodes.
+fn render_format(format: Format) -> Option<Format> {
+    match format {
+        Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Tiff | Format::Bmp => Some(format),
+        _ => None,
+    }
+}
+
+/// The URL of an item's rendition. Its `v` parameter changes with the file and the pipeline, so
+/// the URL can be cached forever. A `Display`, so a page of items is written without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct RenditionUrl {
+    id: u64,
+    version: u32,
+    which: Rendition,
+}
+
+impl RenditionUrl {
+    pub fn new(item: &Item, which: Rendition) -> RenditionUrl {
+        RenditionUrl { id: item.id, version: id::version_u32(item.size, item.mtime_ns), which }
+    }
+}
+
+impl std::fmt::Display for RenditionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = id::Text::new(self.id);
+        write!(f, "/api/media/{id}/{}?v={:08x}.{PIPELINE_VERSION}", self.which.name(), self.version)
+    }
+}
+
+/// id, file version, rendition and pipeline version: a new file version or pipeline is a new key.
+fn cache_key(item: &Item, which: Rendition) -> String {
+    format!(
+        "{}-{}-{}-p{PIPELINE_VERSION}.jpg",
+        id::encode(item.id),
+        id::version(item.size, item.mtime_ns),
+        which.name()
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a map operation that a panic cannot leave half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Encoded renditions by key, evicting the least recently used beyond a byte budget.
+#[derive(Debug)]
+struct MemoryCache {
+    lru: lru::LruCache<String, Arc<Encoded>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl MemoryCache {
+    fn new(max_bytes: usize) -> MemoryCache {
+        MemoryCache { lru: lru::LruCache::unbounded(), bytes: 0, max_bytes }
+    }
+
+    fn get(&mut self, key: &str) -> Option<Arc<Encoded>> {
+        self.lru.get(key).cloned()
+    }
+
+    fn put(&mut self, key: String, value: Arc<Encoded>) {
+        let size = value.bytes.len() + key.len();
+        if size > self.max_bytes {
+            return;
+        }
+        if let Some(old) = self.lru.put(key.clone(), value) {
+            self.bytes -= old.bytes.len() + key.len();
+        }
+        self.bytes += size;
+        while self.bytes > self.max_bytes {
+            match self.lru.pop_lru() {
+                Some((k, v)) => self.bytes -= v.bytes.len() + k.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(n: usize) -> Arc<Encoded> {
+        Arc::new(Encoded { bytes: Bytes::from(vec![0u8; n]), etag: String::new() })
+    }
+
+    #[test]
+    fn memory_cache_stays_within_its_byte_budget_and_keeps_recent_entries() {
+        let mut c = MemoryCache::new(1000);
+        c.put("a".into(), encoded(400));
+        c.put("b".into(), encoded(400));
+        assert!(c.get("a").is_some());
+        c.put("c".into(), encoded(400));
+        assert!(c.bytes <= 1000);
+        assert!(c.get("b").is_none(), "least recently used goes first");
+        assert!(c.get("a").is_some() && c.get("c").is_some());
+        c.put("huge".into(), encoded(5000));
+        assert!(c.get("huge").is_none());
+        c.put("a".into(), encoded(10));
+        assert_eq!(c.bytes, 10 + 1 + 400 + 1);
+    }
+}

@@ -1,0 +1,215 @@
+//! Thumbnails and previews over HTTP: upright, cached in memory and on disk, made once.
+
+use std::collections::HashMap;
+
+use crate::util::{Dirs, PLAIN_JPEG, Server, copy_from_corpus, corpus, set_mtime};
+
+/// No background workers, so every decode in these tests is one the test asked for.
+const ON_DEMAND: &[&str] = &["--thumb-workers", "0"];
+
+fn decode(jpeg: &[u8]) -> image::RgbImage {
+    image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).expect("a JPEG").to_rgb8()
+}
+
+fn thumbnail_stat(server: &Server, key: &str) -> u64 {
+    server.json("/api/status")["thumbnails"][key].as_u64().unwrap()
+}
+
+/// Mean absolute difference per channel between two images of the same size, 0-255.
+fn difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn all_eight_orientations_give_upright_thumbnails() {
+    let dirs = Dirs::new();
+    let src = corpus().join("recurser-exif-orientation-examples");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dirs.media.join(entry.file_name())).unwrap();
+    }
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let thumbs: HashMap<String, image::RgbImage> = server
+        .all_items("", 100)
+        .iter()
+        .map(|i| {
+            let r = server.get(i["thumb"].as_str().unwrap());
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("content-type"), Some("image/jpeg"));
+            (i["name"].as_str().unwrap().to_owned(), decode(&r.body))
+        })
+        .collect();
+    for shape in ["Landscape", "Portrait"] {
+        let reference = &thumbs[&format!("{shape}_1.jpg")];
+        let (w, h) = reference.dimensions();
+        assert_eq!(w.max(h), 400, "{shape}: the long side is the thumbnail size");
+        assert_eq!(w > h, shape == "Landscape");
+        for n in 0..=8 {
+            let name = format!("{shape}_{n}.jpg");
+            let diff = difference(&thumbs[&name], reference);
+            // Same picture, only re-encoded: a wrong turn or mirror differs by far more than 10.
+            assert!(diff < 10.0, "{name} is not upright: mean difference {diff:.1}");
+        }
+    }
+}
+
+#[test]
+fn previews_are_bigger_than_thumbnails_and_never_upscaled() {
+    let dirs = Dirs::new();
+    copy_from_corpus(
+        &dirs.media,
+        &[
+            ("debian-lomiri-wallpapers-16.04/backgrounds/seeding_by_Clements_Engelhardt.jpg", "big.jpg"),
+            (PLAIN_JPEG, "small.jpg"),
+        ],
+    );
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let big = server.item_named("big.jpg");
+    let preview = decode(&server.get(big["preview"].as_str().unwrap()).body);
+    assert_eq!(preview.dimensions(), (1600, 900));
+    let thumb = decode(&server.get(big["thumb"].as_str().unwrap()).body);
+    assert_eq!(thumb.dimensions(), (400, 225));
+    // rocket.jpg is 640x427: the preview keeps its size instead of inventing pixels.
+    let small = server.item_named("small.jpg");
+    let preview = decode(&server.get(small["preview"].as_str().unwrap()).body);
+    assert_eq!(preview.dimensions(), (640, 427));
+}
+
+#[test]
+fn renditions_are_cached_with_immutable_etags_and_answer_304() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let url = server.item_named("a.jpg")["thumb"].as_str().unwrap().to_owned();
+    let first = server.get(&url);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    let etag = first.header("etag").unwrap().to_owned();
+    let again = server.get_with(&url, &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(server.get(&url).body, first.body);
+    assert_eq!(thumbnail_stat(&server, "decoded"), 1);
+    assert!(thumbnail_stat(&server, "memory_hits") >= 2);
+}
+
+#[test]
+fn cache_survives_a_restart_without_decoding_again() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let item = server.item_named("a.jpg");
+    let thumb = server.get(item["thumb"].as_str().unwrap()).body;
+    assert_eq!(thumbnail_stat(&server, "decoded"), 1);
+    drop(server);
+
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    assert_eq!(server.get(item["thumb"].as_str().unwrap()).body, thumb);
+    assert_eq!(server.get(item["preview"].as_str().unwrap()).status, 200);
+    assert_eq!(thumbnail_stat(&server, "decoded"), 0);
+    assert_eq!(thumbnail_stat(&server, "disk_hits"), 2);
+}
+
+#[test]
+fn a_changed_file_gets_a_new_url_and_a_new_thumbnail() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let before = server.item_named("a.jpg");
+    let old = server.get(before["thumb"].as_str().unwrap()).body;
+    drop(server);
+    copy_from_corpus(
+        &dirs.media,
+        &[("debian-lomiri-wallpapers-16.04/backgrounds/Wine_by_Jakkub_Mede.jpg", "a.jpg")],
+    );
+    set_mtime(&dirs.media.join("a.jpg"), 1_700_000_000);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let after = server.item_named("a.jpg");
+    assert_ne!(after["thumb"], before["thumb"]);
+    let new = server.get(after["thumb"].as_str().unwrap()).body;
+    assert_ne!(new, old);
+    assert_eq!(decode(&new).dimensions(), (267, 400));
+    assert_eq!(thumbnail_stat(&server, "decoded"), 1);
+}
+
+#[test]
+fn concurrent_requests_for_one_thumbnail_decode_once() {
+    let dirs = Dirs::new();
+    copy_from_corpus(
+        &dirs.media,
+        &[("debian-lomiri-wallpapers-16.04/backgrounds/seeding_by_Clements_Engelhardt.jpg", "big.jpg")],
+    );
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let item = server.item_named("big.jpg");
+    let urls = [item["thumb"].as_str().unwrap(), item["preview"].as_str().unwrap()];
+    let server = &server;
+    let bodies: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|n| s.spawn(move || server.get(urls[n % 2]).body)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(bodies.iter().all(|b| !b.is_empty()));
+    assert!(bodies.iter().step_by(2).all(|b| *b == bodies[0]));
+    assert_eq!(thumbnail_stat(server, "decoded"), 1, "one decode makes both renditions");
+}
+
+#[test]
+fn formats_without_a_decoder_get_a_placeholder_not_an_error() {
+    let dirs = Dirs::new();
+    copy_from_corpus(
+        &dirs.media,
+        &[
+            ("ianare-exif-samples/heic/mobile/HMD_Nokia_8.3_5G.heif", "phone.heif"),
+            ("link-u-avif-sample-images/fox.profile0.8bpc.yuv420.avif", "fox.avif"),
+        ],
+    );
+    std::fs::write(dirs.media.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    for item in server.all_items("", 10) {
+        for url in [item["thumb"].as_str().unwrap(), item["preview"].as_str().unwrap()] {
+            let r = server.get(url);
+            assert_eq!(r.status, 200, "{url}");
+            assert_eq!(r.header("content-type"), Some("image/svg+xml"), "{}", item["name"]);
+            assert!(r.header("x-spis-placeholder").is_some());
+        }
+    }
+    // A failure is remembered: asking again does not decode again.
+    let decoded = thumbnail_stat(&server, "decoded");
+    let broken = server.item_named("broken.jpg");
+    server.get(broken["thumb"].as_str().unwrap());
+    assert_eq!(thumbnail_stat(&server, "decoded"), decoded);
+}
+
+#[test]
+fn background_workers_fill_the_cache_newest_first() {
+    let dirs = Dirs::new();
+    for n in 0..6 {
+        copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, &format!("IMG_2020010{n}_120000.jpg"))]);
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "2"]);
+    server.wait_indexed();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let t = server.json("/api/status")["thumbnails"].clone();
+        if t["background"]["total"] == 6 && t["background"]["done"] == 6 {
+            assert_eq!(t["decoded"], 6, "{t}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "background thumbnails never finished: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let item = server.all_items("", 1).remove(0);
+    let before = thumbnail_stat(&server, "decoded");
+    assert_eq!(server.get(item["thumb"].as_str().unwrap()).status, 200);
+    assert_eq!(thumbnail_stat(&server, "decoded"), before, "served from the cache");
+}
