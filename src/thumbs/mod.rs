@@ -330,6 +330,23 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
         seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
         "thumbnails done"
     );
+    // Entries of files that changed or went away, and of older pipelines, only take space.
+    let current: HashSet<(u64, u32)> =
+        todo.iter().map(|(i, _)| (i.id, id::version_u32(i.size, i.mtime_ns))).collect();
+    match t.disk.sweep(&|key| parse_key(key).is_some_and(|k| current.contains(&k))) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed stale thumbnails from the cache"),
+        Err(e) => tracing::warn!(error = %e, "cannot sweep the thumbnail cache"),
+    }
+}
+
+/// The (id, file version) of a current-pipeline cache key; `None` for anything else.
+fn parse_key(key: &str) -> Option<(u64, u32)> {
+    let rest = key.strip_suffix(&format!("-p{PIPELINE_VERSION}.jpg"))?;
+    let (rest, which) = rest.rsplit_once('-')?;
+    Rendition::parse(which)?;
+    let (id, version) = rest.rsplit_once('-')?;
+    Some((id::decode(id)?, u32::from_str_radix(version, 16).ok().filter(|_| version.len() == 8)?))
 }
 
 /// Background work yields to requests: nice 10 for this thread only (Linux applies
@@ -428,6 +445,35 @@ mod tests {
 
     fn encoded(n: usize) -> Arc<Encoded> {
         Arc::new(Encoded { bytes: Bytes::from(vec![0u8; n]), etag: String::new() })
+    }
+
+    #[test]
+    fn cache_keys_parse_back_to_their_file_version() {
+        let item = Item {
+            id: 42,
+            dir: 0,
+            name: Box::from(&b"a.jpg"[..]),
+            taken_ms: 0,
+            offset_min: i16::MIN,
+            date_source: crate::library::dates::DateSource::Mtime,
+            size: 10,
+            mtime_ns: 20,
+            width: 1,
+            height: 1,
+            format: Format::Jpeg,
+            orientation: 1,
+            favorite: false,
+            camera: 0,
+            duration_ms: None,
+        };
+        for which in [Rendition::Thumb, Rendition::Preview] {
+            assert_eq!(parse_key(&cache_key(&item, which)), Some((42, id::version_u32(10, 20))));
+        }
+        for stale in
+            ["AAAAAAAAAAA-0000000a-thumb-p0.jpg", ".tmp", "x-y-thumb-p1.jpg", "AAAAAAAAAAA-zz-thumb-p1.jpg"]
+        {
+            assert_eq!(parse_key(stale), None, "{stale}");
+        }
     }
 
     #[test]

@@ -213,3 +213,29 @@ fn background_workers_fill_the_cache_newest_first() {
     assert_eq!(server.get(item["thumb"].as_str().unwrap()).status, 200);
     assert_eq!(thumbnail_stat(&server, "decoded"), before, "served from the cache");
 }
+
+#[test]
+fn the_background_pass_sweeps_stale_cache_entries() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    // Left over from a file that changed, and from an older pipeline.
+    let shard = dirs.state.join("cache/A");
+    std::fs::create_dir_all(&shard).unwrap();
+    let stale =
+        ["AAAAAAAAAAA-00000000-thumb-p1.jpg", "AAAAAAAAAAA-00000000-preview-p0.jpg"].map(|n| shard.join(n));
+    for path in &stale {
+        std::fs::write(path, b"old").unwrap();
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
+    server.wait_indexed();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while stale.iter().any(|p| p.exists()) {
+        assert!(std::time::Instant::now() < deadline, "stale entries were never swept");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let entries: usize = std::fs::read_dir(dirs.state.join("cache"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum();
+    assert_eq!(entries, 2, "the current thumbnail and preview stay");
+}
