@@ -8,13 +8,14 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::file::{self, FileInfo};
-use super::{Body, full};
+use super::{App, Body, full};
 use crate::fs::RelPath;
 use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
@@ -25,13 +26,11 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
 
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    let mut body = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut body, value).expect("API values always serialize");
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(full(body))
+        .body(full(to_json(value)))
         .expect("static headers are valid")
 }
 
@@ -97,45 +96,81 @@ fn thumbnail_status(lib: &Library) -> serde_json::Value {
 }
 
 /// `GET /api/media`: one page of items, newest first by default.
-pub fn list(lib: &Library, query: Option<&str>) -> Result<Response<Body>, ApiError> {
-    let q = ListQuery::parse(query)?;
-    let index = lib.read();
-    let (items, more) = index.page(&q.filter, q.order, q.cursor, q.limit);
-    let next_cursor = if more { items.last().map(|i| id::encode_cursor(i.key())) } else { None };
-    // Serialized straight from structs: a serde_json::Value per item was most of the time spent.
-    #[derive(Serialize)]
-    struct Page<'a> {
-        items: Vec<ItemJson<'a>>,
-        next_cursor: Option<String>,
-    }
-    let page = Page { items: items.iter().map(|i| ItemJson::new(&index, i)).collect(), next_cursor };
-    Ok(json(StatusCode::OK, &page))
+pub fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    memoized(app, req, "media", |index, query| {
+        let q = ListQuery::parse(query)?;
+        let (items, more) = index.page(&q.filter, q.order, q.cursor, q.limit);
+        let next_cursor = if more { items.last().map(|i| id::encode_cursor(i.key())) } else { None };
+        // Serialized straight from structs: a serde_json::Value per item was most of the time spent.
+        #[derive(Serialize)]
+        struct Page<'a> {
+            items: Vec<ItemJson<'a>>,
+            next_cursor: Option<String>,
+        }
+        Ok(to_json(&Page { items: items.iter().map(|i| ItemJson::new(index, i)).collect(), next_cursor }))
+    })
 }
 
 /// `GET /api/facets`: years with months, and the folder tree, each with counts.
-pub fn facets(lib: &Library, query: Option<&str>) -> Result<Response<Body>, ApiError> {
-    let q = ListQuery::parse(query)?;
-    let index = lib.read();
-    let f = index.facets(&q.filter);
-    let years: Vec<_> = f
-        .years
-        .iter()
-        .map(|(year, count, months)| {
-            serde_json::json!({
-                "year": year,
-                "count": count,
-                "months": months.iter().map(|(m, c)| serde_json::json!({"month": m, "count": c})).collect::<Vec<_>>(),
+pub fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    memoized(app, req, "facets", |index, query| {
+        let q = ListQuery::parse(query)?;
+        let f = index.facets(&q.filter);
+        let years: Vec<_> = f
+            .years
+            .iter()
+            .map(|(year, count, months)| {
+                let months: Vec<_> =
+                    months.iter().map(|(m, c)| serde_json::json!({"month": m, "count": c})).collect();
+                serde_json::json!({ "year": year, "count": count, "months": months })
             })
-        })
-        .collect();
-    let body = serde_json::json!({
-        "years": years,
-        "folders": folder_tree(&index, &f.folder_counts),
-        "images": f.images,
-        "videos": f.videos,
-        "favorites": f.favorites,
-    });
-    Ok(json(StatusCode::OK, &body))
+            .collect();
+        Ok(to_json(&serde_json::json!({
+            "years": years,
+            "folders": folder_tree(index, &f.folder_counts),
+            "images": f.images,
+            "videos": f.videos,
+            "favorites": f.favorites,
+        })))
+    })
+}
+
+/// Answers a read-only query from the memo while the index is unchanged, with an ETag of the
+/// index generation so a client that has the answer gets a 304.
+fn memoized(
+    app: &App,
+    req: &Request<Incoming>,
+    endpoint: &str,
+    make: impl FnOnce(&Index, Option<&str>) -> Result<Bytes, ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let query = req.uri().query();
+    let key = format!("{endpoint}?{}", query.unwrap_or(""));
+    let index = app.lib.read();
+    let generation = index.generation();
+    let etag =
+        format!("{:x}-{generation:x}-{:08x}", app.run_id, xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32);
+    if file::etag_matches_request(req.headers(), &etag) {
+        return Ok(Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, format!("\"{etag}\""))
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(full(Bytes::new()))
+            .expect("static headers are valid"));
+    }
+    let body = app.memo.get_or_make(&key, generation, || make(&index, query))?;
+    drop(index);
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ETAG, format!("\"{etag}\""))
+        .body(full(body))
+        .expect("static headers are valid"))
+}
+
+fn to_json(value: &impl Serialize) -> Bytes {
+    let mut body = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut body, value).expect("API values always serialize");
+    body.into()
 }
 
 /// `GET /api/media/{id}`.

@@ -151,6 +151,11 @@ fn reply(status: StatusCode, info: &FileInfo<'_>, last_modified: Option<HttpDate
     response
 }
 
+/// Whether the request's `If-None-Match` names `etag` (so the answer is a 304).
+pub fn etag_matches_request(headers: &HeaderMap, etag: &str) -> bool {
+    is_not_modified(headers, etag, None)
+}
+
 fn is_not_modified(headers: &HeaderMap, etag: &str, last_modified: Option<HttpDate>) -> bool {
     let if_none_match = list_header(headers, &header::IF_NONE_MATCH);
     let if_modified_since = single_header(headers, &header::IF_MODIFIED_SINCE);

@@ -8,6 +8,7 @@ mod api;
 mod assets;
 mod error;
 pub mod file;
+mod memo;
 mod routes;
 
 use std::convert::Infallible;
@@ -38,12 +39,26 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    pub lib: Arc<Library>,
+    /// List and facet answers, reused while the index is unchanged.
+    memo: memo::Memo,
+    /// Differs between runs, so an ETag from an earlier run never matches an index generation
+    /// that happens to have the same number now.
+    run_id: u64,
+}
+
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     library: Arc<Library>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let run_id =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let app = Arc::new(App { lib: library, memo: memo::Memo::new(64), run_id });
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
@@ -62,10 +77,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let lib = Arc::clone(&library);
+        let app = Arc::clone(&app);
         let service = service_fn(move |req| {
-            let lib = Arc::clone(&lib);
-            async move { Ok::<_, Infallible>(routes::route(&lib, req, peer).await) }
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(routes::route(&app, req, peer).await) }
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);

@@ -3,22 +3,21 @@
 //! The rule: a path is split into segments and matched here only; handlers receive typed
 //! arguments (a decoded id, never a path), and anything unmatched is a JSON 404 or 405.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
-use super::{Body, Peer, api, assets};
-use crate::library::{Library, id};
+use super::{App, Body, Peer, api, assets};
+use crate::library::id;
 use crate::thumbs::Rendition;
 
-pub async fn route(lib: &Arc<Library>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+pub async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = dispatch(lib, &req).await.unwrap_or_else(ApiError::into_response);
+    let resp = dispatch(app, &req).await.unwrap_or_else(ApiError::into_response);
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"
@@ -26,7 +25,8 @@ pub async fn route(lib: &Arc<Library>, req: Request<Incoming>, peer: Peer) -> Re
     resp
 }
 
-async fn dispatch(lib: &Arc<Library>, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn dispatch(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let lib = &app.lib;
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let m = req.method();
@@ -41,8 +41,8 @@ async fn dispatch(lib: &Arc<Library>, req: &Request<Incoming>) -> Result<Respons
         // The JSON API.
         ["api", "health"] if get => Ok(api::health(lib)),
         ["api", "status"] if get => Ok(api::status(lib)),
-        ["api", "media"] if get => api::list(lib, req.uri().query()),
-        ["api", "facets"] if get => api::facets(lib, req.uri().query()),
+        ["api", "media"] if get => api::list(app, req),
+        ["api", "facets"] if get => api::facets(app, req),
         ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
         ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
         ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {

@@ -146,6 +146,8 @@ pub struct Index {
     items: BTreeMap<SortKey, Item>,
     by_id: HashMap<u64, i64>,
     counts: Counts,
+    /// Bumped on every change, so answers computed from the index can be reused until then.
+    generation: u64,
     pub dirs: Interner,
     pub labels: Interner,
 }
@@ -156,6 +158,7 @@ impl Default for Index {
             items: BTreeMap::new(),
             by_id: HashMap::new(),
             counts: Counts::default(),
+            generation: 0,
             dirs: Interner::with_empty(),
             labels: Interner::with_empty(),
         }
@@ -175,8 +178,14 @@ impl Index {
         self.counts
     }
 
+    /// Changes whenever any item is added, removed or changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Adds an item or replaces the one with the same id.
     pub fn upsert(&mut self, item: Item) {
+        self.generation += 1;
         if let Some(old_taken) = self.by_id.insert(item.id, item.taken_ms)
             && let Some(old) = self.items.remove(&(old_taken, item.id))
         {
@@ -188,6 +197,7 @@ impl Index {
 
     pub fn remove(&mut self, id: u64) -> Option<Item> {
         let taken = self.by_id.remove(&id)?;
+        self.generation += 1;
         let item = self.items.remove(&(taken, id))?;
         self.counts.apply(&item, false);
         Some(item)
@@ -198,6 +208,7 @@ impl Index {
         let taken = *self.by_id.get(&id)?;
         let item = self.items.get_mut(&(taken, id))?;
         if item.favorite != on {
+            self.generation += 1;
             item.favorite = on;
             if on {
                 self.counts.favorites += 1;

@@ -155,3 +155,28 @@ fn favorite_of_an_unknown_id_is_a_json_404() {
     server.put("/api/media/AAAAAAAAAAA/favorite").assert_error(404, "unknown_media");
     server.delete("/api/media/nonsense/favorite").assert_error(404, "unknown_media");
 }
+
+#[test]
+fn list_answers_are_reused_only_while_nothing_changed() {
+    let dirs = Dirs::new();
+    setup(&dirs);
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    let url = "/api/media?favorite=true";
+    let first = server.get(url);
+    assert!(first.json()["items"].as_array().unwrap().is_empty());
+    let etag = first.header("etag").unwrap().to_owned();
+    assert_eq!(server.get_with(url, &[("If-None-Match", &etag)]).status, 304);
+    let facets_etag = server.get("/api/facets").header("etag").unwrap().to_owned();
+
+    let id = id_of(&server, "one.jpg");
+    assert_eq!(server.put(&format!("/api/media/{id}/favorite")).status, 200);
+    // The favorite changed the index: the remembered answer and its ETag are stale.
+    let after = server.get_with(url, &[("If-None-Match", &etag)]);
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json()["items"].as_array().unwrap().len(), 1);
+    assert_ne!(after.header("etag").unwrap(), etag);
+    let facets = server.get_with("/api/facets", &[("If-None-Match", &facets_etag)]);
+    assert_eq!(facets.status, 200);
+    assert_eq!(facets.json()["favorites"], 1);
+}
