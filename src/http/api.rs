@@ -76,17 +76,13 @@ pub fn status(lib: &Library) -> Response<Body> {
 fn thumbnail_status(lib: &Library) -> serde_json::Value {
     let t = &lib.thumbs.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let (total, done, started_ms) =
-        (n(&t.background_total), n(&t.background_done), n(&t.background_started_ms));
-    let elapsed_s = (lib.started.elapsed().as_millis() as u64).saturating_sub(started_ms) as f64 / 1000.0;
-    let rate = if started_ms > 0 && elapsed_s > 0.0 { done as f64 / elapsed_s } else { 0.0 };
-    let eta_s = (rate > 0.0 && done < total).then(|| ((total - done) as f64 / rate).ceil() as u64);
+    let progress = lib.thumbs.background_progress();
     serde_json::json!({
         "background": {
-            "total": total,
-            "done": done,
-            "per_second": (rate * 10.0).round() / 10.0,
-            "eta_s": eta_s,
+            "total": progress.total,
+            "done": progress.done,
+            "per_second": (progress.per_second * 10.0).round() / 10.0,
+            "eta_s": progress.eta_s,
         },
         "decoded": n(&t.decoded),
         "failed": n(&t.failed),

@@ -97,6 +97,16 @@ pub struct ThumbStats {
     pub background_started_ms: AtomicU64,
 }
 
+/// How far the background pass is.
+#[derive(Debug, Clone, Copy)]
+pub struct BackgroundProgress {
+    pub total: u64,
+    pub done: u64,
+    /// Items a second since the pass began; 0 before it begins and once it is over.
+    pub per_second: f64,
+    pub eta_s: Option<u64>,
+}
+
 /// One file version: (id, size, mtime).
 type JobKey = (u64, u64, i64);
 
@@ -149,6 +159,19 @@ impl Thumbs {
 
     pub fn opts(&self) -> &ThumbOpts {
         &self.opts
+    }
+
+    pub fn background_progress(&self) -> BackgroundProgress {
+        let s = &self.stats;
+        let (total, done) =
+            (s.background_total.load(Ordering::Relaxed), s.background_done.load(Ordering::Relaxed));
+        let started_ms = s.background_started_ms.load(Ordering::Relaxed);
+        let elapsed_s =
+            (self.started.elapsed().as_millis() as u64).saturating_sub(started_ms) as f64 / 1000.0;
+        let running = started_ms > 0 && done < total && elapsed_s > 0.0;
+        let per_second = if running { done as f64 / elapsed_s } else { 0.0 };
+        let eta_s = (per_second > 0.0).then(|| ((total - done) as f64 / per_second).ceil() as u64);
+        BackgroundProgress { total, done, per_second, eta_s }
     }
 
     /// The rendition if it is in memory: the fast path, safe to call on the async runtime.
@@ -307,20 +330,38 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
     let next = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|s| {
-        for n in 0..workers {
-            let (todo, next) = (&todo, &next);
-            std::thread::Builder::new()
-                .name(format!("spis-thumb-{n}"))
-                .spawn_scoped(s, move || {
-                    lower_priority();
-                    while let Some((item, dir)) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
-                        if !t.cached_on_disk(item) {
-                            let _ = t.make(lib, item, dir);
+        let threads: Vec<_> = (0..workers)
+            .map(|n| {
+                let (todo, next) = (&todo, &next);
+                std::thread::Builder::new()
+                    .name(format!("spis-thumb-{n}"))
+                    .spawn_scoped(s, move || {
+                        lower_priority();
+                        while let Some((item, dir)) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize)
+                        {
+                            if !t.cached_on_disk(item) {
+                                let _ = t.make(lib, item, dir);
+                            }
+                            t.stats.background_done.fetch_add(1, Ordering::Relaxed);
                         }
-                        t.stats.background_done.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-                .expect("spawning a thumbnail worker");
+                    })
+                    .expect("spawning a thumbnail worker")
+            })
+            .collect();
+        let mut last_log = Instant::now();
+        while !threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if last_log.elapsed() >= std::time::Duration::from_secs(10) {
+                last_log = Instant::now();
+                let p = t.background_progress();
+                tracing::info!(
+                    done = p.done,
+                    total = p.total,
+                    per_second = format_args!("{:.1}", p.per_second),
+                    eta_s = p.eta_s,
+                    "making thumbnails"
+                );
+            }
         }
     });
     tracing::info!(

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::util::{self, Dirs, PLAIN_JPEG, Server, copy_from_corpus, corpus, set_mtime};
+use crate::util::{
+    self, Dirs, PLAIN_JPEG, Server, copy_folder_from_corpus, copy_from_corpus, corpus, set_mtime,
+};
 
 /// Photos whose manifest date exiftool found outside EXIF (FLIR records, XMP, maker notes,
 /// APP12, CIFF) or behind a mistyped Exif pointer; see `KNOWN_DIFFERENCES` in `probe.rs`.
@@ -126,11 +128,7 @@ fn a_new_years_eve_photo_stays_in_december_in_any_zone() {
 #[test]
 fn all_eight_orientations_report_the_displayed_size() {
     let dirs = Dirs::new();
-    let src = corpus().join("recurser-exif-orientation-examples");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dirs.media.join(entry.file_name())).unwrap();
-    }
+    copy_folder_from_corpus(&dirs.media, "recurser-exif-orientation-examples");
     let server = Server::start(&dirs.media, &dirs.state, &[]);
     server.wait_indexed();
     let items = server.all_items("", 100);

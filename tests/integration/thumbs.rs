@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::util::{Dirs, PLAIN_JPEG, Server, copy_from_corpus, corpus, set_mtime};
+use crate::util::{
+    Dirs, PLAIN_JPEG, Server, copy_folder_from_corpus, copy_from_corpus, set_mtime, wait_until,
+};
 
 /// No background workers, so every decode in these tests is one the test asked for.
 const ON_DEMAND: &[&str] = &["--thumb-workers", "0"];
@@ -25,11 +27,7 @@ fn difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 #[test]
 fn all_eight_orientations_give_upright_thumbnails() {
     let dirs = Dirs::new();
-    let src = corpus().join("recurser-exif-orientation-examples");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dirs.media.join(entry.file_name())).unwrap();
-    }
+    copy_folder_from_corpus(&dirs.media, "recurser-exif-orientation-examples");
     let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
     server.wait_indexed();
     let thumbs: HashMap<String, image::RgbImage> = server
@@ -198,16 +196,11 @@ fn background_workers_fill_the_cache_newest_first() {
     }
     let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "2"]);
     server.wait_indexed();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let t = server.json("/api/status")["thumbnails"].clone();
-        if t["background"]["total"] == 6 && t["background"]["done"] == 6 {
-            assert_eq!(t["decoded"], 6, "{t}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "background thumbnails never finished: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the background pass has made all 6", || {
+        let t = &server.json("/api/status")["thumbnails"];
+        t["background"]["total"] == 6 && t["background"]["done"] == 6
+    });
+    assert_eq!(thumbnail_stat(&server, "decoded"), 6);
     let item = server.all_items("", 1).remove(0);
     let before = thumbnail_stat(&server, "decoded");
     assert_eq!(server.get(item["thumb"].as_str().unwrap()).status, 200);
@@ -228,11 +221,7 @@ fn the_background_pass_sweeps_stale_cache_entries() {
     }
     let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
     server.wait_indexed();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while stale.iter().any(|p| p.exists()) {
-        assert!(std::time::Instant::now() < deadline, "stale entries were never swept");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("stale entries are swept", || stale.iter().all(|p| !p.exists()));
     let entries: usize = std::fs::read_dir(dirs.state.join("cache"))
         .unwrap()
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())

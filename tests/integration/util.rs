@@ -24,6 +24,23 @@ pub fn copy_from_corpus(media: &Path, files: &[(&str, &str)]) {
     }
 }
 
+/// Copies every file of a corpus folder into `media`, keeping their names.
+pub fn copy_folder_from_corpus(media: &Path, folder: &str) {
+    for entry in std::fs::read_dir(corpus().join(folder)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), media.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Polls `done` every 20 ms until it returns true; fails the test with `what` after 60 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A small real JPEG without an EXIF date (public domain, from the corpus).
 pub const PLAIN_JPEG: &str = "pypi-scikit-image-0.26.0/skimage/data/rocket.jpg";
 
