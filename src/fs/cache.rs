@@ -11,12 +11,69 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct DiskCache {
     dir: PathBuf,
+    /// Serializes appends to the thumbhash log.
+    log: std::sync::Mutex<()>,
 }
+
+/// A thumbhash remembered for one file version: (id, version, hash).
+pub type HashRecord = (u64, u32, Vec<u8>);
 
 impl DiskCache {
     pub fn try_new(dir: PathBuf) -> io::Result<DiskCache> {
         std::fs::create_dir_all(&dir)?;
-        Ok(DiskCache { dir })
+        Ok(DiskCache { dir, log: std::sync::Mutex::new(()) })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("thumbhash.log")
+    }
+
+    /// Appends one record to `thumbhash.log`: `id u64, version u32, len u8, hash` (little
+    /// endian). Appends of a few dozen bytes need no temp file: a crash can only cut the last
+    /// record, which [`DiskCache::load_hashes`] then ignores.
+    pub fn append_hash(&self, id: u64, version: u32, hash: &[u8]) -> io::Result<()> {
+        use std::io::Write as _;
+        let len = u8::try_from(hash.len()).map_err(|_| io::Error::other("thumbhash too long"))?;
+        let mut record = Vec::with_capacity(13 + hash.len());
+        record.extend_from_slice(&id.to_le_bytes());
+        record.extend_from_slice(&version.to_le_bytes());
+        record.push(len);
+        record.extend_from_slice(hash);
+        let _one_writer = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?.write_all(&record)
+    }
+
+    /// Every whole record of `thumbhash.log`, oldest first (later ones win); none if it is missing.
+    pub fn load_hashes(&self) -> io::Result<Vec<HashRecord>> {
+        let bytes = match std::fs::read(self.log_path()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        while rest.len() >= 13 {
+            let len = rest[12] as usize;
+            let Some(hash) = rest.get(13..13 + len) else { break };
+            let id = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
+            let version = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
+            out.push((id, version, hash.to_vec()));
+            rest = &rest[13 + len..];
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the log with only `keep` (when it has grown with stale records).
+    pub fn rewrite_hashes(&self, keep: &[HashRecord]) -> io::Result<()> {
+        let mut out = Vec::new();
+        for (id, version, hash) in keep {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&version.to_le_bytes());
+            out.push(hash.len() as u8);
+            out.extend_from_slice(hash);
+        }
+        let _one_writer = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        super::write_atomic(&self.log_path(), &out)
     }
 
     /// Entries are spread over 64 folders by the first character of the key (an id), so no folder
@@ -103,9 +160,25 @@ mod tests {
     }
 
     #[test]
+    fn the_thumbhash_log_survives_a_cut_last_record() {
+        let dir = std::env::temp_dir().join(format!("spis-hashlog-test-{}", std::process::id()));
+        let cache = DiskCache::try_new(dir.clone()).unwrap();
+        assert!(cache.load_hashes().unwrap().is_empty());
+        cache.append_hash(1, 10, b"abc").unwrap();
+        cache.append_hash(2, 20, b"defgh").unwrap();
+        let log = dir.join("thumbhash.log");
+        let bytes = std::fs::read(&log).unwrap();
+        std::fs::write(&log, &bytes[..bytes.len() - 2]).unwrap();
+        assert_eq!(cache.load_hashes().unwrap(), vec![(1, 10, b"abc".to_vec())]);
+        cache.rewrite_hashes(&[(2, 20, b"x".to_vec())]).unwrap();
+        assert_eq!(cache.load_hashes().unwrap(), vec![(2, 20, b"x".to_vec())]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     #[should_panic(expected = "invalid cache key")]
     fn a_key_that_could_escape_the_cache_is_refused() {
-        let cache = DiskCache { dir: PathBuf::from("/nonexistent") };
+        let cache = DiskCache { dir: PathBuf::from("/nonexistent"), log: Default::default() };
         let _ = cache.get("../../etc/passwd");
     }
 }

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use base64::display::Base64Display;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
@@ -358,6 +359,10 @@ struct ItemJson<'a> {
     favorite: bool,
     camera: Option<Cow<'a, str>>,
     duration_ms: Option<u32>,
+    /// Base64 thumbhash (https://evanw.github.io/thumbhash/) for a blurred stand-in while the
+    /// thumbnail loads; null until the thumbnail has been made.
+    #[serde(serialize_with = "as_optional_text")]
+    thumbhash: Option<Base64Display<'a, 'static, base64::engine::GeneralPurpose>>,
     #[serde(serialize_with = "as_text")]
     thumb: RenditionUrl,
     #[serde(serialize_with = "as_text")]
@@ -385,6 +390,9 @@ impl<'a> ItemJson<'a> {
             favorite: item.favorite,
             camera: (item.camera != 0).then(|| text(index.labels.get(item.camera))),
             duration_ms: item.duration_ms,
+            thumbhash: index
+                .thumbhash(item)
+                .map(|h| Base64Display::new(h, &base64::engine::general_purpose::STANDARD)),
             thumb: RenditionUrl::new(item, Rendition::Thumb),
             preview: RenditionUrl::new(item, Rendition::Preview),
             original: OriginalUrl(id::Text::new(item.id)),
@@ -402,6 +410,16 @@ impl std::fmt::Display for OriginalUrl {
 
 fn as_text<S: serde::Serializer>(value: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+fn as_optional_text<S: serde::Serializer>(
+    value: &Option<impl std::fmt::Display>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// Folder tree from per-folder counts: each node has its direct `count` and the `total` below it.

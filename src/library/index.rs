@@ -34,6 +34,8 @@ pub struct Item {
     /// Interned camera label; 0 when unknown.
     pub camera: u32,
     pub duration_ms: Option<u32>,
+    /// Where the item's thumbhash starts in the index's blob arena, plus one; 0 when there is none.
+    pub thumbhash: u32,
 }
 
 impl Item {
@@ -148,6 +150,8 @@ pub struct Index {
     counts: Counts,
     /// Bumped on every change, so answers computed from the index can be reused until then.
     generation: u64,
+    /// Thumbhashes, each a length byte and its bytes: one allocation for all items.
+    blobs: Vec<u8>,
     pub dirs: Interner,
     pub labels: Interner,
 }
@@ -159,6 +163,7 @@ impl Default for Index {
             by_id: HashMap::new(),
             counts: Counts::default(),
             generation: 0,
+            blobs: Vec::new(),
             dirs: Interner::with_empty(),
             labels: Interner::with_empty(),
         }
@@ -184,12 +189,16 @@ impl Index {
     }
 
     /// Adds an item or replaces the one with the same id.
-    pub fn upsert(&mut self, item: Item) {
+    pub fn upsert(&mut self, mut item: Item) {
         self.generation += 1;
         if let Some(old_taken) = self.by_id.insert(item.id, item.taken_ms)
             && let Some(old) = self.items.remove(&(old_taken, item.id))
         {
             self.counts.apply(&old, false);
+            // The same file version keeps its thumbhash when it is indexed again.
+            if item.thumbhash == 0 && (old.size, old.mtime_ns) == (item.size, item.mtime_ns) {
+                item.thumbhash = old.thumbhash;
+            }
         }
         self.counts.apply(&item, true);
         self.items.insert(item.key(), item);
@@ -201,6 +210,30 @@ impl Index {
         let item = self.items.remove(&(taken, id))?;
         self.counts.apply(&item, false);
         Some(item)
+    }
+
+    /// Attaches a thumbhash to an item if it still has this file version (size and mtime).
+    pub fn set_thumbhash(&mut self, id: u64, version: u32, hash: &[u8]) {
+        let Ok(len) = u8::try_from(hash.len()) else { return };
+        let Some(item) = self.get(id) else { return };
+        if super::id::version_u32(item.size, item.mtime_ns) != version || self.thumbhash(item) == Some(hash) {
+            return;
+        }
+        let at = self.blobs.len() as u32 + 1;
+        let taken = self.by_id[&id];
+        if let Some(item) = self.items.get_mut(&(taken, id)) {
+            item.thumbhash = at;
+        }
+        self.blobs.push(len);
+        self.blobs.extend_from_slice(hash);
+        self.generation += 1;
+    }
+
+    /// An item's thumbhash, when one has been made.
+    pub fn thumbhash(&self, item: &Item) -> Option<&[u8]> {
+        let at = (item.thumbhash as usize).checked_sub(1)?;
+        let len = *self.blobs.get(at)? as usize;
+        self.blobs.get(at + 1..at + 1 + len)
     }
 
     /// Sets an item's favorite flag; returns the updated item.
@@ -416,6 +449,7 @@ mod tests {
             favorite: id.is_multiple_of(3),
             camera: 0,
             duration_ms: None,
+            thumbhash: 0,
         }
     }
 
@@ -503,6 +537,11 @@ mod tests {
         assert!(index.set_favorite(1, true).is_some());
         assert!(index.set_favorite(1, true).is_some());
         assert_eq!(index.counts().favorites, 1);
+        let version = crate::library::id::version_u32(1, 0);
+        index.set_thumbhash(1, version ^ 1, b"stale");
+        assert_eq!(index.thumbhash(index.get(1).unwrap()), None);
+        index.set_thumbhash(1, version, b"hash");
+        assert_eq!(index.thumbhash(index.get(1).unwrap()), Some(&b"hash"[..]));
         assert!(index.remove(1).is_some());
         assert!(index.is_empty());
         assert_eq!((index.counts().images, index.counts().favorites), (0, 0));

@@ -191,6 +191,7 @@ fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
         favorite,
         camera: 0,
         duration_ms: meta.duration_ms.and_then(|d| u32::try_from(d).ok()),
+        thumbhash: 0,
     }
 }
 

@@ -119,6 +119,19 @@ impl Library {
         index.set_favorite(id, on).cloned().ok_or(FavoriteError::NotFound)
     }
 
+    /// Attaches a thumbhash to an item if it still has this file version.
+    pub fn set_thumbhash(&self, id: u64, version: u32, hash: &[u8]) {
+        self.write().set_thumbhash(id, version, hash);
+    }
+
+    /// Attaches many remembered thumbhashes at once (one lock).
+    pub fn set_thumbhashes(&self, records: &[crate::fs::cache::HashRecord]) {
+        let mut index = self.write();
+        for (id, version, hash) in records {
+            index.set_thumbhash(*id, *version, hash);
+        }
+    }
+
     /// Where a media file lives, for serving it.
     pub fn locate(&self, id: u64) -> Option<(Item, Vec<u8>)> {
         let index = self.read();

@@ -281,6 +281,11 @@ impl Thumbs {
                 return Err(e.reason());
             }
         };
+        let version = id::version_u32(item.size, item.mtime_ns);
+        if let Err(e) = self.disk.append_hash(item.id, version, &rendered.thumbhash) {
+            tracing::warn!(error = %e, "cannot remember a thumbhash in the cache");
+        }
+        lib.set_thumbhash(item.id, version, &rendered.thumbhash);
         let mut out = rendered.outputs.into_iter();
         let (preview, thumb) = (out.next().ok_or("no output")?, out.next().ok_or("no output")?);
         let store = |which: Rendition, jpeg: Vec<u8>| {
@@ -295,21 +300,54 @@ impl Thumbs {
         Ok([store(Rendition::Thumb, thumb.jpeg), store(Rendition::Preview, preview.jpeg)])
     }
 
-    /// Fills the cache for every item, newest first, on `workers` low-priority threads.
+    /// Once the index is complete: attaches the remembered thumbhashes, then fills the cache for
+    /// every item, newest first, on `workers` low-priority threads (none when `workers` is 0).
     pub fn spawn_background(lib: Arc<Library>) {
-        let workers = lib.thumbs.opts.workers;
-        if workers == 0 {
-            return;
-        }
         std::thread::Builder::new()
             .name("spis-thumbs".into())
             .spawn(move || {
                 while !lib.is_ready() {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                background_pass(&lib, workers);
+                load_thumbhashes(&lib);
+                let workers = lib.thumbs.opts.workers;
+                if workers > 0 {
+                    background_pass(&lib, workers);
+                }
             })
             .expect("spawning the thumbnail thread");
+    }
+}
+
+/// Attaches the thumbhashes of `thumbhash.log` to the items whose file version they were made
+/// for, and rewrites the log without the others once they are most of it.
+fn load_thumbhashes(lib: &Library) {
+    let records = match lib.thumbs.disk.load_hashes() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the thumbhash log; placeholders come back as thumbnails are made");
+            return;
+        }
+    };
+    lib.set_thumbhashes(&records);
+    let total = records.len();
+    let current: Vec<_> = {
+        let index = lib.read();
+        records
+            .into_iter()
+            .filter(|(id, version, hash)| {
+                index.get(*id).is_some_and(|i| {
+                    id::version_u32(i.size, i.mtime_ns) == *version
+                        && index.thumbhash(i) == Some(hash.as_slice())
+                })
+            })
+            .collect()
+    };
+    if total > 1024
+        && current.len() * 2 < total
+        && let Err(e) = lib.thumbs.disk.rewrite_hashes(&current)
+    {
+        tracing::warn!(error = %e, "cannot compact the thumbhash log");
     }
 }
 
@@ -506,6 +544,7 @@ mod tests {
             favorite: false,
             camera: 0,
             duration_ms: None,
+            thumbhash: 0,
         };
         for which in [Rendition::Thumb, Rendition::Preview] {
             assert_eq!(parse_key(&cache_key(&item, which)), Some((42, id::version_u32(10, 20))));

@@ -224,7 +224,32 @@ fn the_background_pass_sweeps_stale_cache_entries() {
     wait_until("stale entries are swept", || stale.iter().all(|p| !p.exists()));
     let entries: usize = std::fs::read_dir(dirs.state.join("cache"))
         .unwrap()
-        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .map(|d| d.unwrap().path())
+        .filter(|shard| shard.is_dir())
+        .map(|shard| std::fs::read_dir(shard).unwrap().count())
         .sum();
     assert_eq!(entries, 2, "the current thumbnail and preview stay");
+}
+
+#[test]
+fn items_carry_a_thumbhash_once_their_thumbnail_exists_and_after_a_restart() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let item = server.item_named("a.jpg");
+    assert_eq!(item["thumbhash"], serde_json::Value::Null, "no thumbnail made yet");
+    assert_eq!(server.get(item["thumb"].as_str().unwrap()).status, 200);
+    let hash = server.item_named("a.jpg")["thumbhash"].as_str().expect("a thumbhash").to_owned();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&hash).unwrap();
+    assert!((5..=40).contains(&bytes.len()), "{} bytes", bytes.len());
+    drop(server);
+
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    wait_until("the remembered thumbhash is attached", || {
+        server.item_named("a.jpg")["thumbhash"] == hash.as_str()
+    });
+    assert_eq!(thumbnail_stat(&server, "decoded"), 0);
 }
