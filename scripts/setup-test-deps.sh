@@ -7,3 +7,15 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
   done
 fi
+
+# External decoders the thumbnail tests exercise: libheif's heif-convert (HEIC/AVIF) and ffmpeg
+# (video posters; the tests also use it to make real videos).
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v heif-convert >/dev/null 2>&1 || command -v heif-dec >/dev/null 2>&1 || missing+=(libheif-examples)
+if ((${#missing[@]})); then
+  echo "setup-test-deps: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -115,6 +115,16 @@ impl DiskCache {
         Ok(())
     }
 
+    /// A fresh, hidden path for a tool's output inside the cache, ending in `.{ext}` (tools pick
+    /// the output format by extension).
+    pub fn temp_path(&self, tag: &str, ext: &str) -> PathBuf {
+        let unique = super::temp_name(&self.dir.join(tag));
+        let mut name = unique.file_name().expect("temp names have a file name").to_os_string();
+        name.push(".");
+        name.push(ext);
+        unique.with_file_name(name)
+    }
+
     /// Removes every entry for which `keep` says no, and leftover temp files; returns how many.
     pub fn sweep(&self, keep: &dyn Fn(&str) -> bool) -> io::Result<u64> {
         let mut removed = 0;

@@ -192,6 +192,11 @@ impl MediaFs {
         Ok(BufReader::with_capacity(16 * 1024, open_no_follow(&rel.under(&self.root))?))
     }
 
+    /// The absolute path of a media file, for an external decoder to open.
+    pub fn path_of(&self, rel: RelPath<'_>) -> PathBuf {
+        rel.under(&self.root)
+    }
+
     /// Reads a whole media file for decoding, refusing one larger than `max_bytes` before reading.
     pub fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
         use std::io::Read as _;

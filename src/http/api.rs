@@ -85,6 +85,10 @@ fn thumbnail_status(lib: &Library) -> serde_json::Value {
             "per_second": (progress.per_second * 10.0).round() / 10.0,
             "eta_s": progress.eta_s,
         },
+        "decoders": {
+            "heif": lib.thumbs.tools().heif.is_some(),
+            "ffmpeg": lib.thumbs.tools().ffmpeg.is_some(),
+        },
         "decoded": n(&t.decoded),
         "failed": n(&t.failed),
         "memory_hits": n(&t.memory_hits),
@@ -233,7 +237,7 @@ pub async fn rendition(
             .header(header::CONTENT_TYPE, "image/svg+xml")
             .header(header::CACHE_CONTROL, "no-cache")
             .header("x-spis-placeholder", reason)
-            .body(full(super::assets::placeholder_svg(kind)))
+            .body(full(super::assets::placeholder_svg(kind, reason)))
             .expect("static headers are valid"),
     })
 }

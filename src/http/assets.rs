@@ -50,14 +50,23 @@ fn html(status: StatusCode, bytes: &'static [u8]) -> Response<Body> {
         .expect("static headers are valid")
 }
 
-/// A neutral tile standing in for a picture that cannot be shown (yet).
-pub fn placeholder_svg(kind: Kind) -> &'static str {
-    match kind {
+/// A neutral tile standing in for a picture that cannot be shown, with the reason written small
+/// along its bottom (e.g. which tool to install).
+pub fn placeholder_svg(kind: Kind, reason: &str) -> String {
+    let icon = match kind {
         Kind::Image => {
-            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 400"><rect width="400" height="400" fill="#8884"/><path d="M110 280l70-90 50 60 35-40 45 70z" fill="#8888"/><circle cx="260" cy="150" r="22" fill="#8888"/></svg>"##
+            r##"<path d="M110 280l70-90 50 60 35-40 45 70z" fill="#8888"/><circle cx="260" cy="150" r="22" fill="#8888"/>"##
         }
-        Kind::Video => {
-            r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 400"><rect width="400" height="400" fill="#8884"/><path d="M165 140v120l100-60z" fill="#8888"/></svg>"##
-        }
-    }
+        Kind::Video => r##"<path d="M165 140v120l100-60z" fill="#8888"/>"##,
+    };
+    let reason: String = reason
+        .chars()
+        .map(|c| match c {
+            '<' | '>' | '&' | '"' => ' ',
+            c => c,
+        })
+        .collect();
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 400"><rect width="400" height="400" fill="#8884"/>{icon}<text x="200" y="370" font-family="sans-serif" font-size="16" fill="#888" text-anchor="middle">{reason}</text></svg>"##
+    )
 }

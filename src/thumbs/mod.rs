@@ -6,6 +6,7 @@
 //! scrolls. The rule: a file that cannot be rendered (unsupported, corrupt, too large) costs one
 //! attempt and one log line per version, and is answered with a placeholder, never an error.
 
+pub mod external;
 pub mod render;
 
 use std::collections::{HashMap, HashSet};
@@ -126,10 +127,12 @@ pub struct Thumbs {
     disk: DiskCache,
     memory: Mutex<MemoryCache>,
     jobs: Mutex<HashMap<JobKey, Arc<Job>>>,
-    /// File versions that failed: not tried again until the file changes or spis restarts.
-    failed: Mutex<HashSet<JobKey>>,
+    /// File versions that failed, and why: not tried again until the file changes or spis
+    /// restarts.
+    failed: Mutex<HashMap<JobKey, &'static str>>,
     pub stats: ThumbStats,
     started: Instant,
+    tools: external::Tools,
     /// On-request work in flight at once: enough to keep every core busy, few enough that a
     /// burst of requests cannot hold a decode buffer each.
     slots: tokio::sync::Semaphore,
@@ -148,9 +151,10 @@ impl Thumbs {
             opts,
             disk: DiskCache::try_new(cache_dir)?,
             jobs: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashSet::new()),
+            failed: Mutex::new(HashMap::new()),
             stats: ThumbStats::default(),
             started: Instant::now(),
+            tools: external::Tools::find(),
             slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             ),
@@ -211,6 +215,27 @@ impl Thumbs {
         }
     }
 
+    fn source(&self, format: Format) -> Source<'_> {
+        match format {
+            Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Tiff | Format::Bmp => {
+                Source::Pure(format)
+            }
+            Format::Heif | Format::Avif => match &self.tools.heif {
+                Some(tool) => Source::External(tool),
+                None => Source::Missing("HEIC and AVIF: install libheif (heif-dec or heif-convert)"),
+            },
+            Format::Mp4 | Format::Mov | Format::Webm | Format::Mkv => match &self.tools.ffmpeg {
+                Some(tool) => Source::External(tool),
+                None => Source::Missing("video: install ffmpeg for poster frames"),
+            },
+        }
+    }
+
+    /// The external decoders found at start, for `/api/status`.
+    pub fn tools(&self) -> &external::Tools {
+        &self.tools
+    }
+
     /// Whether both renditions of an item are already on disk.
     fn cached_on_disk(&self, item: &Item) -> bool {
         [Rendition::Thumb, Rendition::Preview].iter().all(|&r| self.disk.contains(&cache_key(item, r)))
@@ -219,8 +244,8 @@ impl Thumbs {
     /// Decodes a file once for both renditions, sharing the work with concurrent callers.
     fn make(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
         let key: JobKey = (item.id, item.size, item.mtime_ns);
-        if lock(&self.failed).contains(&key) {
-            return Err("cannot render");
+        if let Some(&reason) = lock(&self.failed).get(&key) {
+            return Err(reason);
         }
         let (job, owner) = {
             let mut jobs = lock(&self.jobs);
@@ -241,8 +266,8 @@ impl Thumbs {
             return result.clone().expect("checked above");
         }
         let result = self.decode(lib, item, dir);
-        if result.is_err() {
-            lock(&self.failed).insert(key);
+        if let Err(reason) = result {
+            lock(&self.failed).insert(key, reason);
         }
         *lock(&job.result) = Some(result.clone());
         job.done.notify_all();
@@ -252,17 +277,32 @@ impl Thumbs {
 
     fn decode(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
         let name = String::from_utf8_lossy(&item.name);
-        let Some(format) = render_format(item.format) else {
-            return Err(match item.kind() {
-                Kind::Video => "video",
-                Kind::Image => "unsupported format",
-            });
-        };
         let rel = RelPath { dir, name: &item.name };
-        let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
-            tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
-            "unreadable"
-        })?;
+        let (bytes, format, orientation) = match self.source(item.format) {
+            Source::Pure(format) => {
+                let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
+                    tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
+                    "unreadable"
+                })?;
+                (bytes, format, item.orientation)
+            }
+            Source::External(tool) => {
+                let input = lib.fs.path_of(rel);
+                let out = self.disk.temp_path(&id::encode(item.id), "jpg");
+                let made = match item.kind() {
+                    Kind::Video => external::video_poster(tool, &input, &out),
+                    Kind::Image => external::heif_to_jpeg(tool, &input, &out),
+                };
+                // Both tools apply the file's rotation themselves.
+                let bytes = made.map_err(|e| {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(file = %name, error = %e, "no thumbnail from the external decoder");
+                    "the external decoder failed"
+                })?;
+                (bytes, Format::Jpeg, 1)
+            }
+            Source::Missing(hint) => return Err(hint),
+        };
         self.stats.decoded.fetch_add(1, Ordering::Relaxed);
         let targets = [
             render::Target { long_side: self.opts.preview_px },
@@ -270,7 +310,7 @@ impl Thumbs {
         ];
         // A decoder bug on a hostile file must cost that file, not the worker.
         let rendered = std::panic::catch_unwind(|| {
-            render::render(&bytes, format, item.orientation, &targets, self.opts.quality, &self.opts.limits)
+            render::render(&bytes, format, orientation, &targets, self.opts.quality, &self.opts.limits)
         })
         .unwrap_or_else(|_| Err(render::RenderError::Corrupt("the decoder panicked".into())));
         let rendered = match rendered {
@@ -358,7 +398,7 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
         index
             .iter()
             .rev()
-            .filter(|i| render_format(i.format).is_some())
+            .filter(|i| !matches!(t.source(i.format), Source::Missing(_)))
             .map(|i| (i.clone(), index.dir_of(i).to_vec()))
             .collect()
     };
@@ -438,12 +478,14 @@ fn lower_priority() {
     }
 }
 
-/// The formats the pure-Rust pipeline decodes.
-fn render_format(format: Format) -> Option<Format> {
-    match format {
-        Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Tiff | Format::Bmp => Some(format),
-        _ => None,
-    }
+/// Where the pixels of a format come from.
+enum Source<'a> {
+    /// The pure-Rust pipeline decodes it.
+    Pure(Format),
+    /// An external tool turns it into a JPEG first.
+    External(&'a std::path::Path),
+    /// Nothing here can: the placeholder says what to install.
+    Missing(&'static str),
 }
 
 /// The URL of an item's rendition. Its `v` parameter changes with the file and the pipeline, so

@@ -171,14 +171,25 @@ fn formats_without_a_decoder_get_a_placeholder_not_an_error() {
         ],
     );
     std::fs::write(dirs.media.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
-    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    std::fs::write(dirs.media.join("clip.mp4"), b"\0\0\0\x18ftypisom not a real video").unwrap();
+    // No external decoders on PATH: HEIC, AVIF and video have nothing to turn them into pixels.
+    let no_tools = [("PATH", "/nonexistent")];
+    let server = Server::start_with_env(&dirs.media, &dirs.state, ON_DEMAND, &no_tools);
     server.wait_indexed();
+    assert_eq!(server.json("/api/status")["thumbnails"]["decoders"]["ffmpeg"], false);
     for item in server.all_items("", 10) {
         for url in [item["thumb"].as_str().unwrap(), item["preview"].as_str().unwrap()] {
             let r = server.get(url);
             assert_eq!(r.status, 200, "{url}");
             assert_eq!(r.header("content-type"), Some("image/svg+xml"), "{}", item["name"]);
-            assert!(r.header("x-spis-placeholder").is_some());
+            let why = r.header("x-spis-placeholder").unwrap();
+            let hint = match item["name"].as_str().unwrap() {
+                "phone.heif" | "fox.avif" => "install libheif",
+                "clip.mp4" => "install ffmpeg",
+                _ => "",
+            };
+            assert!(why.contains(hint), "{}: {why}", item["name"]);
+            assert!(String::from_utf8_lossy(&r.body).contains(why), "the tile says why");
         }
     }
     // A failure is remembered: asking again does not decode again.
@@ -252,4 +263,100 @@ fn items_carry_a_thumbhash_once_their_thumbnail_exists_and_after_a_restart() {
         server.item_named("a.jpg")["thumbhash"] == hash.as_str()
     });
     assert_eq!(thumbnail_stat(&server, "decoded"), 0);
+}
+
+/// Whether a tool the external-decoder tests need is installed (`make test` installs them).
+fn have(tool: &str) -> bool {
+    std::process::Command::new(tool).arg("-version").output().is_ok()
+        || std::process::Command::new(tool).arg("--help").output().is_ok()
+}
+
+#[test]
+fn heic_and_avif_get_real_thumbnails_through_libheif() {
+    assert!(
+        have("heif-convert") || have("heif-dec"),
+        "libheif-examples is not installed (make test installs it)"
+    );
+    let dirs = Dirs::new();
+    copy_from_corpus(
+        &dirs.media,
+        &[
+            ("ianare-exif-samples/heic/mobile/HMD_Nokia_8.3_5G.heif", "phone.heif"),
+            ("link-u-avif-sample-images/fox.profile0.8bpc.yuv420.avif", "fox.avif"),
+        ],
+    );
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    assert_eq!(server.json("/api/status")["thumbnails"]["decoders"]["heif"], true);
+    for (name, size) in [("phone.heif", (300, 400)), ("fox.avif", (400, 266))] {
+        let item = server.item_named(name);
+        let r = server.get(item["thumb"].as_str().unwrap());
+        assert_eq!(
+            r.header("content-type"),
+            Some("image/jpeg"),
+            "{name}: {:?}",
+            r.header("x-spis-placeholder")
+        );
+        // The displayed size: libheif applies the HEIF rotation itself, and spis does not again.
+        assert_eq!(decode(&r.body).dimensions(), size, "{name}");
+        assert_eq!(
+            (item["width"].as_u64().unwrap() > item["height"].as_u64().unwrap()),
+            size.0 > size.1,
+            "{name}"
+        );
+    }
+    // The same picture as a JPEG, through the pure-Rust pipeline: the AVIF was really decoded.
+    copy_from_corpus(&dirs.media, &[("link-u-avif-sample-images/fox.jpg", "fox.jpg")]);
+    drop(server);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let thumb = |name: &str| decode(&server.get(server.item_named(name)["thumb"].as_str().unwrap()).body);
+    let diff = difference(&thumb("fox.avif"), &thumb("fox.jpg"));
+    assert!(diff < 10.0, "the AVIF thumbnail differs from the JPEG one by {diff:.1}");
+}
+
+#[test]
+fn videos_get_a_poster_frame_through_ffmpeg() {
+    assert!(have("ffmpeg"), "ffmpeg is not installed (make test installs it)");
+    let dirs = Dirs::new();
+    // Real videos made by ffmpeg itself: a 2 s MP4 and a WebM shorter than the 1 s seek.
+    for (name, secs) in [("clip.mp4", "2"), ("short.webm", "0.3")] {
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=10",
+                "-t",
+                secs,
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(dirs.media.join(name))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg could not make {name}");
+    }
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let clip = server.item_named("clip.mp4");
+    assert_eq!((clip["kind"].as_str(), clip["duration_ms"].as_u64()), (Some("video"), Some(2000)));
+    for name in ["clip.mp4", "short.webm"] {
+        let item = server.item_named(name);
+        for (url, size) in
+            [(item["thumb"].as_str().unwrap(), (320, 240)), (item["preview"].as_str().unwrap(), (320, 240))]
+        {
+            let r = server.get(url);
+            assert_eq!(
+                r.header("content-type"),
+                Some("image/jpeg"),
+                "{name}: {:?}",
+                r.header("x-spis-placeholder")
+            );
+            assert_eq!(decode(&r.body).dimensions(), size, "{name}");
+        }
+    }
+    assert_eq!(thumbnail_stat(&server, "decoded"), 2);
 }

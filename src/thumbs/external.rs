@@ -1,0 +1,98 @@
+//! External decoders for what pure Rust cannot decode: HEIC/HEIF/AVIF (libheif's `heif-convert`
+//! or `heif-dec`) and video poster frames (`ffmpeg`).
+//!
+//! Each runs as a subprocess with a fixed argument list (never a shell), its output written to a
+//! temp file in the cache, and a time limit after which it is killed. The rule: a missing,
+//! failing or slow tool costs a placeholder and one log line, never a stalled worker.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one tool may run before it is killed.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// The tools found on `PATH` at start.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    pub heif: Option<PathBuf>,
+    pub ffmpeg: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Looks for the tools once; spis does not notice tools installed while it runs.
+    pub fn find() -> Tools {
+        Tools {
+            heif: find_on_path("heif-dec").or_else(|| find_on_path("heif-convert")),
+            ffmpeg: find_on_path("ffmpeg"),
+        }
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Decodes a HEIF/AVIF file to a JPEG (quality 92, orientation applied by libheif) at `out`.
+pub fn heif_to_jpeg(tool: &Path, input: &Path, out: &Path) -> Result<Vec<u8>, String> {
+    let mut cmd = Command::new(tool);
+    cmd.args(["-q", "92"]).arg(input).arg(out);
+    run(cmd, out)
+}
+
+/// The frame one second into a video (or its first frame, for shorter ones) as a JPEG at `out`.
+pub fn video_poster(ffmpeg: &Path, input: &Path, out: &Path) -> Result<Vec<u8>, String> {
+    let attempt = |seek: &str| {
+        let mut cmd = Command::new(ffmpeg);
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i"])
+            .arg(input)
+            // Square pixels and at most 1600 px wide: the pipeline never needs more.
+            .args(["-frames:v", "1", "-vf", "scale='min(1600,iw)':-2", "-q:v", "3", "-f", "image2"])
+            .arg(out);
+        run(cmd, out)
+    };
+    attempt("1").or_else(|_| attempt("0"))
+}
+
+/// Runs a tool to completion within [`TIME_LIMIT`] and reads the file it wrote.
+fn run(mut cmd: Command, out: &Path) -> Result<Vec<u8>, String> {
+    let _ = std::fs::remove_file(out);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > TIME_LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{:?} took longer than {TIME_LIMIT:?}", cmd.get_program()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let bytes = std::fs::read(out).ok().filter(|b| !b.is_empty());
+    let _ = std::fs::remove_file(out);
+    match bytes {
+        Some(b) if status.success() => Ok(b),
+        _ => {
+            use std::io::Read as _;
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.by_ref().take(4096).read_to_string(&mut err);
+            }
+            Err(format!("{:?} failed ({status}): {}", cmd.get_program(), err.trim()))
+        }
+    }
+}
