@@ -89,6 +89,12 @@ pub struct Opts {
     /// only when requested. [default: number of cores - 1, at least 1]
     #[arg(long, env = "SPIS_THUMB_WORKERS", global = true, value_name = "N")]
     pub thumb_workers: Option<usize>,
+
+    /// The widths and heights (pixels) that /api/media/{id}/resize accepts, comma-separated;
+    /// any other size is refused, so nobody can fill the disk with variants.
+    /// [default: 320,480,640,800,1024,1280,1600,1920,2560]
+    #[arg(long, env = "SPIS_RESIZE_SIZES", global = true, value_name = "PX,PX,...", value_delimiter = ',')]
+    pub resize_sizes: Option<Vec<u32>>,
 }
 
 /// See `--xattr`.
@@ -110,6 +116,7 @@ pub struct Config {
     pub index_threads: usize,
     pub thumb_cache_mb: usize,
     pub thumb_workers: usize,
+    pub resize_sizes: Vec<u32>,
 }
 
 impl Config {
@@ -149,6 +156,11 @@ impl Config {
             index_threads,
             thumb_cache_mb: opts.thumb_cache_mb.or(file.thumb_cache_mb).unwrap_or(64),
             thumb_workers,
+            resize_sizes: opts
+                .resize_sizes
+                .clone()
+                .or(file.resize_sizes)
+                .unwrap_or_else(|| vec![320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]),
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::fs::RelPath;
 use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
 use crate::library::{FavoriteError, Filter, Index, Item, Library, Order, id};
-use crate::thumbs::{Rendition, RenditionUrl, Served};
+use crate::thumbs::{Rendition, RenditionUrl, Served, render};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
@@ -240,6 +240,70 @@ pub async fn rendition(
             .body(full(super::assets::placeholder_svg(kind, reason)))
             .expect("static headers are valid"),
     })
+}
+
+/// `GET /api/media/{id}/resize?w=&h=&fit=contain|cover&format=jpeg|png`: one picture for a
+/// box, for static sites. Sizes must come from the configured list, so the cache stays bounded.
+pub async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let allowed = &app.lib.thumbs.opts().resize_sizes;
+    let size_param = |name: &str, v: &str| {
+        v.parse::<u32>().ok().filter(|n| allowed.contains(n)).ok_or_else(|| {
+            let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
+            ApiError::bad(name, format!("one of {}", list.join(", ")))
+        })
+    };
+    let (mut w, mut h, mut fit, mut encoding) = (None, None, render::Fit::Contain, render::Encoding::Jpeg);
+    for (key, value) in query_pairs(req.uri().query()) {
+        match key.as_ref() {
+            "w" => w = Some(size_param("w", &value)?),
+            "h" => h = Some(size_param("h", &value)?),
+            "fit" => {
+                fit = match value.as_ref() {
+                    "contain" => render::Fit::Contain,
+                    "cover" => render::Fit::Cover,
+                    _ => return Err(ApiError::bad("fit", "contain or cover")),
+                }
+            }
+            "format" => {
+                encoding = match value.as_ref() {
+                    "jpeg" => render::Encoding::Jpeg,
+                    "png" => render::Encoding::Png,
+                    _ => return Err(ApiError::bad("format", "jpeg or png")),
+                }
+            }
+            other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
+        }
+    }
+    let w = w.ok_or_else(|| ApiError::bad("w", "required: the width of the box"))?;
+    // Without a height the box is as tall as it needs to be; covering it then means fitting it.
+    let (h, fit) = match h {
+        Some(h) => (h, fit),
+        None => (u32::from(u16::MAX), render::Fit::Contain),
+    };
+    let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
+    let made = {
+        let _slot = app.lib.thumbs.decode_slot().await;
+        let lib = Arc::clone(&app.lib);
+        tokio::task::spawn_blocking(move || {
+            lib.thumbs.resized_blocking(&lib, &item, &dir, (w, h), fit, encoding)
+        })
+        .await
+        .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+    };
+    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
+    let content_type = match encoding {
+        render::Encoding::Jpeg => "image/jpeg",
+        render::Encoding::Png => "image/png",
+    };
+    // The URL names no file version: caches revalidate after an hour (the ETag does name it).
+    Ok(file::serve_bytes(
+        req.method(),
+        req.headers(),
+        encoded.bytes.clone(),
+        content_type,
+        &encoded.etag,
+        "public, max-age=3600",
+    ))
 }
 
 async fn serve_file(

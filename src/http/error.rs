@@ -28,6 +28,8 @@ pub enum ApiError {
     Io(#[source] std::io::Error),
     #[error("the favorite could not be stored")]
     FavoriteNotStored(#[source] std::io::Error),
+    #[error("this media cannot be resized: {0}")]
+    CannotResize(String),
 }
 
 impl ApiError {
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::FileForbidden => (StatusCode::FORBIDDEN, "file_forbidden"),
             ApiError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io_error"),
             ApiError::FavoriteNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "favorite_not_stored"),
+            ApiError::CannotResize(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_resize"),
         }
     }
 

@@ -45,6 +45,7 @@ async fn dispatch(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, 
         ["api", "facets"] if get => api::facets(app, req),
         ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
         ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
+        ["api", "media", raw, "resize"] if get => api::resize(app, media_id(raw)?, req).await,
         ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {
             api::rendition(lib, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
         }
@@ -70,7 +71,7 @@ fn segments_known(segments: &[&str]) -> bool {
         segments,
         ["api", "health" | "status" | "media" | "facets"]
             | ["api", "media", _]
-            | ["api", "media", _, "original" | "thumb" | "preview"]
+            | ["api", "media", _, "original" | "thumb" | "preview" | "resize"]
     )
 }
 

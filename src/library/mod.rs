@@ -73,6 +73,7 @@ impl Library {
             quality: 80,
             memory_bytes: config.thumb_cache_mb << 20,
             workers: config.thumb_workers,
+            resize_sizes: config.resize_sizes.clone(),
             limits: render::Limits::sane_defaults(),
         };
         let thumbs = Thumbs::try_new(thumb_opts, config.state_dir.join("cache"))

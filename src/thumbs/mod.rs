@@ -63,6 +63,8 @@ pub struct ThumbOpts {
     pub memory_bytes: usize,
     /// Background workers; 0 makes renditions only on request.
     pub workers: usize,
+    /// The only widths and heights `/resize` makes, so nobody can fill the disk with variants.
+    pub resize_sizes: Vec<u32>,
     pub limits: render::Limits,
 }
 
@@ -234,6 +236,52 @@ impl Thumbs {
     /// The external decoders found at start, for `/api/status`.
     pub fn tools(&self) -> &external::Tools {
         &self.tools
+    }
+
+    /// A picture for a `width` x `height` box (the `/resize` endpoint), cached like the
+    /// renditions under its own key. Blocks: call it off the async runtime.
+    pub fn resized_blocking(
+        &self,
+        lib: &Library,
+        item: &Item,
+        dir: &[u8],
+        size: (u32, u32),
+        fit: render::Fit,
+        encoding: render::Encoding,
+    ) -> Result<Arc<Encoded>, &'static str> {
+        let key = resize_key(item, size, fit, encoding);
+        if let Some(hit) = lock(&self.memory).get(&key) {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        if let Ok(Some(bytes)) = self.disk.get(&key) {
+            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+            let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
+            lock(&self.memory).put(key, Arc::clone(&encoded));
+            return Ok(encoded);
+        }
+        let Source::Pure(format) = self.source(item.format) else {
+            return Err("only photos the pure-Rust pipeline decodes can be resized");
+        };
+        let rel = RelPath { dir, name: &item.name };
+        let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|_| "unreadable")?;
+        self.stats.decoded.fetch_add(1, Ordering::Relaxed);
+        let displayed = (item.width > 0 && item.height > 0).then_some((item.width, item.height));
+        let (orientation, quality, limits) = (item.orientation, self.opts.quality, &self.opts.limits);
+        let out = std::panic::catch_unwind(|| {
+            render::resize(&bytes, format, orientation, displayed, size, fit, encoding, quality, limits)
+        })
+        .unwrap_or_else(|_| Err(render::RenderError::Corrupt("the decoder panicked".into())))
+        .map_err(|e| {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            e.reason()
+        })?;
+        if let Err(e) = self.disk.put(&key, &out.jpeg) {
+            tracing::warn!(error = %e, "cannot write to the thumbnail cache");
+        }
+        let encoded = Arc::new(Encoded { bytes: out.jpeg.into(), etag: key.clone() });
+        lock(&self.memory).put(key, Arc::clone(&encoded));
+        Ok(encoded)
     }
 
     /// Whether both renditions of an item are already on disk.
@@ -461,9 +509,14 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
 
 /// The (id, file version) of a current-pipeline cache key; `None` for anything else.
 fn parse_key(key: &str) -> Option<(u64, u32)> {
-    let rest = key.strip_suffix(&format!("-p{PIPELINE_VERSION}.jpg"))?;
+    let rest = key
+        .strip_suffix(&format!("-p{PIPELINE_VERSION}.jpg"))
+        .or_else(|| key.strip_suffix(&format!("-p{PIPELINE_VERSION}.png")))?;
     let (rest, which) = rest.rsplit_once('-')?;
-    Rendition::parse(which)?;
+    let resized = which.strip_prefix('r').is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if Rendition::parse(which).is_none() && !resized {
+        return None;
+    }
     let (id, version) = rest.rsplit_once('-')?;
     Some((id::decode(id)?, u32::from_str_radix(version, 16).ok().filter(|_| version.len() == 8)?))
 }
@@ -508,6 +561,23 @@ impl std::fmt::Display for RenditionUrl {
         let id = id::Text::new(self.id);
         write!(f, "/api/media/{id}/{}?v={:08x}.{PIPELINE_VERSION}", self.which.name(), self.version)
     }
+}
+
+/// Like [`cache_key`], for a `/resize` output: `r{w}x{h}{c|f}` in place of the rendition name.
+fn resize_key(item: &Item, (w, h): (u32, u32), fit: render::Fit, encoding: render::Encoding) -> String {
+    let fit = match fit {
+        render::Fit::Contain => 'f',
+        render::Fit::Cover => 'c',
+    };
+    let ext = match encoding {
+        render::Encoding::Jpeg => "jpg",
+        render::Encoding::Png => "png",
+    };
+    format!(
+        "{}-{}-r{w}x{h}{fit}-p{PIPELINE_VERSION}.{ext}",
+        id::encode(item.id),
+        id::version(item.size, item.mtime_ns)
+    )
 }
 
 /// id, file version, rendition and pipeline version: a new file version or pipeline is a new key.
@@ -591,6 +661,8 @@ mod tests {
         for which in [Rendition::Thumb, Rendition::Preview] {
             assert_eq!(parse_key(&cache_key(&item, which)), Some((42, id::version_u32(10, 20))));
         }
+        let resized = resize_key(&item, (640, 480), render::Fit::Cover, render::Encoding::Png);
+        assert_eq!(parse_key(&resized), Some((42, id::version_u32(10, 20))));
         for stale in
             ["AAAAAAAAAAA-0000000a-thumb-p0.jpg", ".tmp", "x-y-thumb-p1.jpg", "AAAAAAAAAAA-zz-thumb-p1.jpg"]
         {

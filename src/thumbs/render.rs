@@ -160,6 +160,67 @@ pub fn render(
     Ok(Renditions { outputs: outputs.into_iter().flatten().collect(), thumbhash: tiny.thumbhash() })
 }
 
+/// How a picture meets a box in [`resize`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The whole picture inside the box; one side may be shorter.
+    Contain,
+    /// The box filled, the middle kept, what sticks out cut off.
+    Cover,
+}
+
+/// The encoding of a [`resize`] output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Jpeg,
+    Png,
+}
+
+/// One picture for a `width` x `height` box (static-site use), oriented, never enlarged: with
+/// `Cover` the result is exactly the box unless the picture is smaller than it. `displayed` is
+/// the picture's displayed size when known, so that the decoder can shrink while decoding.
+#[allow(clippy::too_many_arguments)]
+pub fn resize(
+    bytes: &[u8],
+    format: Format,
+    orientation: u8,
+    displayed: Option<(u32, u32)>,
+    (width, height): (u32, u32),
+    fit: Fit,
+    encoding: Encoding,
+    quality: u8,
+    limits: &Limits,
+) -> Result<Rendered, RenderError> {
+    let (width, height) = (width.clamp(1, MAX_JPEG_SIDE), height.clamp(1, MAX_JPEG_SIDE));
+    // The long side the scaled picture needs, if its size is known; else decode whole.
+    let needed = displayed.map_or(MAX_JPEG_SIDE, |(w, h)| {
+        let (sw, sh) = (f64::from(width) / f64::from(w.max(1)), f64::from(height) / f64::from(h.max(1)));
+        let scale = match fit {
+            Fit::Contain => sw.min(sh),
+            Fit::Cover => sw.max(sh),
+        };
+        ((f64::from(w.max(h)) * scale).ceil() as u32).clamp(1, MAX_JPEG_SIDE)
+    });
+    let Decoded { image, icc } = decode(bytes, format, needed, limits)?;
+    let icc = icc.filter(|profile| profile_fits(profile, image.layout));
+    let image = image.orient(orientation);
+    let (w, h) = (f64::from(image.width), f64::from(image.height));
+    let (sw, sh) = (f64::from(width) / w, f64::from(height) / h);
+    let scale = match fit {
+        Fit::Contain => sw.min(sh),
+        Fit::Cover => sw.max(sh),
+    };
+    let long = ((w.max(h) * scale).round() as u32).max(1);
+    let mut image = image.fit(long, &mut Resizer::new())?;
+    if fit == Fit::Cover {
+        image = image.crop_middle(width, height);
+    }
+    match encoding {
+        Encoding::Jpeg => encode(&image, quality, icc.as_deref()),
+        Encoding::Png => encode_png(&image),
+    }
+}
+
 /// 8-bit pixels, row by row, in one of the two layouts the pipeline carries.
 struct Pixels {
     width: u32,
@@ -249,6 +310,23 @@ impl Pixels {
         };
         let data = walk(&self.data, start, across, down, width, height);
         Pixels { width, height, layout: self.layout, data }
+    }
+
+    /// The middle `width` x `height` pixels (or fewer, when the image is smaller).
+    fn crop_middle(self, width: u32, height: u32) -> Pixels {
+        let (w, h) = (width.min(self.width), height.min(self.height));
+        if (w, h) == (self.width, self.height) {
+            return self;
+        }
+        let channels = self.layout.channels();
+        let (left, top) = ((self.width - w) / 2, (self.height - h) / 2);
+        let stride = self.width as usize * channels;
+        let mut data = Vec::with_capacity(w as usize * h as usize * channels);
+        for y in top..top + h {
+            let from = y as usize * stride + left as usize * channels;
+            data.extend_from_slice(&self.data[from..from + w as usize * channels]);
+        }
+        Pixels { width: w, height: h, layout: self.layout, data }
     }
 
     /// The ThumbHash of an image already at most [`THUMBHASH_SIDE`] on each side.
@@ -511,6 +589,19 @@ fn encode(image: &Pixels, quality: u8, icc: Option<&[u8]>) -> Result<Rendered, R
     Ok(Rendered { jpeg, width: image.width, height: image.height })
 }
 
+fn encode_png(image: &Pixels) -> Result<Rendered, RenderError> {
+    use image::ImageEncoder as _;
+    let mut png = Vec::new();
+    let color = match image.layout {
+        Layout::Gray => image::ExtendedColorType::L8,
+        Layout::Rgb => image::ExtendedColorType::Rgb8,
+    };
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&image.data, image.width, image.height, color)
+        .map_err(|e| RenderError::Corrupt(format!("encoding PNG: {e}")))?;
+    Ok(Rendered { jpeg: png, width: image.width, height: image.height })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -604,6 +695,38 @@ mod tests {
             8 => turn_clockwise(turn_clockwise(turn_clockwise(rows))),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn resize_fills_or_fits_the_box_and_never_enlarges() {
+        let bytes = corpus("recurser-exif-orientation-examples/Landscape_6.jpg");
+        let shown = Some((1800, 1200));
+        let limits = Limits::sane_defaults();
+        let r =
+            |w, h, fit, enc| resize(&bytes, Format::Jpeg, 6, shown, (w, h), fit, enc, 80, &limits).unwrap();
+        let cover = r(300, 300, Fit::Cover, Encoding::Jpeg);
+        assert_eq!((cover.width, cover.height), (300, 300));
+        let contain = r(300, 300, Fit::Contain, Encoding::Jpeg);
+        assert_eq!((contain.width, contain.height), (300, 200));
+        let png = r(90, 40, Fit::Cover, Encoding::Png);
+        assert_eq!((png.width, png.height), (90, 40));
+        assert!(png.jpeg.starts_with(b"\x89PNG"));
+        let big = r(4000, 4000, Fit::Contain, Encoding::Jpeg);
+        assert_eq!((big.width, big.height), (1800, 1200), "never enlarged");
+        // The same upright picture as the landscape reference, cut the same way.
+        let reference = resize(
+            &corpus("recurser-exif-orientation-examples/Landscape_1.jpg"),
+            Format::Jpeg,
+            1,
+            shown,
+            (300, 300),
+            Fit::Cover,
+            Encoding::Jpeg,
+            80,
+            &limits,
+        )
+        .unwrap();
+        assert!(mean_abs_diff(&rgb_of(&cover), &rgb_of(&reference)) < 10.0);
     }
 
     #[test]

@@ -360,3 +360,42 @@ fn videos_get_a_poster_frame_through_ffmpeg() {
     }
     assert_eq!(thumbnail_stat(&server, "decoded"), 2);
 }
+
+#[test]
+fn resize_serves_listed_sizes_only_and_caches_them() {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[("recurser-exif-orientation-examples/Landscape_6.jpg", "l6.jpg")]);
+    let server =
+        Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "0", "--resize-sizes", "100,300"]);
+    server.wait_indexed();
+    let id = server.item_named("l6.jpg")["id"].as_str().unwrap().to_owned();
+    let url = |q: &str| format!("/api/media/{id}/resize?{q}");
+
+    let r = server.get(&url("w=300&h=300&fit=cover"));
+    assert_eq!((r.status, r.header("content-type")), (200, Some("image/jpeg")));
+    assert_eq!(decode(&r.body).dimensions(), (300, 300));
+    let etag = r.header("etag").unwrap().to_owned();
+    assert_eq!(server.get_with(&url("w=300&h=300&fit=cover"), &[("If-None-Match", &etag)]).status, 304);
+    assert_eq!(decode(&server.get(&url("w=300")).body).dimensions(), (300, 200));
+    let png = server.get(&url("w=100&h=100&fit=contain&format=png"));
+    assert_eq!(png.header("content-type"), Some("image/png"));
+    let png = image::load_from_memory(&png.body).unwrap();
+    assert_eq!((png.width(), png.height()), (100, 67));
+    // Asked again: from the cache, no new decode.
+    let decoded = thumbnail_stat(&server, "decoded");
+    server.get(&url("w=300&h=300&fit=cover"));
+    assert_eq!(thumbnail_stat(&server, "decoded"), decoded);
+
+    for (q, param) in [
+        ("w=301", "w"),
+        ("w=300&h=5000", "h"),
+        ("h=300", "w"),
+        ("w=300&fit=fill", "fit"),
+        ("w=300&format=gif", "format"),
+    ] {
+        let r = server.get(&url(q));
+        r.assert_error(400, "bad_parameter");
+        assert!(r.json()["error"].as_str().unwrap().contains(param), "{q}");
+    }
+    server.get(&url("w=300&x=1")).assert_error(400, "unknown_parameter");
+}
