@@ -197,16 +197,8 @@ impl Thumbs {
     /// The rendition of an item, from memory, disk, or a decode. Blocks: call it off the async
     /// runtime (`spawn_blocking`).
     pub fn get_blocking(&self, lib: &Library, item: &Item, dir: &[u8], which: Rendition) -> Served {
-        let key = cache_key(item, which);
-        if let Some(hit) = lock(&self.memory).get(&key) {
-            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(hit) = self.lookup(cache_key(item, which)) {
             return Served::Ready(hit);
-        }
-        if let Ok(Some(bytes)) = self.disk.get(&key) {
-            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
-            let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
-            lock(&self.memory).put(key, Arc::clone(&encoded));
-            return Served::Ready(encoded);
         }
         match self.make(lib, item, dir) {
             Ok([thumb, preview]) => Served::Ready(match which {
@@ -250,15 +242,8 @@ impl Thumbs {
         encoding: render::Encoding,
     ) -> Result<Arc<Encoded>, &'static str> {
         let key = resize_key(item, size, fit, encoding);
-        if let Some(hit) = lock(&self.memory).get(&key) {
-            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(hit) = self.lookup(key.clone()) {
             return Ok(hit);
-        }
-        if let Ok(Some(bytes)) = self.disk.get(&key) {
-            self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
-            let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
-            lock(&self.memory).put(key, Arc::clone(&encoded));
-            return Ok(encoded);
         }
         let Source::Pure(format) = self.source(item.format) else {
             return Err("only photos the pure-Rust pipeline decodes can be resized");
@@ -276,12 +261,30 @@ impl Thumbs {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             e.reason()
         })?;
-        if let Err(e) = self.disk.put(&key, &out.jpeg) {
+        Ok(self.remember(key, out.jpeg))
+    }
+
+    /// An encoded output from memory, else from disk (then kept in memory too).
+    fn lookup(&self, key: String) -> Option<Arc<Encoded>> {
+        if let Some(hit) = lock(&self.memory).get(&key) {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(hit);
+        }
+        let bytes = self.disk.get(&key).ok()??;
+        self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+        let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
+        lock(&self.memory).put(key, Arc::clone(&encoded));
+        Some(encoded)
+    }
+
+    /// Keeps a new output on disk and in memory.
+    fn remember(&self, key: String, bytes: Vec<u8>) -> Arc<Encoded> {
+        if let Err(e) = self.disk.put(&key, &bytes) {
             tracing::warn!(error = %e, "cannot write to the thumbnail cache");
         }
-        let encoded = Arc::new(Encoded { bytes: out.jpeg.into(), etag: key.clone() });
+        let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
         lock(&self.memory).put(key, Arc::clone(&encoded));
-        Ok(encoded)
+        encoded
     }
 
     /// Whether both renditions of an item are already on disk.
@@ -376,15 +379,7 @@ impl Thumbs {
         lib.set_thumbhash(item.id, version, &rendered.thumbhash);
         let mut out = rendered.outputs.into_iter();
         let (preview, thumb) = (out.next().ok_or("no output")?, out.next().ok_or("no output")?);
-        let store = |which: Rendition, jpeg: Vec<u8>| {
-            let key = cache_key(item, which);
-            if let Err(e) = self.disk.put(&key, &jpeg) {
-                tracing::warn!(error = %e, "cannot write to the thumbnail cache");
-            }
-            let encoded = Arc::new(Encoded { bytes: jpeg.into(), etag: key.clone() });
-            lock(&self.memory).put(key, Arc::clone(&encoded));
-            encoded
-        };
+        let store = |which: Rendition, jpeg: Vec<u8>| self.remember(cache_key(item, which), jpeg);
         Ok([store(Rendition::Thumb, thumb.jpeg), store(Rendition::Preview, preview.jpeg)])
     }
 
