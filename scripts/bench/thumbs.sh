@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Thumbnail benchmark (issue 3), run by `make bench` after scripts/bench.sh:
+#  1. CPU time per 12 MP JPEG on one core: spis's pipeline against libvips' vipsthumbnail
+#     (VIPS_CONCURRENCY=1), for a 400 px thumbnail alone and for 1600 px + 400 px.
+#  2. Cached thumbnails over HTTP: spis from memory against nginx serving the same files
+#     (sendfile, 2 workers), wrk at 64 connections over 1000 different thumbnails.
+# A benchmark, not a test: it prints ratios and exits 0 on a miss. Only 127.0.0.1 is used; every
+# loop is bounded. Installs libvips-tools, nginx and wrk with apt when missing.
+#
+#   BENCH_BIN=path   benchmark a binary built earlier     BENCH_WRK_DURATION=10s
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CORPUS="${CORPUS:-$ROOT/../shared/corpus}"
+WRK_DURATION="${BENCH_WRK_DURATION:-10s}"
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/spis-bench-thumbs.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+say() { echo "bench-thumbs: $*" >&2; }
+die() { echo "bench-thumbs: $*" >&2; exit 1; }
+
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return
+  say "installing $2 with apt-get (needed for $1)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+}
+need vipsthumbnail libvips-tools
+need nginx nginx-light
+need wrk wrk
+need curl curl
+
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  BIN="$BENCH_BIN"
+else
+  say "building the release binary"
+  (cd "$ROOT" && cargo build --release --locked --quiet)
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/spis"
+fi
+
+# The 12 MP-class JPEGs of the corpus: progressive wallpapers and baseline camera photos.
+PHOTOS=(
+  "debian-lomiri-wallpapers-16.04/backgrounds/seeding_by_Clements_Engelhardt.jpg"
+  "debian-lomiri-wallpapers-16.04/backgrounds/Dragonfly_by_Bolly.jpg"
+  "debian-lomiri-wallpapers-16.04/backgrounds/sunset_by_Aitzol_Berasategi.jpg"
+  "debian-lomiri-wallpapers-16.04/backgrounds/Bridge_by_Sander_Klootwijk.jpg"
+  "debian-lomiri-wallpapers-16.04/backgrounds/Wine_by_Jakkub_Mede.jpg"
+  "drewnoakes-metadata-extractor-images/jpg/Canon Powershot A2500.JPG"
+  "ianare-exif-samples/jpg/tests/42_IndexError.jpg"
+  "drewnoakes-metadata-extractor-images/jpg/Canon EOS 1000D.jpg"
+  "drewnoakes-metadata-extractor-images/jpg/Kodak Z1012 IS.jpg"
+  "drewnoakes-metadata-extractor-images/jpg/Canon PowerShot G11.jpg"
+)
+N=${#PHOTOS[@]}
+mkdir -p "$RUN/photos" "$RUN/vips"
+for i in "${!PHOTOS[@]}"; do
+  cp "$CORPUS/${PHOTOS[$i]}" "$RUN/photos/$(printf 'p%02d.jpg' "$i")"
+done
+
+# cpu_ms COMMAND...: user+system CPU milliseconds of a command and its children.
+cpu_ms() {
+  local TIMEFORMAT='%U %S' t
+  t="$({ time "$@" >/dev/null 2>&1; } 2>&1)"
+  awk '{ printf "%.0f", ($1 + $2) * 1000 }' <<<"$t"
+}
+
+# proc_cpu_ms PID: CPU milliseconds a process has used so far (utime + stime).
+proc_cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+per_image() { awk -v t="$1" -v n="$N" 'BEGIN { printf "%.1f", t / n }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+say "vipsthumbnail: $N photos, one core"
+export VIPS_CONCURRENCY=1
+VIPS_400=$(cpu_ms taskset -c 0 vipsthumbnail -s 400 -o "$RUN/vips/%s_400.jpg[Q=80]" "$RUN"/photos/*.jpg)
+VIPS_1600=$(cpu_ms taskset -c 0 vipsthumbnail -s 1600 -o "$RUN/vips/%s_1600.jpg[Q=80]" "$RUN"/photos/*.jpg)
+VIPS_PAIR=$((VIPS_400 + VIPS_1600))
+
+# start_spis MEDIA STATE ARGS...: starts spis on one core (taskset) or two; sets PID and BASE.
+start_spis() {
+  local media=$1 state=$2
+  shift 2
+  "$@" "$BIN" --media "$media" --state-dir "$state" --listen 127.0.0.1:0 --log warn >"$state.out" 2>"$state.err" &
+  PID=$!
+  PIDS+=("$PID")
+  local i
+  for ((i = 0; i < 200; i++)); do
+    BASE="$(sed -n 's/^spis listening on //p' "$state.out" 2>/dev/null)"
+    [[ -n "$BASE" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$BASE" ]] || die "spis did not start: $(cat "$state.err")"
+}
+
+wait_for() { # wait_for PYTHON-CONDITION-ON-STATUS (bounded: 10 minutes)
+  local i
+  for ((i = 0; i < 6000; i++)); do
+    curl -fsS "$BASE/api/status" | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if ($1) else 1)" && return
+    sleep 0.1
+  done
+  die "timed out waiting for: $1"
+}
+
+ids() { curl -fsS "$BASE/api/media?limit=500" | python3 -c 'import json,sys; [print(i["id"]) for i in json.load(sys.stdin)["items"]]'; }
+
+say "spis: the same photos, one core"
+start_spis "$RUN/photos" "$RUN/state-cpu" taskset -c 0 env SPIS_THUMB_WORKERS=0 SPIS_RESIZE_SIZES=400
+wait_for 's["indexing"]["done"]'
+mapfile -t PHOTO_IDS < <(ids)
+((${#PHOTO_IDS[@]} == N)) || die "spis listed ${#PHOTO_IDS[@]} photos, not $N"
+before=$(proc_cpu_ms "$PID")
+for id in "${PHOTO_IDS[@]}"; do curl -fsS -o /dev/null "$BASE/api/media/$id/resize?w=400&h=400"; done
+SPIS_400=$(($(proc_cpu_ms "$PID") - before))
+before=$(proc_cpu_ms "$PID")
+for id in "${PHOTO_IDS[@]}"; do curl -fsS -o /dev/null "$BASE/api/media/$id/thumb"; done
+SPIS_PAIR=$(($(proc_cpu_ms "$PID") - before))
+kill "$PID"
+
+say "serving: 1000 cached thumbnails from spis and from nginx"
+mkdir -p "$RUN/many"
+for ((i = 0; i < 1000; i++)); do
+  cp "$CORPUS/pypi-scikit-image-0.26.0/skimage/data/rocket.jpg" "$RUN/many/$(printf 'r%04d.jpg' "$i")"
+done
+start_spis "$RUN/many" "$RUN/state-serve" env SPIS_THUMB_WORKERS=2 SPIS_THUMB_CACHE_MB=256
+wait_for 's["indexing"]["done"] and s["thumbnails"]["background"]["total"] == 1000 and s["thumbnails"]["background"]["done"] == 1000'
+curl -fsS "$BASE/api/media?limit=500" >"$RUN/p1.json"
+cursor="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["next_cursor"])' "$RUN/p1.json")"
+curl -fsS "$BASE/api/media?limit=500&cursor=$cursor" >"$RUN/p2.json"
+python3 -c 'import json,sys; [print(i["thumb"]) for f in sys.argv[1:] for i in json.load(open(f))["items"]]' \
+  "$RUN/p1.json" "$RUN/p2.json" >"$RUN/spis-paths.txt"
+# Warm spis's memory cache, as a gallery in use would be.
+while read -r p; do curl -fsS -o /dev/null "$BASE$p"; done <"$RUN/spis-paths.txt"
+(cd "$RUN/state-serve/cache" && find . -name '*-thumb-*.jpg' | sed 's|^\.||') >"$RUN/nginx-paths.txt"
+THUMB_BYTES="$(find "$RUN/state-serve/cache" -name '*-thumb-*.jpg' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s / NR }')"
+
+# nginx's workers run as www-data: let them read the cache (mktemp made the run dir private).
+chmod -R a+rX "$RUN"
+NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p "$RUN/nginx"
+cat >"$RUN/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $RUN/nginx;
+  proxy_temp_path $RUN/nginx;
+  fastcgi_temp_path $RUN/nginx;
+  uwsgi_temp_path $RUN/nginx;
+  scgi_temp_path $RUN/nginx;
+  types { image/jpeg jpg; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $RUN/state-serve/cache;
+    etag on;
+  }
+}
+EOF
+nginx -c "$RUN/nginx/nginx.conf" -p "$RUN/nginx" -g 'daemon off;' &
+PIDS+=("$!")
+for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT$(head -n1 "$RUN/nginx-paths.txt")" && break; sleep 0.05; done
+
+LUA="$ROOT/scripts/bench/paths.lua"
+# run_wrk URL PATHS: sets RPS, P50, P99 (ms) and ERR.
+run_wrk() {
+  PATHS_FILE="$2" wrk -t2 -c64 -d"$WRK_DURATION" --latency -s "$LUA" "$1" >"$RUN/wrk.txt"
+  read -r P50 P99 RPS ERR < <(awk '
+    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v * 1; if (v ~ /s$/) return v * 1000; return v }
+    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+    /Non-2xx or 3xx responses:/ { e += $NF }
+    END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, e }' "$RUN/wrk.txt")
+}
+run_wrk "$BASE" "$RUN/spis-paths.txt"
+S_RPS=$RPS S_P50=$P50 S_P99=$P99 S_ERR=$ERR
+run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-paths.txt"
+N_RPS=$RPS N_P50=$P50 N_P99=$P99 N_ERR=$ERR
+
+row() { printf '| %-46s | %-26s | %-22s |\n' "$1" "$2" "$3"; }
+echo
+row "Thumbnails (${N} JPEGs of 10-16 MP, one core)" "Value" "Goal"
+row "----------------------------------------------" "--------------------------" "----------------------"
+row "vipsthumbnail 400 px, CPU ms per photo" "$(per_image "$VIPS_400")" "-"
+row "spis 400 px, CPU ms per photo" "$(per_image "$SPIS_400") ($(ratio "$SPIS_400" "$VIPS_400")x vips)" "<= 1.0x vips"
+row "vipsthumbnail 1600 + 400 px (two runs)" "$(per_image "$VIPS_PAIR")" "-"
+row "spis 1600 + 400 px (one decode)" "$(per_image "$SPIS_PAIR") ($(ratio "$SPIS_PAIR" "$VIPS_PAIR")x vips)" "<= 0.75x vips"
+row "Cached thumbnails, wrk 64 conns, 1000 ids" "avg $THUMB_BYTES bytes" "-"
+row "nginx (sendfile, 2 workers) req/s, p50 / p99" "$N_RPS, $N_P50 / $N_P99 ms" "-"
+row "spis (memory) req/s, p50 / p99" "$S_RPS, $S_P50 / $S_P99 ms" ">= 1.2x, p50 < 1 ms"
+row "spis / nginx req/s" "$(ratio "$S_RPS" "$N_RPS")x" ">= 1.2x"
+row "failed requests spis / nginx" "$S_ERR / $N_ERR" "0 / 0"
+echo
+echo "CPU per photo includes one process start for vips (amortized over $N photos) and one HTTP"
+echo "request for spis. wrk, nginx and spis share the machine's 2 cores."
