@@ -36,6 +36,7 @@ need vipsthumbnail libvips-tools
 need nginx nginx-light
 need wrk wrk
 need curl curl
+need ffmpeg ffmpeg
 
 if [[ -n "${BENCH_BIN:-}" ]]; then
   BIN="$BENCH_BIN"
@@ -130,6 +131,10 @@ mkdir -p "$RUN/many"
 for ((i = 0; i < 1000; i++)); do
   cp "$CORPUS/pypi-scikit-image-0.26.0/skimage/data/rocket.jpg" "$RUN/many/$(printf 'r%04d.jpg' "$i")"
 done
+# A video of about 5 MB, made by ffmpeg, for the originals' throughput.
+mkdir -p "$RUN/big"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=25 -t 10 -b:v 4M -pix_fmt yuv420p "$RUN/big/clip.mp4"
+ORIGINAL_BYTES="$(stat -c %s "$RUN/big/clip.mp4")"
 start_spis "$RUN/many" "$RUN/state-serve" env SPIS_THUMB_WORKERS=2 SPIS_THUMB_CACHE_MB=256
 wait_for 's["indexing"]["done"] and s["thumbnails"]["background"]["total"] == 1000 and s["thumbnails"]["background"]["done"] == 1000'
 curl -fsS "$BASE/api/media?limit=500" >"$RUN/p1.json"
@@ -187,6 +192,19 @@ run_wrk "$BASE" "$RUN/spis-paths.txt"
 S_RPS=$RPS S_P50=$P50 S_P99=$P99 S_ERR=$ERR
 run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-paths.txt"
 N_RPS=$RPS N_P50=$P50 N_P99=$P99 N_ERR=$ERR
+kill "$PID"
+
+say "originals: a $ORIGINAL_BYTES-byte video from spis and from nginx"
+start_spis "$RUN/big" "$RUN/state-big" env SPIS_THUMB_WORKERS=0
+wait_for 's["indexing"]["done"]'
+echo "/api/media/$(ids)/original" >"$RUN/spis-original.txt"
+ln -s "$RUN/big/clip.mp4" "$RUN/state-serve/cache/clip.mp4"
+echo "/clip.mp4" >"$RUN/nginx-original.txt"
+run_wrk "$BASE" "$RUN/spis-original.txt"
+SO_RPS=$RPS SO_ERR=$ERR
+run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-original.txt"
+NO_RPS=$RPS NO_ERR=$ERR
+gbps() { awk -v r="$1" -v b="$ORIGINAL_BYTES" 'BEGIN { printf "%.2f", r * b / 1e9 }'; }
 
 row() { printf '| %-46s | %-26s | %-22s |\n' "$1" "$2" "$3"; }
 echo
@@ -201,6 +219,10 @@ row "nginx (sendfile, 2 workers) req/s, p50 / p99" "$N_RPS, $N_P50 / $N_P99 ms" 
 row "spis (memory) req/s, p50 / p99" "$S_RPS, $S_P50 / $S_P99 ms" ">= 1.2x, p50 < 1 ms"
 row "spis / nginx req/s" "$(ratio "$S_RPS" "$N_RPS")x" ">= 1.2x"
 row "failed requests spis / nginx" "$S_ERR / $N_ERR" "0 / 0"
+row "Original of $(awk -v b="$ORIGINAL_BYTES" 'BEGIN { printf "%.1f", b / 1e6 }') MB, wrk 64 conns: nginx GB/s" "$(gbps "$NO_RPS") ($NO_RPS req/s)" "-"
+row "  spis GB/s (256 KiB chunks)" "$(gbps "$SO_RPS") ($SO_RPS req/s)" "-"
+row "  spis / nginx" "$(ratio "$SO_RPS" "$NO_RPS")x" ">= 0.8x"
+row "  failed requests spis / nginx" "$SO_ERR / $NO_ERR" "0 / 0"
 echo
 echo "CPU per photo includes one process start for vips (amortized over $N photos) and one HTTP"
 echo "request for spis. wrk, nginx and spis share the machine's 2 cores."
