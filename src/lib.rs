@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    limit_malloc_arenas();
     let library = library::Library::try_open(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,6 +54,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// glibc gives each thread that allocates concurrently its own arena (up to 8 per core), and the
+/// decoders' short-lived threads leave memory stranded in them: a 1000-photo thumbnail run peaked
+/// at 195 MiB. Two arenas are plenty for a server whose hot path barely allocates. musl's
+/// allocator (the static builds) has no arenas.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before the other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -200,7 +200,7 @@ impl Thumbs {
         if let Some(hit) = self.lookup(cache_key(item, which)) {
             return Served::Ready(hit);
         }
-        match self.make(lib, item, dir) {
+        match self.make(lib, item, dir, Keep::InMemory) {
             Ok([thumb, preview]) => Served::Ready(match which {
                 Rendition::Thumb => thumb,
                 Rendition::Preview => preview,
@@ -261,7 +261,7 @@ impl Thumbs {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             e.reason()
         })?;
-        Ok(self.remember(key, out.jpeg))
+        Ok(self.remember(key, out.jpeg, Keep::InMemory))
     }
 
     /// An encoded output from memory, else from disk (then kept in memory too).
@@ -278,12 +278,14 @@ impl Thumbs {
     }
 
     /// Keeps a new output on disk and in memory.
-    fn remember(&self, key: String, bytes: Vec<u8>) -> Arc<Encoded> {
+    fn remember(&self, key: String, bytes: Vec<u8>, keep: Keep) -> Arc<Encoded> {
         if let Err(e) = self.disk.put(&key, &bytes) {
             tracing::warn!(error = %e, "cannot write to the thumbnail cache");
         }
         let encoded = Arc::new(Encoded { bytes: bytes.into(), etag: key.clone() });
-        lock(&self.memory).put(key, Arc::clone(&encoded));
+        if keep == Keep::InMemory {
+            lock(&self.memory).put(key, Arc::clone(&encoded));
+        }
         encoded
     }
 
@@ -293,7 +295,7 @@ impl Thumbs {
     }
 
     /// Decodes a file once for both renditions, sharing the work with concurrent callers.
-    fn make(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
+    fn make(&self, lib: &Library, item: &Item, dir: &[u8], keep: Keep) -> Made {
         let key: JobKey = (item.id, item.size, item.mtime_ns);
         if let Some(&reason) = lock(&self.failed).get(&key) {
             return Err(reason);
@@ -316,7 +318,7 @@ impl Thumbs {
             }
             return result.clone().expect("checked above");
         }
-        let result = self.decode(lib, item, dir);
+        let result = self.decode(lib, item, dir, keep);
         if let Err(reason) = result {
             lock(&self.failed).insert(key, reason);
         }
@@ -326,7 +328,7 @@ impl Thumbs {
         result
     }
 
-    fn decode(&self, lib: &Library, item: &Item, dir: &[u8]) -> Made {
+    fn decode(&self, lib: &Library, item: &Item, dir: &[u8], keep: Keep) -> Made {
         let name = String::from_utf8_lossy(&item.name);
         let rel = RelPath { dir, name: &item.name };
         let (bytes, format, orientation) = match self.source(item.format) {
@@ -379,7 +381,7 @@ impl Thumbs {
         lib.set_thumbhash(item.id, version, &rendered.thumbhash);
         let mut out = rendered.outputs.into_iter();
         let (preview, thumb) = (out.next().ok_or("no output")?, out.next().ok_or("no output")?);
-        let store = |which: Rendition, jpeg: Vec<u8>| self.remember(cache_key(item, which), jpeg);
+        let store = |which: Rendition, jpeg: Vec<u8>| self.remember(cache_key(item, which), jpeg, keep);
         Ok([store(Rendition::Thumb, thumb.jpeg), store(Rendition::Preview, preview.jpeg)])
     }
 
@@ -461,7 +463,7 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
                         while let Some((item, dir)) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize)
                         {
                             if !t.cached_on_disk(item) {
-                                let _ = t.make(lib, item, dir);
+                                let _ = t.make(lib, item, dir, Keep::OnDiskOnly);
                             }
                             t.stats.background_done.fetch_add(1, Ordering::Relaxed);
                         }
@@ -524,6 +526,15 @@ fn lower_priority() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
+}
+
+/// Whether a new output also goes into the memory cache. The background pass keeps its outputs on
+/// disk only: the memory cache is for what people look at, and filling it with every preview
+/// would hold tens of MB for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    InMemory,
+    OnDiskOnly,
 }
 
 /// Where the pixels of a format come from.
