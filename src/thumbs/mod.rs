@@ -252,11 +252,10 @@ impl Thumbs {
         let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|_| "unreadable")?;
         self.stats.decoded.fetch_add(1, Ordering::Relaxed);
         let displayed = (item.width > 0 && item.height > 0).then_some((item.width, item.height));
-        let (orientation, quality, limits) = (item.orientation, self.opts.quality, &self.opts.limits);
-        let out = std::panic::catch_unwind(|| {
-            render::resize(&bytes, format, orientation, displayed, size, fit, encoding, quality, limits)
+        let (orientation, quality, limits) = (item.orientation, self.opts.quality, self.opts.limits.clone());
+        let out = bounded(limits.max_decode_time, move || {
+            render::resize(&bytes, format, orientation, displayed, size, fit, encoding, quality, &limits)
         })
-        .unwrap_or_else(|_| Err(render::RenderError::Corrupt("the decoder panicked".into())))
         .map_err(|e| {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             e.reason()
@@ -361,11 +360,10 @@ impl Thumbs {
             render::Target { long_side: self.opts.preview_px },
             render::Target { long_side: self.opts.thumb_px },
         ];
-        // A decoder bug on a hostile file must cost that file, not the worker.
-        let rendered = std::panic::catch_unwind(|| {
-            render::render(&bytes, format, orientation, &targets, self.opts.quality, &self.opts.limits)
-        })
-        .unwrap_or_else(|_| Err(render::RenderError::Corrupt("the decoder panicked".into())));
+        let (quality, limits) = (self.opts.quality, self.opts.limits.clone());
+        let rendered = bounded(limits.max_decode_time, move || {
+            render::render(&bytes, format, orientation, &targets, quality, &limits)
+        });
         let rendered = match rendered {
             Ok(r) => r,
             Err(e) => {
@@ -516,6 +514,29 @@ fn parse_key(key: &str) -> Option<(u64, u32)> {
     }
     let (id, version) = rest.rsplit_once('-')?;
     Some((id::decode(id)?, u32::from_str_radix(version, 16).ok().filter(|_| version.len() == 8)?))
+}
+
+/// Runs a render on a thread of its own and waits at most `limit` for it. A render over the limit
+/// is abandoned (its thread finishes in the background and its result is dropped) and a panic in
+/// a decoder is an error for that file: a hostile file costs a placeholder, never a worker.
+fn bounded<T: Send + 'static>(
+    limit: std::time::Duration,
+    work: impl FnOnce() -> Result<T, render::RenderError> + Send + 'static,
+) -> Result<T, render::RenderError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("spis-decode".into()).spawn(move || {
+        let _ = tx.send(work());
+    });
+    if let Err(e) = spawned {
+        return Err(render::RenderError::Corrupt(format!("cannot start a decode thread: {e}")));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(render::RenderError::TooSlow(limit)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(render::RenderError::Corrupt("the decoder panicked".into()))
+        }
+    }
 }
 
 /// Background work yields to requests: nice 10 for this thread only (Linux applies
@@ -674,6 +695,20 @@ mod tests {
         {
             assert_eq!(parse_key(stale), None, "{stale}");
         }
+    }
+
+    #[test]
+    fn a_render_over_its_time_limit_or_panicking_is_an_error_not_a_stall() {
+        let started = Instant::now();
+        let slow = bounded(std::time::Duration::from_millis(50), || {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            Ok(())
+        });
+        assert!(matches!(slow, Err(render::RenderError::TooSlow(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let panicked: Result<(), _> = bounded(std::time::Duration::from_secs(5), || panic!("hostile file"));
+        assert!(matches!(panicked, Err(render::RenderError::Corrupt(_))));
+        assert_eq!(bounded(std::time::Duration::from_secs(5), || Ok(7)).unwrap(), 7);
     }
 
     #[test]

@@ -44,11 +44,20 @@ pub struct Limits {
     /// output of the JPEG fast path) or a progressive JPEG's coefficients. Default 512 MiB: 100 MP
     /// of 8-bit RGBA is 400 MB.
     pub max_decode_bytes: u64,
+    /// Longest a render may take. Enforced by the caller (`thumbs`), which runs each render on a
+    /// thread of its own and stops waiting; pure Rust cannot stop a decoder midway. Default 20 s:
+    /// a 100 MP photo takes 2-3 s here.
+    pub max_decode_time: std::time::Duration,
 }
 
 impl Limits {
     pub fn sane_defaults() -> Limits {
-        Limits { max_file_bytes: 200_000_000, max_pixels: 100_000_000, max_decode_bytes: 512 << 20 }
+        Limits {
+            max_file_bytes: 200_000_000,
+            max_pixels: 100_000_000,
+            max_decode_bytes: 512 << 20,
+            max_decode_time: std::time::Duration::from_secs(20),
+        }
     }
 }
 
@@ -88,6 +97,9 @@ pub enum RenderError {
     /// expected, a failure to resize or encode.)
     #[error("corrupt: {0}")]
     Corrupt(String),
+    /// Over [`Limits::max_decode_time`].
+    #[error("took longer than {0:?}")]
+    TooSlow(std::time::Duration),
 }
 
 impl RenderError {
@@ -97,6 +109,7 @@ impl RenderError {
             RenderError::Unsupported(_) => "unsupported format",
             RenderError::TooLarge { .. } => "too large",
             RenderError::Corrupt(_) => "corrupt",
+            RenderError::TooSlow(_) => "too slow",
         }
     }
 }
