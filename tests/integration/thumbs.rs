@@ -13,6 +13,15 @@ fn decode(jpeg: &[u8]) -> image::RgbImage {
     image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).expect("a JPEG").to_rgb8()
 }
 
+/// A media folder holding one small photo, `a.jpg`, served with thumbnails made on request only.
+fn one_photo() -> (Dirs, Server) {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    (dirs, server)
+}
+
 fn thumbnail_stat(server: &Server, key: &str) -> u64 {
     server.json("/api/status")["thumbnails"][key].as_u64().unwrap()
 }
@@ -79,10 +88,7 @@ fn previews_are_bigger_than_thumbnails_and_never_upscaled() {
 
 #[test]
 fn renditions_are_cached_with_immutable_etags_and_answer_304() {
-    let dirs = Dirs::new();
-    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
-    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
-    server.wait_indexed();
+    let (_dirs, server) = one_photo();
     let url = server.item_named("a.jpg")["thumb"].as_str().unwrap().to_owned();
     let first = server.get(&url);
     assert_eq!(first.status, 200);
@@ -98,10 +104,7 @@ fn renditions_are_cached_with_immutable_etags_and_answer_304() {
 
 #[test]
 fn cache_survives_a_restart_without_decoding_again() {
-    let dirs = Dirs::new();
-    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
-    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
-    server.wait_indexed();
+    let (dirs, server) = one_photo();
     let item = server.item_named("a.jpg");
     let thumb = server.get(item["thumb"].as_str().unwrap()).body;
     assert_eq!(thumbnail_stat(&server, "decoded"), 1);
@@ -117,10 +120,7 @@ fn cache_survives_a_restart_without_decoding_again() {
 
 #[test]
 fn a_changed_file_gets_a_new_url_and_a_new_thumbnail() {
-    let dirs = Dirs::new();
-    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
-    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
-    server.wait_indexed();
+    let (dirs, server) = one_photo();
     let before = server.item_named("a.jpg");
     let old = server.get(before["thumb"].as_str().unwrap()).body;
     drop(server);
@@ -244,10 +244,7 @@ fn the_background_pass_sweeps_stale_cache_entries() {
 
 #[test]
 fn items_carry_a_thumbhash_once_their_thumbnail_exists_and_after_a_restart() {
-    let dirs = Dirs::new();
-    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
-    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
-    server.wait_indexed();
+    let (dirs, server) = one_photo();
     let item = server.item_named("a.jpg");
     assert_eq!(item["thumbhash"], serde_json::Value::Null, "no thumbnail made yet");
     assert_eq!(server.get(item["thumb"].as_str().unwrap()).status, 200);
