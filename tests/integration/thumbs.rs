@@ -396,3 +396,62 @@ fn resize_serves_listed_sizes_only_and_caches_them() {
     }
     server.get(&url("w=300&x=1")).assert_error(400, "unknown_parameter");
 }
+
+#[test]
+fn every_corpus_file_gets_a_thumbnail_or_a_placeholder_in_bounded_time() {
+    let dirs = Dirs::new();
+    let manifest = std::fs::read_to_string(crate::util::corpus().join("MANIFEST.tsv")).unwrap();
+    let files: Vec<(String, String)> = manifest
+        .lines()
+        .skip(1)
+        .enumerate()
+        .map(|(n, line)| {
+            let path = line.split('\t').next().unwrap().to_owned();
+            // Flattened under unique names that keep the extension (which decides what is listed).
+            let ext = path.rsplit('.').next().unwrap_or("").to_owned();
+            (path, format!("f{n:03}.{ext}"))
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    copy_from_corpus(&dirs.media, &pairs);
+    let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
+    server.wait_indexed();
+    let items = server.all_items("", 500);
+    assert!(items.len() > 400, "{} of {} corpus files listed", items.len(), files.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes: Vec<(String, String, std::time::Duration)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while let Some(item) = items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let started = std::time::Instant::now();
+                        let r = server.get(item["thumb"].as_str().unwrap());
+                        assert_eq!(r.status, 200, "{}", item["name"]);
+                        let kind = match r.header("content-type") {
+                            Some("image/jpeg") => {
+                                decode(&r.body);
+                                "thumbnail".to_owned()
+                            }
+                            Some("image/svg+xml") => {
+                                format!("placeholder: {}", r.header("x-spis-placeholder").unwrap())
+                            }
+                            other => panic!("{}: content type {other:?}", item["name"]),
+                        };
+                        seen.push((item["name"].as_str().unwrap().to_owned(), kind, started.elapsed()));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.len(), items.len());
+    let thumbnails = outcomes.iter().filter(|(_, k, _)| k == "thumbnail").count();
+    // Most of the corpus is ordinary photos; the rest is deliberately broken test files.
+    assert!(thumbnails * 10 >= outcomes.len() * 8, "only {thumbnails} of {} got a thumbnail", outcomes.len());
+    let slowest = outcomes.iter().max_by_key(|(_, _, t)| *t).unwrap();
+    assert!(slowest.2 < std::time::Duration::from_secs(30), "{} took {:?}", slowest.0, slowest.2);
+    assert_eq!(server.get("/api/health").status, 200, "still answering");
+}
