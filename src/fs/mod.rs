@@ -320,7 +320,8 @@ fn temp_name(path: &Path) -> PathBuf {
     ))
 }
 
-fn mtime_ns(m: &Metadata) -> i64 {
+/// A file's mtime in nanoseconds since the epoch, as the index and the record validators use it.
+pub fn mtime_ns(m: &Metadata) -> i64 {
     m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
 }
 

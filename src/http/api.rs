@@ -316,9 +316,7 @@ async fn serve_file(
     let (item, dir) = lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let rel = RelPath { dir: &dir, name: &item.name };
     let (file, meta) = lib.fs.open_original(rel).await.map_err(ApiError::from_media_io)?;
-    use std::os::unix::fs::MetadataExt as _;
-    let mtime_ns = meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec());
-    let etag = format!("{}-{}", id::encode(id), id::version(meta.len(), mtime_ns));
+    let etag = format!("{}-{}", id::encode(id), id::version(meta.len(), crate::fs::mtime_ns(&meta)));
     let name = String::from_utf8_lossy(&item.name);
     let info = FileInfo {
         len: meta.len(),
@@ -347,32 +345,15 @@ impl ListQuery {
             let v = value.as_ref();
             match key.as_ref() {
                 "limit" => {
-                    q.limit =
-                        v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                            ApiError::bad("limit", format!("a number from 1 to {MAX_LIMIT}"))
-                        })?
+                    q.limit = in_range("limit", v, 1..=MAX_LIMIT, format!("a number from 1 to {MAX_LIMIT}"))?
                 }
                 "cursor" => {
                     q.cursor = Some(id::decode_cursor(v).ok_or_else(|| {
                         ApiError::bad("cursor", "not a cursor from a previous page's next_cursor")
                     })?)
                 }
-                "year" => {
-                    q.filter.year = Some(
-                        v.parse()
-                            .ok()
-                            .filter(|y| (1..=9999).contains(y))
-                            .ok_or_else(|| ApiError::bad("year", "a year like 2023"))?,
-                    )
-                }
-                "month" => {
-                    q.filter.month = Some(
-                        v.parse()
-                            .ok()
-                            .filter(|m| (1..=12).contains(m))
-                            .ok_or_else(|| ApiError::bad("month", "a month from 1 to 12"))?,
-                    )
-                }
+                "year" => q.filter.year = Some(in_range("year", v, 1..=9999, "a year like 2023")?),
+                "month" => q.filter.month = Some(in_range("month", v, 1..=12, "a month from 1 to 12")?),
                 "dir" => q.filter.dir = Some(v.to_owned()),
                 "favorite" => {
                     q.filter.favorite = Some(match v {
@@ -400,6 +381,16 @@ impl ListQuery {
         }
         Ok(q)
     }
+}
+
+/// A number parameter within `range`, or a 400 naming the parameter and what it takes.
+fn in_range<T: std::str::FromStr + PartialOrd>(
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+    expected: impl Into<String>,
+) -> Result<T, ApiError> {
+    value.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| ApiError::bad(name, expected))
 }
 
 fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {

@@ -181,12 +181,16 @@ pub struct Probe {
     pub duration_ms: Option<u64>,
 }
 
+/// The size as shown: width and height swapped for EXIF orientations 5..=8 (the quarter turns).
+pub fn display_size(width: Option<u32>, height: Option<u32>, orientation: u8) -> Option<(u32, u32)> {
+    let (w, h) = (width?, height?);
+    Some(if (5..=8).contains(&orientation) { (h, w) } else { (w, h) })
+}
+
 impl Probe {
     /// The size as shown: width and height swapped for orientations 5..=8.
     pub fn display_size(&self) -> Option<(u32, u32)> {
-        let (w, h) = (self.width?, self.height?);
-        let turned = (5..=8).contains(&self.orientation);
-        Some(if turned { (h, w) } else { (w, h) })
+        display_size(self.width, self.height, self.orientation)
     }
 
     fn set_size(&mut self, width: u32, height: u32) {

@@ -50,8 +50,7 @@ impl Meta {
 
     /// The size as shown: width and height swapped for orientations 5..=8.
     pub fn display_size(&self) -> Option<(u32, u32)> {
-        let (w, h) = (self.width?, self.height?);
-        Some(if (5..=8).contains(&self.orientation) { (h, w) } else { (w, h) })
+        super::probe::display_size(self.width, self.height, self.orientation)
     }
 
     /// The record for a file of this size and mtime.
