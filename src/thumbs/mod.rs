@@ -436,15 +436,15 @@ fn load_thumbhashes(lib: &Library) {
 
 fn background_pass(lib: &Arc<Library>, workers: usize) {
     let t = &lib.thumbs;
-    let todo: Vec<(Item, Vec<u8>)> = {
-        let index = lib.read();
-        index
-            .iter()
-            .rev()
-            .filter(|i| !matches!(t.source(i.format), Source::Missing(_)))
-            .map(|i| (i.clone(), index.dir_of(i).to_vec()))
-            .collect()
-    };
+    // Ids only (8 bytes each): an item is looked up when its turn comes, so 100k items cost no
+    // copy of the index, and a file removed meanwhile is simply skipped.
+    let todo: Vec<u64> = lib
+        .read()
+        .iter()
+        .rev()
+        .filter(|i| !matches!(t.source(i.format), Source::Missing(_)))
+        .map(|i| i.id)
+        .collect();
     t.stats.background_total.store(todo.len() as u64, Ordering::Relaxed);
     t.stats.background_started_ms.store(t.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
     tracing::info!(items = todo.len(), workers, "making thumbnails in the background");
@@ -458,10 +458,11 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
                     .name(format!("spis-thumb-{n}"))
                     .spawn_scoped(s, move || {
                         lower_priority();
-                        while let Some((item, dir)) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize)
-                        {
-                            if !t.cached_on_disk(item) {
-                                let _ = t.make(lib, item, dir, Keep::OnDiskOnly);
+                        while let Some(&id) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
+                            if let Some((item, dir)) = lib.locate(id)
+                                && !t.cached_on_disk(&item)
+                            {
+                                let _ = t.make(lib, &item, &dir, Keep::OnDiskOnly);
                             }
                             t.stats.background_done.fetch_add(1, Ordering::Relaxed);
                         }
@@ -494,7 +495,7 @@ fn background_pass(lib: &Arc<Library>, workers: usize) {
     );
     // Entries of files that changed or went away, and of older pipelines, only take space.
     let current: HashSet<(u64, u32)> =
-        todo.iter().map(|(i, _)| (i.id, id::version_u32(i.size, i.mtime_ns))).collect();
+        lib.read().iter().map(|i| (i.id, id::version_u32(i.size, i.mtime_ns))).collect();
     match t.disk.sweep(&|key| parse_key(key).is_some_and(|k| current.contains(&k))) {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "removed stale thumbnails from the cache"),
