@@ -22,6 +22,15 @@ fn one_photo() -> (Dirs, Server) {
     (dirs, server)
 }
 
+/// The JPEG at `url`, decoded; fails the test when the server answers anything else (with the
+/// placeholder's reason, when it sent one).
+fn jpeg_at(server: &Server, url: &str) -> image::RgbImage {
+    let r = server.get(url);
+    assert_eq!(r.status, 200, "{url}");
+    assert_eq!(r.header("content-type"), Some("image/jpeg"), "{url}: {:?}", r.header("x-spis-placeholder"));
+    decode(&r.body)
+}
+
 fn thumbnail_stat(server: &Server, key: &str) -> u64 {
     server.json("/api/status")["thumbnails"][key].as_u64().unwrap()
 }
@@ -76,13 +85,13 @@ fn previews_are_bigger_than_thumbnails_and_never_upscaled() {
     let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
     server.wait_indexed();
     let big = server.item_named("big.jpg");
-    let preview = decode(&server.get(big["preview"].as_str().unwrap()).body);
+    let preview = jpeg_at(&server, big["preview"].as_str().unwrap());
     assert_eq!(preview.dimensions(), (1600, 900));
-    let thumb = decode(&server.get(big["thumb"].as_str().unwrap()).body);
+    let thumb = jpeg_at(&server, big["thumb"].as_str().unwrap());
     assert_eq!(thumb.dimensions(), (400, 225));
     // rocket.jpg is 640x427: the preview keeps its size instead of inventing pixels.
     let small = server.item_named("small.jpg");
-    let preview = decode(&server.get(small["preview"].as_str().unwrap()).body);
+    let preview = jpeg_at(&server, small["preview"].as_str().unwrap());
     assert_eq!(preview.dimensions(), (640, 427));
 }
 
@@ -287,15 +296,8 @@ fn heic_and_avif_get_real_thumbnails_through_libheif() {
     assert_eq!(server.json("/api/status")["thumbnails"]["decoders"]["heif"], true);
     for (name, size) in [("phone.heif", (300, 400)), ("fox.avif", (400, 266))] {
         let item = server.item_named(name);
-        let r = server.get(item["thumb"].as_str().unwrap());
-        assert_eq!(
-            r.header("content-type"),
-            Some("image/jpeg"),
-            "{name}: {:?}",
-            r.header("x-spis-placeholder")
-        );
         // The displayed size: libheif applies the HEIF rotation itself, and spis does not again.
-        assert_eq!(decode(&r.body).dimensions(), size, "{name}");
+        assert_eq!(jpeg_at(&server, item["thumb"].as_str().unwrap()).dimensions(), size, "{name}");
         assert_eq!(
             (item["width"].as_u64().unwrap() > item["height"].as_u64().unwrap()),
             size.0 > size.1,
@@ -307,7 +309,7 @@ fn heic_and_avif_get_real_thumbnails_through_libheif() {
     drop(server);
     let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
     server.wait_indexed();
-    let thumb = |name: &str| decode(&server.get(server.item_named(name)["thumb"].as_str().unwrap()).body);
+    let thumb = |name: &str| jpeg_at(&server, server.item_named(name)["thumb"].as_str().unwrap());
     let diff = difference(&thumb("fox.avif"), &thumb("fox.jpg"));
     assert!(diff < 10.0, "the AVIF thumbnail differs from the JPEG one by {diff:.1}");
 }
@@ -342,17 +344,8 @@ fn videos_get_a_poster_frame_through_ffmpeg() {
     assert_eq!((clip["kind"].as_str(), clip["duration_ms"].as_u64()), (Some("video"), Some(2000)));
     for name in ["clip.mp4", "short.webm"] {
         let item = server.item_named(name);
-        for (url, size) in
-            [(item["thumb"].as_str().unwrap(), (320, 240)), (item["preview"].as_str().unwrap(), (320, 240))]
-        {
-            let r = server.get(url);
-            assert_eq!(
-                r.header("content-type"),
-                Some("image/jpeg"),
-                "{name}: {:?}",
-                r.header("x-spis-placeholder")
-            );
-            assert_eq!(decode(&r.body).dimensions(), size, "{name}");
+        for url in [item["thumb"].as_str().unwrap(), item["preview"].as_str().unwrap()] {
+            assert_eq!(jpeg_at(&server, url).dimensions(), (320, 240), "{name}");
         }
     }
     assert_eq!(thumbnail_stat(&server, "decoded"), 2);
@@ -373,7 +366,7 @@ fn resize_serves_listed_sizes_only_and_caches_them() {
     assert_eq!(decode(&r.body).dimensions(), (300, 300));
     let etag = r.header("etag").unwrap().to_owned();
     assert_eq!(server.get_with(&url("w=300&h=300&fit=cover"), &[("If-None-Match", &etag)]).status, 304);
-    assert_eq!(decode(&server.get(&url("w=300")).body).dimensions(), (300, 200));
+    assert_eq!(jpeg_at(&server, &url("w=300")).dimensions(), (300, 200));
     let png = server.get(&url("w=100&h=100&fit=contain&format=png"));
     assert_eq!(png.header("content-type"), Some("image/png"));
     let png = image::load_from_memory(&png.body).unwrap();
