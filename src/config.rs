@@ -95,6 +95,54 @@ pub struct Opts {
     /// [default: 320,480,640,800,1024,1280,1600,1920,2560]
     #[arg(long, env = "SPIS_RESIZE_SIZES", global = true, value_name = "PX,PX,...", value_delimiter = ',')]
     pub resize_sizes: Option<Vec<u32>>,
+
+    /// How changes in the media folder are noticed: `inotify` (instant), `poll` (a rescan every
+    /// --poll-interval, for network filesystems whose other clients inotify cannot see), `auto`
+    /// (inotify, plus the rescan when the folder is on NFS/SMB/FUSE) or `off`. [default: auto]
+    #[arg(long, env = "SPIS_WATCH", global = true, value_name = "MODE")]
+    pub watch: Option<WatchMode>,
+
+    /// Seconds between rescans in poll mode (a rescan only lists folders whose mtime changed).
+    /// [default: 300]
+    #[arg(long, env = "SPIS_POLL_INTERVAL", global = true, value_name = "SECONDS")]
+    pub poll_interval: Option<u64>,
+
+    /// Changes buffered between the watcher and the indexer; when they pile up beyond this, spis
+    /// falls back to a full rescan, as it does when the kernel's own queue overflows.
+    /// [default: 16384]
+    #[arg(long, env = "SPIS_WATCH_QUEUE", global = true, value_name = "N")]
+    pub watch_queue: Option<usize>,
+
+    /// URL to POST a JSON event to when media is added or removed (repeatable; http:// only).
+    #[arg(long, env = "SPIS_WEBHOOK", global = true, value_name = "URL", value_delimiter = ',')]
+    pub webhook: Option<Vec<String>>,
+
+    /// Secret for the `X-Spis-Signature: sha256=<HMAC of the body>` header of webhook deliveries.
+    #[arg(long, env = "SPIS_WEBHOOK_SECRET", global = true, value_name = "SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Program run for each new media file, with its absolute path as the argument and
+    /// SPIS_PATH, SPIS_ID, SPIS_KIND, SPIS_TAKEN in the environment (never through a shell).
+    #[arg(long, env = "SPIS_ON_NEW_MEDIA", global = true, value_name = "PROGRAM")]
+    pub on_new_media: Option<PathBuf>,
+
+    /// Seconds an --on-new-media run may take before it is killed. [default: 30]
+    #[arg(long, env = "SPIS_HOOK_TIMEOUT", global = true, value_name = "SECONDS")]
+    pub hook_timeout: Option<u64>,
+
+    /// --on-new-media runs at once; more wait their turn. [default: 2]
+    #[arg(long, env = "SPIS_HOOK_CONCURRENCY", global = true, value_name = "N")]
+    pub hook_concurrency: Option<usize>,
+}
+
+/// See `--watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    Auto,
+    Inotify,
+    Poll,
+    Off,
 }
 
 /// See `--xattr`.
@@ -117,6 +165,14 @@ pub struct Config {
     pub thumb_cache_mb: usize,
     pub thumb_workers: usize,
     pub resize_sizes: Vec<u32>,
+    pub watch: WatchMode,
+    pub poll_interval: std::time::Duration,
+    pub watch_queue: usize,
+    pub webhooks: Vec<String>,
+    pub webhook_secret: Option<String>,
+    pub on_new_media: Option<PathBuf>,
+    pub hook_timeout: std::time::Duration,
+    pub hook_concurrency: usize,
 }
 
 impl Config {
@@ -142,6 +198,14 @@ impl Config {
         if index_threads == 0 {
             bail!("index_threads must be at least 1");
         }
+        let poll_interval = opts.poll_interval.or(file.poll_interval).unwrap_or(300);
+        if poll_interval == 0 {
+            bail!("poll_interval must be at least 1 second");
+        }
+        let hook_concurrency = opts.hook_concurrency.or(file.hook_concurrency).unwrap_or(2);
+        if hook_concurrency == 0 {
+            bail!("hook_concurrency must be at least 1");
+        }
         Ok(Config {
             media: pick(&opts.media, &file.media).unwrap_or_else(|| PathBuf::from("media")),
             listen: opts.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -161,6 +225,16 @@ impl Config {
                 .clone()
                 .or(file.resize_sizes)
                 .unwrap_or_else(|| vec![320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]),
+            watch: opts.watch.or(file.watch).unwrap_or(WatchMode::Auto),
+            poll_interval: std::time::Duration::from_secs(poll_interval),
+            watch_queue: opts.watch_queue.or(file.watch_queue).unwrap_or(16384).max(1),
+            webhooks: opts.webhook.clone().or(file.webhook).unwrap_or_default(),
+            webhook_secret: opts.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty()),
+            on_new_media: pick(&opts.on_new_media, &file.on_new_media),
+            hook_timeout: std::time::Duration::from_secs(
+                opts.hook_timeout.or(file.hook_timeout).unwrap_or(30),
+            ),
+            hook_concurrency,
         })
     }
 }

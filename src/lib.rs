@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod fs;
+pub mod hooks;
 pub mod http;
 pub mod library;
 mod logging;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     limit_malloc_arenas();
+    hooks::check(&config)?;
     let library = library::Library::try_open(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,7 +49,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("spis listening on http://{addr}");
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, media = %library.fs.root().display(), state_dir = %library.fs.state_dir().display(), "listening");
-        library.spawn_indexer();
+        let _hooks = hooks::start(&library, &config, http::event_json)?;
+        library.spawn_live(library::LiveOpts {
+            mode: config.watch,
+            poll_interval: config.poll_interval,
+            queue: config.watch_queue,
+        });
         thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
         http::serve(library, listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())

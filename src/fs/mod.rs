@@ -7,6 +7,7 @@
 
 pub mod cache;
 mod state;
+pub mod watch;
 pub mod xattr;
 
 use std::fs::{File, Metadata};
@@ -63,6 +64,20 @@ pub struct Found {
     pub name: Vec<u8>,
     pub size: u64,
     pub mtime_ns: i64,
+}
+
+/// One folder as [`MediaFs::list_dir`] saw it.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub mtime_ns: i64,
+    pub files: Vec<Found>,
+    /// Subfolders as paths relative to the root.
+    pub subdirs: Vec<Vec<u8>>,
+}
+
+/// `dir/name` for a folder path relative to the root (empty for the root itself).
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    RelPath { dir, name }.key()
 }
 
 /// Where a metadata record was read from or written to.
@@ -131,60 +146,104 @@ impl MediaFs {
     }
 
     /// Walks the media folder depth first, calling `found` for every regular file whose name
-    /// `accept` takes. Hidden entries (a leading `.`), symlinks and special files are skipped.
-    pub fn walk(&self, accept: &dyn Fn(&[u8]) -> bool, found: &mut dyn FnMut(Found)) {
-        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+    /// `accept` takes and `folder` for every folder listed (with its mtime). Hidden entries (a
+    /// leading `.`), symlinks, special files and the state dir are skipped.
+    pub fn walk(
+        &self,
+        from: &[u8],
+        accept: &dyn Fn(&[u8]) -> bool,
+        found: &mut dyn FnMut(Found),
+        folder: &mut dyn FnMut(&[u8], &Listing),
+    ) {
+        let mut stack: Vec<Vec<u8>> = vec![from.to_vec()];
         while let Some(dir) = stack.pop() {
-            let abs = RelPath { dir: &[], name: &dir }.under(&self.root);
-            let entries = match std::fs::read_dir(&abs) {
-                Ok(e) => e,
-                Err(e) => {
+            let Ok(mut listing) = self.list_dir(&dir, accept) else { continue };
+            folder(&dir, &listing);
+            for f in listing.files.drain(..) {
+                found(f);
+            }
+            // Popping from the end visits folders in name order.
+            stack.extend(listing.subdirs.into_iter().rev());
+        }
+    }
+
+    /// Lists one folder: its media files (with size and mtime) and its subfolders, both in name
+    /// order. An unreadable folder is counted and logged, and its error returned.
+    pub fn list_dir(&self, dir: &[u8], accept: &dyn Fn(&[u8]) -> bool) -> io::Result<Listing> {
+        let abs = RelPath { dir: &[], name: dir }.under(&self.root);
+        let read = std::fs::symlink_metadata(&abs).and_then(|m| {
+            if m.is_dir() {
+                std::fs::read_dir(&abs).map(|e| (m, e))
+            } else {
+                Err(io::ErrorKind::NotADirectory.into())
+            }
+        });
+        let (meta, entries) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
                     self.walk_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(folder = %abs.display(), error = %e, "cannot read folder, skipping it");
+                }
+                return Err(e);
+            }
+        };
+        let mut listing = Listing { mtime_ns: mtime_ns(&meta), files: Vec::new(), subdirs: Vec::new() };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.as_bytes();
+            if name.starts_with(b".") {
+                continue;
+            }
+            // SECURITY: d_type comes from readdir without following links, so a symlink is
+            // never mistaken for the folder or file it points to.
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                // Skip the state dir when it lives inside the media folder.
+                if entry.metadata().is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id) {
                     continue;
                 }
-            };
-            let mut subdirs = Vec::new();
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.as_bytes();
-                if name.starts_with(b".") {
-                    continue;
-                }
-                // SECURITY: d_type comes from readdir without following links, so a symlink is
-                // never mistaken for the folder or file it points to.
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    let mut sub = dir.clone();
-                    if !sub.is_empty() {
-                        sub.push(b'/');
-                    }
-                    sub.extend_from_slice(name);
-                    subdirs.push(sub);
-                } else if ft.is_file() && accept(name) {
-                    match entry.metadata() {
-                        Ok(m) => found(Found {
-                            dir: dir.clone(),
-                            name: name.to_vec(),
-                            size: m.len(),
-                            mtime_ns: mtime_ns(&m),
-                        }),
-                        Err(_) => {
-                            self.walk_errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                listing.subdirs.push(join(dir, name));
+            } else if ft.is_file() && accept(name) {
+                match entry.metadata() {
+                    Ok(m) => listing.files.push(Found {
+                        dir: dir.to_vec(),
+                        name: name.to_vec(),
+                        size: m.len(),
+                        mtime_ns: mtime_ns(&m),
+                    }),
+                    // Deleted since readdir: simply not there any more.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(_) => {
+                        self.walk_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            // Skip the state dir when it lives inside the media folder.
-            subdirs.retain(|d| {
-                std::fs::symlink_metadata(RelPath { dir: &[], name: d }.under(&self.root))
-                    .map(|m| (m.dev(), m.ino()) != self.state_dir_id)
-                    .unwrap_or(false)
-            });
-            // Popping from the end visits folders in name order.
-            subdirs.sort_unstable_by(|a, b| b.cmp(a));
-            stack.extend(subdirs);
         }
+        listing.subdirs.sort_unstable();
+        listing.files.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(listing)
+    }
+
+    /// The size and mtime of one media file, `None` when it is gone or not a regular file.
+    pub fn stat(&self, rel: RelPath<'_>) -> Option<Found> {
+        let m = std::fs::symlink_metadata(rel.under(&self.root)).ok().filter(|m| m.is_file())?;
+        Some(Found { dir: rel.dir.to_vec(), name: rel.name.to_vec(), size: m.len(), mtime_ns: mtime_ns(&m) })
+    }
+
+    /// A folder's mtime, which changes whenever an entry is added, removed or renamed in it.
+    pub fn dir_mtime(&self, dir: &[u8]) -> io::Result<i64> {
+        let m = std::fs::symlink_metadata(RelPath { dir: &[], name: dir }.under(&self.root))?;
+        if !m.is_dir() {
+            return Err(io::ErrorKind::NotADirectory.into());
+        }
+        Ok(mtime_ns(&m))
+    }
+
+    /// Whether a folder below the root is the state dir (which is never indexed or watched).
+    pub fn is_state_dir(&self, dir: &[u8]) -> bool {
+        std::fs::symlink_metadata(RelPath { dir: &[], name: dir }.under(&self.root))
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id)
     }
 
     /// Opens a media file for reading its header.

@@ -69,8 +69,23 @@ pub fn status(lib: &Library) -> Response<Body> {
                 "extracted": n(&p.extracted),
             },
             "thumbnails": thumbnail_status(lib),
+            "watch": watch_status(lib),
         }),
     )
+}
+
+/// How the folder is followed, and what that has done so far.
+fn watch_status(lib: &Library) -> serde_json::Value {
+    let w = &lib.live;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    serde_json::json!({
+        "mode": *w.mode.lock().unwrap_or_else(|p| p.into_inner()),
+        "watched_folders": n(&w.watched_folders),
+        "unwatched_folders": n(&w.unwatched_folders),
+        "overflows": n(&w.overflows),
+        "rescans": n(&w.rescans),
+        "changes": n(&w.applied),
+    })
 }
 
 /// Background progress (done/total, rate, ETA) and cache counters.
@@ -331,15 +346,15 @@ async fn serve_file(
 
 /// The parameters shared by `/api/media` and `/api/facets`.
 #[derive(Debug, Default)]
-struct ListQuery {
-    filter: Filter,
+pub(super) struct ListQuery {
+    pub(super) filter: Filter,
     order: Order,
     cursor: Option<id::SortKey>,
     limit: usize,
 }
 
 impl ListQuery {
-    fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
+    pub(super) fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
         for (key, value) in query_pairs(query) {
             let v = value.as_ref();
@@ -400,7 +415,7 @@ fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {
 /// One item as the API shows it. Text fields are `Display` values written straight into the
 /// response, so a page of 500 items costs no allocation per item.
 #[derive(Serialize)]
-struct ItemJson<'a> {
+pub(super) struct ItemJson<'a> {
     #[serde(serialize_with = "as_text")]
     id: id::Text,
     name: Cow<'a, str>,
@@ -431,7 +446,7 @@ struct ItemJson<'a> {
 }
 
 impl<'a> ItemJson<'a> {
-    fn new(index: &'a Index, item: &'a Item) -> ItemJson<'a> {
+    pub(super) fn new(index: &'a Index, item: &'a Item) -> ItemJson<'a> {
         let text = |bytes: &'a [u8]| String::from_utf8_lossy(bytes);
         ItemJson {
             id: id::Text::new(item.id),

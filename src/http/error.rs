@@ -30,6 +30,8 @@ pub enum ApiError {
     FavoriteNotStored(#[source] std::io::Error),
     #[error("this media cannot be resized: {0}")]
     CannotResize(String),
+    #[error("this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)")]
+    WebSocketRequired,
 }
 
 impl ApiError {
@@ -58,6 +60,7 @@ impl ApiError {
             ApiError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io_error"),
             ApiError::FavoriteNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "favorite_not_stored"),
             ApiError::CannotResize(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_resize"),
+            ApiError::WebSocketRequired => (StatusCode::UPGRADE_REQUIRED, "websocket_required"),
         }
     }
 
@@ -74,6 +77,9 @@ impl ApiError {
             .header(header::CACHE_CONTROL, "no-store");
         if let ApiError::MethodNotAllowed { allow, .. } = &self {
             resp = resp.header(header::ALLOW, *allow);
+        }
+        if let ApiError::WebSocketRequired = &self {
+            resp = resp.header(header::UPGRADE, "websocket").header(header::CONNECTION, "Upgrade");
         }
         resp.body(full(body.to_string())).expect("static headers are valid")
     }

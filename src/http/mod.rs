@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod error;
+mod events;
 pub mod file;
 mod memo;
 mod routes;
@@ -21,7 +22,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::library::Library;
@@ -48,7 +48,13 @@ pub struct App {
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
     /// that happens to have the same number now.
     run_id: u64,
+    /// Flips to true on shutdown, so WebSocket clients get a close frame.
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Open WebSocket connections (they outlive their HTTP connection), waited for on shutdown.
+    sockets: tokio::sync::watch::Sender<usize>,
 }
+
+pub use events::event_json;
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
@@ -58,8 +64,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let run_id =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let app = Arc::new(App { lib: library, memo: memo::Memo::new(64), run_id });
-    let graceful = GracefulShutdown::new();
+    let app = Arc::new(App {
+        lib: library,
+        memo: memo::Memo::new(64),
+        run_id,
+        shutdown: tokio::sync::watch::channel(false).0,
+        sockets: tokio::sync::watch::channel(0).0,
+    });
+    // Each connection task holds a clone; when all are gone, every connection has finished.
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     tokio::pin!(shutdown);
@@ -77,22 +90,39 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let (alive, mut stopping) = (alive.clone(), app.shutdown.subscribe());
         let app = Arc::clone(&app);
         let service = service_fn(move |req| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(routes::route(&app, req, peer).await) }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = async { stopping.wait_for(|&s| s).await.map(|_| ()) } => {
+                    // Finish the request in flight, then close instead of keeping the connection alive.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(alive);
         });
     }
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    app.shutdown.send_replace(true);
+    drop(alive);
+    let mut sockets = app.sockets.subscribe();
+    let drained = async {
+        all_done.recv().await;
+        let _ = sockets.wait_for(|&n| n == 0).await;
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("some connections did not finish in time and were closed");
     }
     Ok(())

@@ -3,21 +3,22 @@
 //! The rule: a path is split into segments and matched here only; handlers receive typed
 //! arguments (a decoded id, never a path), and anything unmatched is a JSON 404 or 405.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
-use super::{App, Body, Peer, api, assets};
+use super::{App, Body, Peer, api, assets, events};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
-pub async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = dispatch(app, &req).await.unwrap_or_else(ApiError::into_response);
+    let resp = dispatch(app, &mut req, &path).await.unwrap_or_else(ApiError::into_response);
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"
@@ -25,11 +26,14 @@ pub async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Bo
     resp
 }
 
-async fn dispatch(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn dispatch(
+    app: &Arc<App>,
+    req: &mut Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
     let lib = &app.lib;
-    let path = req.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let m = req.method();
+    let m = &req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
     let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
 
@@ -43,6 +47,7 @@ async fn dispatch(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, 
         ["api", "status"] if get => Ok(api::status(lib)),
         ["api", "media"] if get => api::list(app, req),
         ["api", "facets"] if get => api::facets(app, req),
+        ["api", "events"] if m == Method::GET => events::upgrade(app, req),
         ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
         ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
         ["api", "media", raw, "resize"] if get => api::resize(app, media_id(raw)?, req).await,
@@ -69,7 +74,7 @@ async fn dispatch(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, 
 fn segments_known(segments: &[&str]) -> bool {
     matches!(
         segments,
-        ["api", "health" | "status" | "media" | "facets"]
+        ["api", "health" | "status" | "media" | "facets" | "events"]
             | ["api", "media", _]
             | ["api", "media", _, "original" | "thumb" | "preview" | "resize"]
     )

@@ -80,6 +80,11 @@ impl Interner {
         id
     }
 
+    /// The id of a string already interned.
+    pub fn lookup(&self, s: &[u8]) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
     pub fn get(&self, id: u32) -> &[u8] {
         self.strings.get(id as usize).map_or(&[], |s| s)
     }
@@ -255,6 +260,21 @@ impl Index {
     pub fn get(&self, id: u64) -> Option<&Item> {
         let taken = *self.by_id.get(&id)?;
         self.items.get(&(taken, id))
+    }
+
+    /// Whether one item passes a filter (for events; pages use a compiled matcher).
+    pub fn matches(&self, filter: &Filter, item: &Item) -> bool {
+        if let Some(want) = filter.dir.as_deref().map(|d| d.trim_matches('/')).filter(|d| !d.is_empty()) {
+            let dir = String::from_utf8_lossy(self.dir_of(item));
+            if !(dir == want || (dir.starts_with(want) && dir.as_bytes().get(want.len()) == Some(&b'/'))) {
+                return false;
+            }
+        }
+        let (y, m) = dates::year_month(item.taken_ms);
+        filter.favorite.is_none_or(|want| item.favorite == want)
+            && filter.kind.is_none_or(|k| item.kind() == k)
+            && filter.year.is_none_or(|want| y == want)
+            && filter.month.is_none_or(|want| m == want)
     }
 
     /// The relative folder of an item, as bytes.

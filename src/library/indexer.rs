@@ -11,16 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::dates::{self, DateSource};
-use super::index::Item;
+use super::index::{Index, Item};
 use super::probe::{self, Format};
 use super::record::Meta;
 use super::{Library, id};
-use crate::fs::{Found, MetaSource, RelPath};
+use crate::fs::{Found, Listing, MetaSource, RelPath};
 
 const BATCH: usize = 256;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-pub(super) fn run(lib: &Arc<Library>) {
+/// Indexes the whole folder; `folder` sees every folder listed (for the live rescans to start from).
+pub(super) fn run(lib: &Arc<Library>, folder: &(dyn Fn(&[u8], &Listing) + Sync)) {
     let started = Instant::now();
     let p = &lib.progress;
     p.walking.store(true, Ordering::Release);
@@ -42,14 +43,15 @@ pub(super) fn run(lib: &Arc<Library>) {
             .name("spis-walk".into())
             .spawn_scoped(s, move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                lib.fs.walk(&|name| Format::from_extension(extension(name)).is_some(), &mut |f| {
+                let found = &mut |f| {
                     lib.progress.found.fetch_add(1, Ordering::Relaxed);
                     batch.push(f);
                     if batch.len() == BATCH {
                         // A send fails only when every worker died; nothing is left to do then.
                         let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                     }
-                });
+                };
+                lib.fs.walk(b"", &is_media_name, found, &mut |dir, listing| folder(dir, listing));
                 let _ = tx.send(batch);
                 lib.progress.walking.store(false, Ordering::Release);
             })
@@ -97,21 +99,7 @@ fn worker(lib: &Library, rx: &Mutex<mpsc::Receiver<Vec<Found>>>) {
         let n = resolved.len() as u64;
         let mut index = lib.write();
         for r in resolved {
-            let mut item = r.item;
-            if let Some(old) = index.get(item.id)
-                && (index.dir_of(old) != r.dir.as_slice() || old.name != item.name)
-            {
-                // Two paths with one 64-bit hash: astronomically rare, but never silently merged.
-                tracing::error!(
-                    kept = %String::from_utf8_lossy(&old.name),
-                    skipped = %String::from_utf8_lossy(&item.name),
-                    "two files share one id; the second is not listed"
-                );
-                continue;
-            }
-            item.dir = index.dirs.intern(&r.dir);
-            item.camera = r.camera.map_or(0, |c| index.labels.intern(c.as_bytes()));
-            index.upsert(item);
+            insert(&mut index, r);
         }
         drop(index);
         lib.progress.indexed.fetch_add(n, Ordering::Relaxed);
@@ -119,14 +107,46 @@ fn worker(lib: &Library, rx: &Mutex<mpsc::Receiver<Vec<Found>>>) {
 }
 
 /// An item ready for the index but for its interned strings.
-struct Resolved {
+pub(super) struct Resolved {
     item: Item,
     dir: Vec<u8>,
     camera: Option<String>,
 }
 
+/// What [`insert`] did.
+pub(super) enum Inserted {
+    New,
+    /// The item replaced an older version of itself.
+    Replaced,
+    /// Another file already has this id; nothing changed.
+    Collision,
+}
+
+/// Puts a resolved item into the index, interning its strings.
+pub(super) fn insert(index: &mut Index, r: Resolved) -> (Inserted, u64) {
+    let mut item = r.item;
+    let id = item.id;
+    let existed = match index.get(id) {
+        Some(old) if index.dir_of(old) != r.dir.as_slice() || old.name != item.name => {
+            // Two paths with one 64-bit hash: astronomically rare, but never silently merged.
+            tracing::error!(
+                kept = %String::from_utf8_lossy(&old.name),
+                skipped = %String::from_utf8_lossy(&item.name),
+                "two files share one id; the second is not listed"
+            );
+            return (Inserted::Collision, id);
+        }
+        Some(_) => true,
+        None => false,
+    };
+    item.dir = index.dirs.intern(&r.dir);
+    item.camera = r.camera.map_or(0, |c| index.labels.intern(c.as_bytes()));
+    index.upsert(item);
+    (if existed { Inserted::Replaced } else { Inserted::New }, id)
+}
+
 /// Builds the index item for one file, extracting its metadata only when no valid record exists.
-fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
+pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
     let p = &lib.progress;
     let rel = RelPath { dir: &f.dir, name: &f.name };
     let stored = lib.fs.read_meta(rel).and_then(|(bytes, source)| {
@@ -193,6 +213,11 @@ fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
         duration_ms: meta.duration_ms.and_then(|d| u32::try_from(d).ok()),
         thumbhash: 0,
     }
+}
+
+/// Whether a file name has the extension of a format spis indexes.
+pub(super) fn is_media_name(name: &[u8]) -> bool {
+    Format::from_extension(extension(name)).is_some()
 }
 
 fn extension(name: &[u8]) -> &str {

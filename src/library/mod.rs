@@ -7,6 +7,7 @@ pub mod dates;
 pub mod id;
 mod index;
 mod indexer;
+pub mod live;
 pub mod probe;
 mod record;
 
@@ -17,6 +18,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 pub use index::{Counts, Facets, Filter, Index, Item, Order};
+pub use live::{LiveOpts, LiveStats, MediaEvent};
 
 use crate::config::Config;
 use crate::fs::{MediaFs, RelPath};
@@ -53,7 +55,14 @@ pub struct Library {
     pub started: Instant,
     tz: jiff::tz::TimeZone,
     index_threads: usize,
+    /// Every change after the first index, for WebSocket clients and hooks. A subscriber that
+    /// falls more than `EVENT_BUFFER` events behind is told it lagged, and must refetch.
+    events: tokio::sync::broadcast::Sender<Arc<MediaEvent>>,
+    pub live: LiveStats,
 }
+
+/// Events kept for subscribers that are behind.
+const EVENT_BUFFER: usize = 4096;
 
 /// Why a favorite could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -86,16 +95,38 @@ impl Library {
             started: Instant::now(),
             tz: jiff::tz::TimeZone::system(),
             index_threads: config.index_threads,
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            live: LiveStats::default(),
         }))
     }
 
-    /// Starts the initial index in the background and returns at once.
-    pub fn spawn_indexer(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
+    /// Starts the watcher and the first full index in the background and returns at once; the
+    /// index then follows the folder as `opts` says.
+    pub fn spawn_live(self: &Arc<Self>, opts: LiveOpts) -> std::thread::JoinHandle<()> {
         let lib = Arc::clone(self);
         std::thread::Builder::new()
-            .name("spis-indexer".into())
-            .spawn(move || indexer::run(&lib))
+            .name("spis-live".into())
+            .spawn(move || live::run(&lib, opts))
             .expect("spawning the indexer thread")
+    }
+
+    /// Hears about every change from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<MediaEvent>> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: MediaEvent) {
+        self.live.applied.fetch_add(1, Ordering::Relaxed);
+        // An error only means nobody listens right now.
+        let _ = self.events.send(Arc::new(event));
+    }
+
+    /// Announces that an item's thumbnail (and thumbhash) is ready.
+    pub fn thumbnail_ready(&self, id: u64) {
+        let item = self.read().get(id).filter(|i| i.thumbhash != 0).cloned();
+        if let Some(item) = item {
+            self.emit(MediaEvent::Changed(item));
+        }
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Index> {
@@ -116,8 +147,9 @@ impl Library {
         };
         // Disk first, memory second: a failed write leaves the index unchanged.
         self.fs.set_favorite(RelPath { dir: &dir, name: &name }, on)?;
-        let mut index = self.write();
-        index.set_favorite(id, on).cloned().ok_or(FavoriteError::NotFound)
+        let item = self.write().set_favorite(id, on).cloned().ok_or(FavoriteError::NotFound)?;
+        self.emit(MediaEvent::Changed(item.clone()));
+        Ok(item)
     }
 
     /// Attaches a thumbhash to an item if it still has this file version.

@@ -138,6 +138,9 @@ pub struct Thumbs {
     /// On-request work in flight at once: enough to keep every core busy, few enough that a
     /// burst of requests cannot hold a decode buffer each.
     slots: tokio::sync::Semaphore,
+    /// Ids of files that just arrived, made ahead of the background backlog.
+    fresh: Mutex<std::collections::VecDeque<u64>>,
+    fresh_ready: Condvar,
 }
 
 impl std::fmt::Debug for Job {
@@ -160,7 +163,20 @@ impl Thumbs {
             slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             ),
+            fresh: Mutex::new(std::collections::VecDeque::new()),
+            fresh_ready: Condvar::new(),
         })
+    }
+
+    /// Asks for an item's thumbnail and preview to be made now, ahead of the background pass
+    /// (for a file that just arrived); its `changed` event follows when they are ready.
+    pub fn make_soon(&self, id: u64) {
+        // With no workers, thumbnails are made only when requested, new files included.
+        if self.opts.workers == 0 {
+            return;
+        }
+        lock(&self.fresh).push_back(id);
+        self.fresh_ready.notify_one();
     }
 
     pub fn opts(&self) -> &ThumbOpts {
@@ -386,6 +402,13 @@ impl Thumbs {
     /// Once the index is complete: attaches the remembered thumbhashes, then fills the cache for
     /// every item, newest first, on `workers` low-priority threads (none when `workers` is 0).
     pub fn spawn_background(lib: Arc<Library>) {
+        if lib.thumbs.opts.workers > 0 {
+            let fresh = Arc::clone(&lib);
+            std::thread::Builder::new()
+                .name("spis-thumb-new".into())
+                .spawn(move || fresh_worker(&fresh))
+                .expect("spawning the new-file thumbnail thread");
+        }
         std::thread::Builder::new()
             .name("spis-thumbs".into())
             .spawn(move || {
@@ -399,6 +422,30 @@ impl Thumbs {
                 }
             })
             .expect("spawning the thumbnail thread");
+    }
+}
+
+/// Makes thumbnails for files that just arrived, one at a time at normal priority: someone is
+/// probably waiting for them (a camera snapshot on a phone).
+fn fresh_worker(lib: &Library) {
+    let t = &lib.thumbs;
+    loop {
+        let id = {
+            let mut q = lock(&t.fresh);
+            loop {
+                match q.pop_front() {
+                    Some(id) => break id,
+                    None => q = t.fresh_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                }
+            }
+        };
+        let Some((item, dir)) = lib.locate(id) else { continue };
+        if matches!(t.source(item.format), Source::Missing(_)) || t.cached_on_disk(&item) {
+            continue;
+        }
+        if t.make(lib, &item, &dir, Keep::InMemory).is_ok() {
+            lib.thumbnail_ready(id);
+        }
     }
 }
 

@@ -1,0 +1,425 @@
+//! Keeping the index live: the first full index, then every change the watcher reports or a
+//! rescan finds, applied to the index and announced as [`MediaEvent`]s.
+//!
+//! One thread (`spis-live`) owns all of it, so changes are applied in the order they happened.
+//! The inotify reader runs on a thread of its own and hands changes over through a bounded queue;
+//! when that queue or the kernel's overflows, the lost events are replaced by a rescan of the
+//! whole tree. A rescan lists only folders whose mtime changed since they were last listed, so it
+//! is cheap when nothing changed. The rule it keeps: a file is announced `added` once, when it is
+//! first complete; anything seen again with the same size and mtime is not news.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::indexer::{self, Inserted};
+use super::{Item, Library, id};
+use crate::config::WatchMode;
+use crate::fs::watch::{self, Change, Watcher};
+use crate::fs::{Found, Listing, RelPath};
+
+/// What the rest of the server hears about.
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    /// A new file is in the index.
+    Added(Item),
+    /// A file was re-indexed, marked or unmarked as a favorite, or got its thumbnail.
+    Changed(Item),
+    /// A file left the index; the item is as it was.
+    Removed(Item),
+}
+
+impl MediaEvent {
+    pub fn item(&self) -> &Item {
+        match self {
+            MediaEvent::Added(i) | MediaEvent::Changed(i) | MediaEvent::Removed(i) => i,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            MediaEvent::Added(_) => "added",
+            MediaEvent::Changed(_) => "changed",
+            MediaEvent::Removed(_) => "removed",
+        }
+    }
+}
+
+/// How the live thread runs.
+#[derive(Debug, Clone)]
+pub struct LiveOpts {
+    pub mode: WatchMode,
+    pub poll_interval: Duration,
+    pub queue: usize,
+}
+
+/// What `/api/status` reports about watching.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// "inotify", "inotify+poll", "poll" or "off", once decided ("" before).
+    pub mode: Mutex<&'static str>,
+    pub watched_folders: AtomicU64,
+    pub unwatched_folders: AtomicU64,
+    pub overflows: AtomicU64,
+    pub rescans: AtomicU64,
+    /// Changes applied (added + changed + removed) since the first index.
+    pub applied: AtomicU64,
+}
+
+/// A folder as last listed: its mtime and subfolders.
+struct Memo {
+    mtime_ns: i64,
+    subdirs: Vec<Vec<u8>>,
+}
+
+/// An mtime that never matches: the folder is listed again on the next rescan.
+const DIRTY: i64 = i64::MIN;
+/// Folders changed this recently may still change within the same mtime tick; list them again.
+const SETTLE_NS: i64 = 2_000_000_000;
+/// Every this many periodic rescans, every folder is listed again, to catch files rewritten in
+/// place (which does not change their folder's mtime).
+const DEEP_EVERY: u32 = 12;
+
+type Memos = HashMap<Vec<u8>, Memo>;
+/// (size, mtime) of the indexed files of one folder, by name.
+type Versions<'a> = HashMap<&'a [u8], (u64, i64)>;
+
+pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
+    let stats = &lib.live;
+    let mut watcher = match opts.mode {
+        WatchMode::Auto | WatchMode::Inotify => match Watcher::try_new(&lib.fs) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot use inotify; rescanning the folder every poll_interval instead");
+                None
+            }
+        },
+        WatchMode::Poll | WatchMode::Off => None,
+    };
+    let network = watch::network_fs(lib.fs.root());
+    let periodic = match (&watcher, opts.mode) {
+        (_, WatchMode::Off) => false,
+        (None, _) => true,
+        (Some(w), _) => network.is_some() || w.unwatched > 0,
+    };
+    let mode = match (&watcher, periodic) {
+        (Some(_), true) => "inotify+poll",
+        (Some(_), false) => "inotify",
+        (None, true) => "poll",
+        (None, false) => "off",
+    };
+    *stats.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    if let Some(w) = &watcher {
+        stats.watched_folders.store(w.watched() as u64, Ordering::Relaxed);
+        stats.unwatched_folders.store(w.unwatched as u64, Ordering::Relaxed);
+    }
+    if let (Some(kind), true) = (network, periodic) {
+        tracing::info!(
+            filesystem = kind,
+            every_s = opts.poll_interval.as_secs(),
+            "the media folder is on a network filesystem: also rescanning it periodically"
+        );
+    }
+
+    // The watches exist before the first walk starts, so nothing written meanwhile is missed.
+    let (tx, rx) = mpsc::sync_channel::<Change>(opts.queue);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    if let Some(w) = watcher.take() {
+        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed));
+    } else {
+        drop(tx);
+    }
+
+    let memos = Mutex::new(Memos::new());
+    indexer::run(lib, &|dir, listing| {
+        memos.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_vec(), memo_of(listing));
+    });
+    let mut live = Live { lib, memos: memos.into_inner().unwrap_or_else(|p| p.into_inner()) };
+    if opts.mode == WatchMode::Off {
+        return;
+    }
+
+    let mut next_poll = Instant::now() + opts.poll_interval;
+    let mut polls = 0u32;
+    let mut inotify_alive = mode.starts_with("inotify");
+    let mut batch = Vec::new();
+    loop {
+        if inotify_alive {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(c) => {
+                    batch.push(c);
+                    batch.extend(rx.try_iter().take(4096));
+                    live.apply(std::mem::take(&mut batch));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    inotify_alive = false;
+                    tracing::warn!(
+                        "the inotify watcher stopped; rescanning the folder every poll_interval instead"
+                    );
+                    *stats.mode.lock().unwrap_or_else(|p| p.into_inner()) = "poll";
+                }
+            }
+        } else {
+            std::thread::sleep(
+                next_poll.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)),
+            );
+        }
+        if overflowed.swap(false, Ordering::AcqRel) {
+            // Let the burst that overflowed the queue finish, then rescan once for all of it.
+            while rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                rx.try_iter().for_each(drop);
+            }
+            overflowed.store(false, Ordering::Release);
+            live.rescan(b"", true);
+        }
+        let poll_wanted = !inotify_alive || mode == "inotify+poll";
+        if poll_wanted && Instant::now() >= next_poll {
+            polls += 1;
+            live.rescan(b"", polls.is_multiple_of(DEEP_EVERY));
+            next_poll = Instant::now() + opts.poll_interval;
+        }
+    }
+}
+
+fn spawn_reader(
+    lib: Arc<Library>,
+    mut watcher: Watcher,
+    tx: mpsc::SyncSender<Change>,
+    overflowed: Arc<AtomicBool>,
+) {
+    std::thread::Builder::new()
+        .name("spis-inotify".into())
+        .spawn(move || {
+            let mut changes = Vec::new();
+            loop {
+                if let Err(e) = watcher.wait(&lib.fs, &mut changes) {
+                    tracing::error!(error = %e, "cannot read inotify events");
+                    return;
+                }
+                lib.live.watched_folders.store(watcher.watched() as u64, Ordering::Relaxed);
+                lib.live.unwatched_folders.store(watcher.unwatched as u64, Ordering::Relaxed);
+                for c in changes.drain(..) {
+                    let lost = match c {
+                        Change::Overflow => true,
+                        c => match tx.try_send(c) {
+                            Ok(()) => false,
+                            Err(TrySendError::Full(_)) => true,
+                            Err(TrySendError::Disconnected(_)) => return,
+                        },
+                    };
+                    if lost && !overflowed.swap(true, Ordering::AcqRel) {
+                        let n = lib.live.overflows.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::warn!(
+                            overflows = n,
+                            "file events came faster than they could be queued; rescanning the whole folder \
+                             (raise watch_queue, or fs.inotify.max_queued_events, if this repeats)"
+                        );
+                    }
+                }
+            }
+        })
+        .expect("spawning the inotify thread");
+}
+
+fn memo_of(listing: &Listing) -> Memo {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let fresh = listing.mtime_ns > now.as_nanos() as i64 - SETTLE_NS;
+    Memo { mtime_ns: if fresh { DIRTY } else { listing.mtime_ns }, subdirs: listing.subdirs.clone() }
+}
+
+struct Live<'a> {
+    lib: &'a Arc<Library>,
+    memos: Memos,
+}
+
+impl Live<'_> {
+    /// Applies a batch of watcher changes in order.
+    fn apply(&mut self, changes: Vec<Change>) {
+        let mut files: Vec<Found> = Vec::new();
+        for c in changes {
+            match c {
+                Change::File { dir, name } => {
+                    if !indexer::is_media_name(&name) {
+                        continue;
+                    }
+                    match self.lib.fs.stat(RelPath { dir: &dir, name: &name }) {
+                        Some(found) => files.push(found),
+                        // Gone again already (a temp file renamed away): nothing to add.
+                        None => {
+                            self.flush(&mut files);
+                            self.remove_file(&dir, &name);
+                        }
+                    }
+                }
+                Change::FileGone { dir, name } => {
+                    self.flush(&mut files);
+                    self.remove_file(&dir, &name);
+                }
+                Change::Dir(dir) => {
+                    self.flush(&mut files);
+                    self.rescan(&dir, true);
+                }
+                Change::DirGone(dir) => {
+                    self.flush(&mut files);
+                    self.remove_below(&dir);
+                    self.memos.retain(|d, _| !watch::is_within(d, &dir));
+                }
+                Change::Overflow => {}
+            }
+        }
+        self.flush(&mut files);
+    }
+
+    /// Indexes files that are new or changed since the index last saw them.
+    fn flush(&self, files: &mut Vec<Found>) {
+        if files.is_empty() {
+            return;
+        }
+        let mut seen = HashSet::new();
+        let todo: Vec<Found> = {
+            let index = self.lib.read();
+            files
+                .drain(..)
+                .filter(|f| seen.insert((f.dir.clone(), f.name.clone())))
+                .filter(|f| {
+                    let id = id::from_rel_path(&RelPath { dir: &f.dir, name: &f.name }.key());
+                    index.get(id).is_none_or(|i| (i.size, i.mtime_ns) != (f.size, f.mtime_ns))
+                })
+                .collect()
+        };
+        let resolved: Vec<_> = todo.into_iter().filter_map(|f| indexer::resolve(self.lib, f)).collect();
+        if resolved.is_empty() {
+            return;
+        }
+        let mut events = Vec::with_capacity(resolved.len());
+        {
+            let mut index = self.lib.write();
+            for r in resolved {
+                let (inserted, id) = indexer::insert(&mut index, r);
+                let Some(item) = index.get(id).cloned() else { continue };
+                match inserted {
+                    Inserted::New => events.push(MediaEvent::Added(item)),
+                    Inserted::Replaced => events.push(MediaEvent::Changed(item)),
+                    Inserted::Collision => {}
+                }
+            }
+        }
+        if let Err(e) = self.lib.fs.flush_meta_cache() {
+            tracing::debug!(error = %e, "cannot write the metadata cache");
+        }
+        for e in events {
+            self.lib.thumbs.make_soon(e.item().id);
+            self.lib.emit(e);
+        }
+    }
+
+    fn remove_file(&self, dir: &[u8], name: &[u8]) {
+        let id = id::from_rel_path(&RelPath { dir, name }.key());
+        let removed = {
+            let mut index = self.lib.write();
+            // Only this path's item: an id collision's other file stays.
+            match index.get(id) {
+                Some(i) if index.dir_of(i) == dir && &*i.name == name => index.remove(id),
+                _ => None,
+            }
+        };
+        if let Some(item) = removed {
+            self.lib.emit(MediaEvent::Removed(item));
+        }
+    }
+
+    /// Removes every item in `dir` and below.
+    fn remove_below(&self, dir: &[u8]) {
+        let removed: Vec<Item> = {
+            let mut index = self.lib.write();
+            let ids: Vec<u64> =
+                index.iter().filter(|i| watch::is_within(index.dir_of(i), dir)).map(|i| i.id).collect();
+            ids.into_iter().filter_map(|id| index.remove(id)).collect()
+        };
+        for item in removed {
+            self.lib.emit(MediaEvent::Removed(item));
+        }
+    }
+
+    /// Brings the index in line with the folder `top` and below. A folder whose mtime did not
+    /// change is not listed again, unless `deep`.
+    fn rescan(&mut self, top: &[u8], deep: bool) {
+        let started = Instant::now();
+        self.lib.live.rescans.fetch_add(1, Ordering::Relaxed);
+        let mut visited: HashSet<Vec<u8>> = HashSet::new();
+        let mut listed: HashMap<Vec<u8>, Vec<Found>> = HashMap::new();
+        let mut stack = vec![top.to_vec()];
+        while let Some(dir) = stack.pop() {
+            let Ok(mtime) = self.lib.fs.dir_mtime(&dir) else { continue };
+            if !deep
+                && let Some(m) = self.memos.get(&dir)
+                && m.mtime_ns == mtime
+            {
+                stack.extend(m.subdirs.iter().cloned());
+                visited.insert(dir);
+                continue;
+            }
+            let Ok(listing) = self.lib.fs.list_dir(&dir, &indexer::is_media_name) else { continue };
+            self.memos.insert(dir.clone(), memo_of(&listing));
+            stack.extend(listing.subdirs.iter().cloned());
+            listed.insert(dir.clone(), listing.files);
+            visited.insert(dir);
+        }
+        self.memos.retain(|d, _| !watch::is_within(d, top) || visited.contains(d));
+        if listed.is_empty() {
+            return;
+        }
+
+        // Compare the listed folders with the index: what is gone, what is new or changed.
+        let mut gone = Vec::new();
+        let mut fresh = Vec::new();
+        {
+            let index = self.lib.read();
+            let mut known: HashMap<&[u8], Versions> = HashMap::new();
+            for item in index.iter() {
+                let dir = index.dir_of(item);
+                if !watch::is_within(dir, top) {
+                    continue;
+                }
+                if !visited.contains(dir) {
+                    gone.push((dir.to_vec(), item.name.to_vec()));
+                } else if listed.contains_key(dir) {
+                    known.entry(dir).or_default().insert(&item.name, (item.size, item.mtime_ns));
+                }
+            }
+            for (dir, files) in &listed {
+                let mut present = known.remove(dir.as_slice()).unwrap_or_default();
+                for f in files {
+                    match present.remove(f.name.as_slice()) {
+                        Some(v) if v == (f.size, f.mtime_ns) => {}
+                        _ => fresh.push(Found { dir: f.dir.clone(), name: f.name.clone(), ..*f }),
+                    }
+                }
+                gone.extend(present.into_keys().map(|name| (dir.clone(), name.to_vec())));
+            }
+        }
+        let (n_gone, n_fresh) = (gone.len(), fresh.len());
+        for (dir, name) in gone {
+            self.remove_file(&dir, &name);
+        }
+        // In batches, so a large folder moved in shows up while it is still being read.
+        let mut fresh = fresh.into_iter().peekable();
+        while fresh.peek().is_some() {
+            let mut batch: Vec<Found> = fresh.by_ref().take(256).collect();
+            self.flush(&mut batch);
+        }
+        if n_gone + n_fresh > 0 || started.elapsed() > Duration::from_secs(1) {
+            tracing::info!(
+                folder = %watch::display(top),
+                listed = listed.len(),
+                removed = n_gone,
+                new_or_changed = n_fresh,
+                ms = started.elapsed().as_millis() as u64,
+                "rescanned"
+            );
+        }
+    }
+}
