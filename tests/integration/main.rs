@@ -5,6 +5,7 @@
 mod api_errors;
 mod favorites;
 mod library;
+mod live;
 mod originals;
 mod startup;
 mod thumbs;

@@ -88,6 +88,32 @@ fn a_missing_media_folder_stops_startup_with_one_clear_sentence() {
 }
 
 #[test]
+fn bad_hook_options_stop_startup_with_a_clear_sentence() {
+    let dirs = Dirs::new();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (&["--webhook", "https://example.org/hook"], &["https", "TLS"]),
+        (&["--webhook", "example.org/hook"], &["--webhook"]),
+        (&["--on-new-media", "/nonexistent/notify"], &["--on-new-media", "/nonexistent/notify"]),
+    ];
+    for (args, needles) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_spis"))
+            .arg("--media")
+            .arg(&dirs.media)
+            .arg("--state-dir")
+            .arg(&dirs.state)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("SPIS_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(needles.iter().all(|n| err.contains(n)), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
 fn config_file_env_and_flags_apply_in_order() {
     let dirs = Dirs::new();
     copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "from-file/x.jpg"), (PLAIN_JPEG, "from-env/y.jpg")]);
@@ -161,6 +187,10 @@ fn help_lists_every_option_with_its_env_var() {
         "--config",
         "--xattr",
         "--log",
+        "--watch",
+        "SPIS_WATCH",
+        "--webhook",
+        "--on-new-media",
     ] {
         assert!(help.contains(needle), "{needle} missing from help:\n{help}");
     }

@@ -277,3 +277,73 @@ pub fn set_mtime(path: &Path, secs: u64) {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
     std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
 }
+
+/// A WebSocket client of `/api/events`.
+pub struct Events {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl Events {
+    /// Connects to `/api/events` with the given query (may be empty) and waits for `hello`.
+    pub fn connect(server: &Server, query: &str) -> Events {
+        let url = format!("{}/api/events{query}", server.base.replacen("http://", "ws://", 1));
+        let (ws, resp) = tungstenite::connect(url).expect("connecting to /api/events");
+        assert_eq!(resp.status(), 101);
+        let mut events = Events { ws };
+        let hello = events.next(Duration::from_secs(10)).expect("a hello message");
+        assert_eq!(hello["type"], "hello", "{hello}");
+        events
+    }
+
+    /// The next JSON message (pings are answered, `indexing` progress skipped), or `None` when
+    /// nothing came within `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let tungstenite::stream::MaybeTlsStream::Plain(s) = self.ws.get_mut() else { unreachable!() };
+            s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).expect("events are JSON");
+                    if v["type"] != "indexing" {
+                        return Some(v);
+                    }
+                }
+                Ok(tungstenite::Message::Close(_)) => return Some(serde_json::json!({"type": "closed"})),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    return None;
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Some(serde_json::json!({"type": "closed"}));
+                }
+                Err(e) => panic!("websocket error: {e}"),
+            }
+        }
+    }
+
+    /// The next message of `kind` (others are skipped); fails the test after `timeout`.
+    pub fn expect(&mut self, kind: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(v) if v["type"] == kind => return v,
+                Some(_) => {}
+                None => panic!("no {kind:?} message within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Every message until none comes for `quiet`.
+    pub fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(v) = self.next(quiet) {
+            out.push(v);
+        }
+        out
+    }
+}

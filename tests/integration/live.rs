@@ -1,0 +1,421 @@
+//! The live gallery: files written, moved and deleted while the server runs, seen through the
+//! list API and a real WebSocket client; webhooks to a receiver on 127.0.0.1; the hook program.
+
+use std::collections::HashSet;
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hmac::Mac as _;
+use serde_json::Value;
+
+use crate::util::{Dirs, Events, PLAIN_JPEG, Server, corpus, wait_until};
+
+/// A 979-byte real JPEG (32x32): thousands of copies stay small.
+const TINY_JPEG: &str = "image-rs-jpeg-decoder/tests/reftest/images/mozilla/jpg-progressive.jpg";
+
+fn start(args: &[&str]) -> (Dirs, Server) {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs.media, &dirs.state, args);
+    server.wait_indexed();
+    (dirs, server)
+}
+
+fn names(server: &Server) -> Vec<String> {
+    let mut n: Vec<String> = server
+        .all_items("", 500)
+        .iter()
+        .map(|i| format!("{}/{}", i["dir"].as_str().unwrap(), i["name"].as_str().unwrap()))
+        .collect();
+    n.sort();
+    n
+}
+
+fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["type"] == kind).collect()
+}
+
+#[test]
+fn a_jpeg_written_slowly_appears_once_and_only_after_it_is_closed() {
+    let (dirs, server) = start(&[]);
+    let mut events = Events::connect(&server, "");
+    let bytes = std::fs::read(corpus().join(PLAIN_JPEG)).unwrap();
+    let mut file = std::fs::File::create(dirs.media.join("snapshot.jpg")).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 4 + 1) {
+        file.write_all(chunk).unwrap();
+        file.sync_data().unwrap();
+        // Open and half written, like a camera uploading over FTP: not news yet.
+        assert_eq!(events.next(Duration::from_millis(250)), None);
+        assert!(names(&server).is_empty());
+    }
+    drop(file);
+    let added = events.expect("added", Duration::from_secs(1));
+    assert_eq!(added["item"]["name"], "snapshot.jpg");
+    assert_eq!(added["item"]["size"], bytes.len(), "indexed complete: {added}");
+    assert!(added["item"]["width"].as_u64().is_some_and(|w| w > 0), "{added}");
+    assert_eq!(added["item"], server.item_named("snapshot.jpg"), "same shape as the list API");
+    let rest = events.drain(Duration::from_millis(500));
+    assert!(of_type(&rest, "added").is_empty(), "announced twice: {rest:?}");
+    assert_eq!(names(&server), ["/snapshot.jpg"]);
+}
+
+#[test]
+fn a_folder_tree_moved_in_appears_whole() {
+    let (dirs, server) = start(&[]);
+    let mut events = Events::connect(&server, "");
+    let outside = dirs.media.parent().unwrap().join("card");
+    let files = ["trip/day1/a.jpg", "trip/day1/b.jpg", "trip/day2/c.jpg", "trip/day2/late/d.jpg"];
+    for f in files {
+        let p = outside.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(corpus().join(TINY_JPEG), p).unwrap();
+    }
+    std::fs::rename(outside.join("trip"), dirs.media.join("trip")).unwrap();
+    wait_until("the moved tree is listed", || names(&server).len() == files.len());
+    assert_eq!(
+        names(&server),
+        ["trip/day1/a.jpg", "trip/day1/b.jpg", "trip/day2/c.jpg", "trip/day2/late/d.jpg"]
+    );
+    let messages = events.drain(Duration::from_millis(500));
+    let added: HashSet<&str> =
+        of_type(&messages, "added").iter().map(|m| m["item"]["name"].as_str().unwrap()).collect();
+    assert_eq!(added.len(), files.len(), "{messages:?}");
+    assert_eq!(of_type(&messages, "added").len(), files.len(), "each once: {messages:?}");
+
+    // Files written into a folder the moment it is made are not lost to the race with its watch.
+    let deep = dirs.media.join("new/x/y");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), deep.join("e.jpg")).unwrap();
+    wait_until("a file in a brand-new folder is listed", || {
+        names(&server).contains(&"new/x/y/e.jpg".to_owned())
+    });
+
+    // And the moved-in folder is watched: a later file in it shows up too.
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("trip/day2/late/f.jpg")).unwrap();
+    wait_until("a later file in the moved tree is listed", || names(&server).len() == files.len() + 2);
+}
+
+#[test]
+fn rename_keeps_the_favorite_and_delete_removes() {
+    let dirs = Dirs::new();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    let old = server.item_named("a.jpg");
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.put(&format!("/api/media/{old_id}/favorite")).status, 200);
+    let mut events = Events::connect(&server, "");
+
+    std::fs::create_dir(dirs.media.join("best")).unwrap();
+    std::fs::rename(dirs.media.join("a.jpg"), dirs.media.join("best/b.jpg")).unwrap();
+    // In either order: the new folder may be scanned before the move-out event is applied.
+    let (mut removed, mut added) = (None, None);
+    while removed.is_none() || added.is_none() {
+        let m = events.next(Duration::from_secs(5)).expect("both removed and added");
+        match m["type"].as_str() {
+            Some("removed") => assert!(removed.replace(m).is_none(), "removed twice"),
+            Some("added") => assert!(added.replace(m).is_none(), "added twice"),
+            _ => {}
+        }
+    }
+    let (removed, added) = (removed.unwrap(), added.unwrap());
+    assert_eq!(removed["id"], old_id.as_str());
+    assert_eq!((&added["item"]["dir"], &added["item"]["name"]), (&"best".into(), &"b.jpg".into()));
+    assert_eq!(added["item"]["favorite"], true, "the favorite moved with the file: {added}");
+    assert_eq!(names(&server), ["best/b.jpg"]);
+
+    std::fs::remove_file(dirs.media.join("best/b.jpg")).unwrap();
+    let removed = events.expect("removed", Duration::from_secs(5));
+    assert_eq!(removed["id"], added["item"]["id"]);
+    assert!(names(&server).is_empty());
+    assert_eq!(server.json("/api/status")["favorites"], 0);
+
+    // A whole folder deleted takes its items with it.
+    std::fs::create_dir_all(dirs.media.join("gone/sub")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("gone/sub/c.jpg")).unwrap();
+    events.expect("added", Duration::from_secs(5));
+    std::fs::remove_dir_all(dirs.media.join("gone")).unwrap();
+    events.expect("removed", Duration::from_secs(5));
+    assert!(names(&server).is_empty());
+}
+
+/// Copies the tiny JPEG into `n` new files across 10 folders, as fast as it can.
+fn copy_many(media: &Path, n: usize) -> Vec<String> {
+    let bytes = std::fs::read(corpus().join(TINY_JPEG)).unwrap();
+    let mut expected = Vec::new();
+    for d in 0..10 {
+        std::fs::create_dir_all(media.join(format!("burst/{d}"))).unwrap();
+    }
+    for i in 0..n {
+        let rel = format!("burst/{}/img_{i:05}.jpg", i % 10);
+        std::fs::write(media.join(&rel), &bytes).unwrap();
+        expected.push(rel);
+    }
+    expected.sort();
+    expected
+}
+
+#[test]
+fn five_thousand_files_copied_at_once_all_appear_exactly_once() {
+    let (dirs, server) = start(&[]);
+    let mut events = Events::connect(&server, "");
+    let expected = copy_many(&dirs.media, 5000);
+    wait_until("all 5000 files are listed", || server.json("/api/status")["items"] == 5000);
+    assert_eq!(names(&server), expected);
+    let messages = events.drain(Duration::from_millis(1000));
+    let added: Vec<&str> =
+        of_type(&messages, "added").iter().map(|m| m["item"]["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = added.iter().copied().collect();
+    assert_eq!(unique.len(), added.len(), "an item was announced twice");
+    // A client that could not keep up is told to resync rather than silently missing some.
+    assert!(added.len() == 5000 || !of_type(&messages, "resync").is_empty(), "{} added", added.len());
+}
+
+#[test]
+fn an_overflowing_event_queue_recovers_by_rescanning() {
+    // A queue of 4 changes cannot hold a burst: the same path as a kernel IN_Q_OVERFLOW.
+    let (dirs, server) = start(&["--watch-queue", "4"]);
+    let expected = copy_many(&dirs.media, 2000);
+    wait_until("all 2000 files are listed", || server.json("/api/status")["items"] == 2000);
+    assert_eq!(names(&server), expected);
+    let watch = &server.json("/api/status")["watch"];
+    assert!(watch["overflows"].as_u64().unwrap() >= 1, "{watch}");
+    assert!(server.log().contains("rescanning the whole folder"), "{}", server.log());
+}
+
+#[test]
+fn poll_mode_sees_changes_without_inotify() {
+    let (dirs, server) = start(&["--watch", "poll", "--poll-interval", "1"]);
+    assert_eq!(server.json("/api/status")["watch"]["mode"], "poll");
+    std::fs::create_dir(dirs.media.join("nfs")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("nfs/a.jpg")).unwrap();
+    wait_until("a new file is found by polling", || names(&server) == ["nfs/a.jpg"]);
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("top.jpg")).unwrap();
+    wait_until("a second file is found", || names(&server).len() == 2);
+    std::fs::remove_file(dirs.media.join("nfs/a.jpg")).unwrap();
+    wait_until("a deleted file is dropped", || names(&server) == ["/top.jpg"]);
+    std::fs::remove_dir(dirs.media.join("nfs")).unwrap();
+    std::fs::remove_file(dirs.media.join("top.jpg")).unwrap();
+    wait_until("everything is gone", || names(&server).is_empty());
+}
+
+#[test]
+fn watch_off_only_indexes_at_start() {
+    let (dirs, server) = start(&["--watch", "off"]);
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    // Give a watcher, had there been one, ample time.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(names(&server).is_empty());
+    assert_eq!(server.json("/api/status")["watch"]["mode"], "off");
+}
+
+#[test]
+fn filtered_clients_hear_only_about_matching_items() {
+    let dirs = Dirs::new();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    let id = server.item_named("a.jpg")["id"].as_str().unwrap().to_owned();
+    let mut favorites = Events::connect(&server, "?favorite=true");
+    let mut videos = Events::connect(&server, "?kind=video");
+
+    assert_eq!(server.put(&format!("/api/media/{id}/favorite")).status, 200);
+    let changed = favorites.expect("changed", Duration::from_secs(5));
+    assert_eq!((&changed["item"]["id"], &changed["item"]["favorite"]), (&id.as_str().into(), &true.into()));
+    assert_eq!(server.delete(&format!("/api/media/{id}/favorite")).status, 200);
+    // No longer a favorite: gone from this client's view.
+    assert_eq!(favorites.expect("removed", Duration::from_secs(5))["id"], id.as_str());
+
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("b.jpg")).unwrap();
+    wait_until("b.jpg is listed", || names(&server).len() == 2);
+    assert_eq!(favorites.drain(Duration::from_millis(300)), Vec::<Value>::new());
+    let to_videos = videos.drain(Duration::from_millis(300));
+    assert!(
+        to_videos.iter().all(|m| m["type"] == "removed"),
+        "photos are not news to a video filter: {to_videos:?}"
+    );
+    assert!(of_type(&to_videos, "added").is_empty());
+
+    assert_eq!(server.get("/api/events?favorite=maybe").status, 400);
+}
+
+#[test]
+fn events_without_a_websocket_handshake_are_a_json_426() {
+    let (_dirs, server) = start(&[]);
+    server.get("/api/events").assert_error(426, "websocket_required");
+}
+
+#[test]
+fn new_files_get_their_thumbnail_right_away() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
+    server.wait_indexed();
+    let mut events = Events::connect(&server, "");
+    std::fs::copy(corpus().join(PLAIN_JPEG), dirs.media.join("new.jpg")).unwrap();
+    let added = events.expect("added", Duration::from_secs(5));
+    assert_eq!(added["item"]["thumbhash"], Value::Null);
+    let ready = events.expect("changed", Duration::from_secs(30));
+    assert_eq!(ready["item"]["id"], added["item"]["id"]);
+    assert!(ready["item"]["thumbhash"].is_string(), "{ready}");
+    let thumb = server.get(ready["item"]["thumb"].as_str().unwrap());
+    assert_eq!(thumb.status, 200);
+    let stats = &server.json("/api/status")["thumbnails"];
+    assert!(stats["memory_hits"].as_u64().unwrap() >= 1, "made ahead and kept in memory: {stats}");
+}
+
+#[test]
+fn websocket_clients_are_closed_cleanly_on_shutdown() {
+    let (_dirs, server) = start(&[]);
+    let mut events = Events::connect(&server, "");
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(events.expect("closed", Duration::from_secs(5))["type"], "closed");
+}
+
+/// An HTTP receiver on 127.0.0.1 that answers each POST with the next status of `statuses`
+/// (then 200) and keeps (headers, body) of each.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Delivery>>>,
+}
+
+/// The request head (lowercased) and body of one delivery.
+type Delivery = (String, Vec<u8>);
+
+impl Receiver {
+    fn start(statuses: &[u16]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (seen, mut statuses) = (Arc::clone(&got), statuses.to_vec());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(1000) {
+                let Ok(mut s) = stream else { return };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head, body) = loop {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), Vec::new());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < end + 4 + len {
+                            let n = s.read(&mut chunk).unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        break (head, buf[end + 4..].to_vec());
+                    }
+                };
+                if head.is_empty() {
+                    continue;
+                }
+                let status = if statuses.is_empty() { 200 } else { statuses.remove(0) };
+                seen.lock().unwrap().push((head, body));
+                let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        Receiver { url, got }
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::trim)
+}
+
+#[test]
+fn webhooks_are_signed_and_retried_after_a_500() {
+    let receiver = Receiver::start(&[500]);
+    let (dirs, _server) = start(&["--webhook", &receiver.url, "--webhook-secret", "s3cret"]);
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    wait_until("the delivery is retried after the 500", || receiver.deliveries().len() >= 2);
+    let got = receiver.deliveries();
+    let (first, second) = (&got[0], &got[1]);
+    assert!(first.0.starts_with("post /hook "), "{}", first.0);
+    assert_eq!(
+        header(&first.0, "x-spis-delivery"),
+        header(&second.0, "x-spis-delivery"),
+        "one delivery, retried"
+    );
+    assert_eq!(first.1, second.1);
+    assert_eq!(header(&second.0, "x-spis-event"), Some("added"));
+    let body: Value = serde_json::from_slice(&second.1).unwrap();
+    assert_eq!((&body["type"], &body["item"]["name"]), (&"added".into(), &"a.jpg".into()));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&second.1);
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(header(&second.0, "x-spis-signature"), Some(format!("sha256={expected}").as_str()));
+
+    std::fs::remove_file(dirs.media.join("a.jpg")).unwrap();
+    wait_until("the removal is delivered", || receiver.deliveries().len() >= 3);
+    let got = receiver.deliveries();
+    assert_eq!(header(&got[2].0, "x-spis-event"), Some("removed"));
+    let body: Value = serde_json::from_slice(&got[2].1).unwrap();
+    assert_eq!((&body["type"], &body["name"]), (&"removed".into(), &"a.jpg".into()));
+}
+
+#[test]
+fn the_hook_program_runs_for_each_new_file_without_a_shell() {
+    let dirs = Dirs::new();
+    let out = dirs.state.with_extension("hook-out");
+    let script = dirs.state.with_extension("hook.sh");
+    // Written by a child process: a file this test process had open for writing could be
+    // inherited by a concurrently forked child and make the script "busy" to exec.
+    let body = format!(
+        "#!/bin/sh\nprintf '%s|%s|%s\\n' \"$1\" \"$SPIS_KIND\" \"$SPIS_REL_PATH\" >> '{}'\n",
+        out.display()
+    );
+    let status = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+            "sh",
+            &body,
+            script.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = Server::start(&dirs.media, &dirs.state, &["--on-new-media", script.to_str().unwrap()]);
+    server.wait_indexed();
+    let name = "it's $(touch pwned); a.jpg";
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join(name)).unwrap();
+    wait_until("the hook ran", || out.exists());
+    let line = std::fs::read_to_string(&out).unwrap();
+    let abs = dirs.media.canonicalize().unwrap().join(name);
+    assert_eq!(line, format!("{}|image|{name}\n", abs.display()));
+    assert!(!dirs.media.join("pwned").exists() && !Path::new("pwned").exists());
+}
+
+#[test]
+fn a_failing_hook_program_is_logged_and_harmless() {
+    let dirs = Dirs::new();
+    let script = dirs.state.with_extension("fail.sh");
+    let status = std::process::Command::new("/bin/sh")
+        .args(["-c", "printf '#!/bin/sh\\necho broken >&2\\nexit 3\\n' > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = Server::start(&dirs.media, &dirs.state, &["--on-new-media", script.to_str().unwrap()]);
+    server.wait_indexed();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    wait_until("the failure is logged", || server.log().contains("broken"));
+    assert_eq!(names(&server), ["/a.jpg"]);
+    assert_eq!(server.get("/api/health").status, 200);
+}
