@@ -28,9 +28,10 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
 
-bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx
+bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency
 	scripts/bench.sh
 	scripts/bench/thumbs.sh
+	scripts/bench/live.sh
 
 build: ## Release binary in target/release/spis
 	$(CARGO) build --release --locked
