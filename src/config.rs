@@ -113,6 +113,11 @@ pub struct Opts {
     #[arg(long, env = "SPIS_WATCH_QUEUE", global = true, value_name = "N")]
     pub watch_queue: Option<usize>,
 
+    /// Most folders watched with inotify; folders past it are rescanned every --poll-interval
+    /// instead (as when the kernel's fs.inotify.max_user_watches runs out). [default: no limit]
+    #[arg(long, env = "SPIS_MAX_WATCHES", global = true, value_name = "N")]
+    pub max_watches: Option<usize>,
+
     /// URL to POST a JSON event to when media is added or removed (repeatable; http:// only).
     #[arg(long, env = "SPIS_WEBHOOK", global = true, value_name = "URL", value_delimiter = ',')]
     pub webhook: Option<Vec<String>>,
@@ -168,6 +173,7 @@ pub struct Config {
     pub watch: WatchMode,
     pub poll_interval: std::time::Duration,
     pub watch_queue: usize,
+    pub max_watches: usize,
     pub webhooks: Vec<String>,
     pub webhook_secret: Option<String>,
     pub on_new_media: Option<PathBuf>,
@@ -228,6 +234,7 @@ impl Config {
             watch: opts.watch.or(file.watch).unwrap_or(WatchMode::Auto),
             poll_interval: std::time::Duration::from_secs(poll_interval),
             watch_queue: opts.watch_queue.or(file.watch_queue).unwrap_or(16384).max(1),
+            max_watches: opts.max_watches.or(file.max_watches).unwrap_or(usize::MAX),
             webhooks: opts.webhook.clone().or(file.webhook).unwrap_or_default(),
             webhook_secret: opts.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty()),
             on_new_media: pick(&opts.on_new_media, &file.on_new_media),

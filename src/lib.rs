@@ -49,14 +49,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("spis listening on http://{addr}");
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, media = %library.fs.root().display(), state_dir = %library.fs.state_dir().display(), "listening");
-        let _hooks = hooks::start(&library, &config, http::event_json)?;
+        let hooks = hooks::start(&library, &config, http::event_json)?;
         library.spawn_live(library::LiveOpts {
             mode: config.watch,
             poll_interval: config.poll_interval,
             queue: config.watch_queue,
+            max_watches: config.max_watches,
         });
         thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
-        http::serve(library, listener, shutdown_signal()).await?;
+        http::serve(library, hooks, listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");

@@ -36,8 +36,10 @@ pub enum Change {
 pub struct Watcher {
     inotify: Inotify,
     dirs: HashMap<WatchDescriptor, Vec<u8>>,
-    /// Folders left unwatched because the per-user watch limit was reached.
+    /// Folders left unwatched because the per-user watch limit (or `limit`) was reached.
     pub unwatched: usize,
+    /// Most folders to watch (`--max-watches`).
+    limit: usize,
     warned_limit: bool,
     buf: Vec<u8>,
 }
@@ -52,13 +54,14 @@ const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::EXCL_UNLINK);
 
 impl Watcher {
-    /// Starts watching every folder of the media tree.
-    pub fn try_new(fs: &MediaFs) -> io::Result<Watcher> {
+    /// Starts watching every folder of the media tree, at most `limit` of them.
+    pub fn try_new(fs: &MediaFs, limit: usize) -> io::Result<Watcher> {
         let inotify = Inotify::init()?;
         let mut w = Watcher {
             inotify,
             dirs: HashMap::new(),
             unwatched: 0,
+            limit,
             warned_limit: false,
             buf: vec![0; 64 * 1024],
         };
@@ -76,6 +79,11 @@ impl Watcher {
         let mut stack = vec![dir.to_vec()];
         while let Some(dir) = stack.pop() {
             let abs = RelPath { dir: &[], name: &dir }.under(fs.root());
+            if self.dirs.len() >= self.limit {
+                self.unwatched += 1;
+                self.warn_limit();
+                continue;
+            }
             match self.inotify.watches().add(&abs, MASK) {
                 Ok(wd) => {
                     self.dirs.insert(wd, dir.clone());
@@ -104,12 +112,13 @@ impl Watcher {
 
     fn warn_limit(&mut self) {
         if !std::mem::replace(&mut self.warned_limit, true) {
-            let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches").unwrap_or_default();
+            let kernel = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches").unwrap_or_default();
             tracing::warn!(
-                max_user_watches = limit.trim(),
-                "out of inotify watches: some folders are not watched and are rescanned periodically instead; \
-                 raise the limit with `sysctl fs.inotify.max_user_watches=524288` \
-                 (and in /etc/sysctl.d/ to keep it) and restart spis"
+                max_user_watches = kernel.trim(),
+                max_watches = self.limit,
+                "out of inotify watches: some folders are not watched and are rescanned every poll_interval \
+                 instead; raise the limit with `sysctl fs.inotify.max_user_watches=524288` (and in \
+                 /etc/sysctl.d/ to keep it), or --max-watches if set, and restart spis"
             );
         }
     }

@@ -39,7 +39,8 @@ pub fn health(lib: &Library) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok", "ready": lib.is_ready() }))
 }
 
-pub fn status(lib: &Library) -> Response<Body> {
+pub fn status(app: &App) -> Response<Body> {
+    let lib = &app.lib;
     let p = &lib.progress;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let (counts, len) = {
@@ -70,6 +71,7 @@ pub fn status(lib: &Library) -> Response<Body> {
             },
             "thumbnails": thumbnail_status(lib),
             "watch": watch_status(lib),
+            "hooks": hooks_status(&app.hooks),
         }),
     )
 }
@@ -86,6 +88,37 @@ fn watch_status(lib: &Library) -> serde_json::Value {
         "rescans": n(&w.rescans),
         "changes": n(&w.applied),
     })
+}
+
+/// Delivery counters of each webhook (URL without its query, which may hold a token) and of the
+/// hook program.
+fn hooks_status(hooks: &crate::hooks::Hooks) -> serde_json::Value {
+    let webhooks: Vec<_> = hooks
+        .webhooks
+        .iter()
+        .map(|(url, hook)| {
+            let s = hook.stats();
+            serde_json::json!({
+                "url": url.split('?').next().unwrap_or(""),
+                "delivered": s.delivered,
+                "failed": s.failed,
+                "dropped": s.dropped,
+                "retries": s.retries,
+                "queued": s.queued,
+            })
+        })
+        .collect();
+    let command = hooks.command.as_ref().map(|c| {
+        let s = c.stats();
+        serde_json::json!({
+            "started": s.started,
+            "succeeded": s.succeeded,
+            "failed": s.failed,
+            "timed_out": s.timed_out,
+            "dropped": s.dropped,
+        })
+    });
+    serde_json::json!({ "webhooks": webhooks, "command": command })
 }
 
 /// Background progress (done/total, rate, ETA) and cache counters.

@@ -43,6 +43,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct App {
     pub lib: Arc<Library>,
+    /// For their counters in `/api/status`.
+    hooks: Arc<crate::hooks::Hooks>,
     /// List and facet answers, reused while the index is unchanged.
     memo: memo::Memo,
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
@@ -59,6 +61,7 @@ pub use events::event_json;
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     library: Arc<Library>,
+    hooks: Arc<crate::hooks::Hooks>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -66,6 +69,7 @@ pub async fn serve(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let app = Arc::new(App {
         lib: library,
+        hooks,
         memo: memo::Memo::new(64),
         run_id,
         shutdown: tokio::sync::watch::channel(false).0,

@@ -44,7 +44,7 @@ async fn dispatch(
 
         // The JSON API.
         ["api", "health"] if get => Ok(api::health(lib)),
-        ["api", "status"] if get => Ok(api::status(lib)),
+        ["api", "status"] if get => Ok(api::status(app)),
         ["api", "media"] if get => api::list(app, req),
         ["api", "facets"] if get => api::facets(app, req),
         ["api", "events"] if m == Method::GET => events::upgrade(app, req),

@@ -53,6 +53,7 @@ pub struct LiveOpts {
     pub mode: WatchMode,
     pub poll_interval: Duration,
     pub queue: usize,
+    pub max_watches: usize,
 }
 
 /// What `/api/status` reports about watching.
@@ -81,6 +82,7 @@ const SETTLE_NS: i64 = 2_000_000_000;
 /// Every this many periodic rescans, every folder is listed again, to catch files rewritten in
 /// place (which does not change their folder's mtime).
 const DEEP_EVERY: u32 = 12;
+const META_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 type Memos = HashMap<Vec<u8>, Memo>;
 /// (size, mtime) of the indexed files of one folder, by name.
@@ -89,7 +91,7 @@ type Versions<'a> = HashMap<&'a [u8], (u64, i64)>;
 pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     let stats = &lib.live;
     let mut watcher = match opts.mode {
-        WatchMode::Auto | WatchMode::Inotify => match Watcher::try_new(&lib.fs) {
+        WatchMode::Auto | WatchMode::Inotify => match Watcher::try_new(&lib.fs, opts.max_watches) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot use inotify; rescanning the folder every poll_interval instead");
@@ -145,6 +147,7 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     let mut polls = 0u32;
     let mut inotify_alive = mode.starts_with("inotify");
     let mut batch = Vec::new();
+    let mut last_meta_flush = Instant::now();
     loop {
         if inotify_alive {
             match rx.recv_timeout(Duration::from_millis(200)) {
@@ -175,7 +178,17 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
             overflowed.store(false, Ordering::Release);
             live.rescan(b"", true);
         }
-        let poll_wanted = !inotify_alive || mode == "inotify+poll";
+        if last_meta_flush.elapsed() >= META_FLUSH_EVERY {
+            // Only writes when records were added to it (no xattrs on this filesystem): at most
+            // every few seconds, not once per file, as the whole file is rewritten each time.
+            last_meta_flush = Instant::now();
+            if let Err(e) = lib.fs.flush_meta_cache() {
+                tracing::debug!(error = %e, "cannot write the metadata cache");
+            }
+        }
+        // Folders left unwatched (out of inotify watches) are caught by periodic rescans.
+        let unwatched = stats.unwatched_folders.load(Ordering::Relaxed) > 0;
+        let poll_wanted = !inotify_alive || mode == "inotify+poll" || unwatched;
         if poll_wanted && Instant::now() >= next_poll {
             polls += 1;
             live.rescan(b"", polls.is_multiple_of(DEEP_EVERY));
@@ -306,9 +319,6 @@ impl Live<'_> {
                     Inserted::Collision => {}
                 }
             }
-        }
-        if let Err(e) = self.lib.fs.flush_meta_cache() {
-            tracing::debug!(error = %e, "cannot write the metadata cache");
         }
         for e in events {
             self.lib.thumbs.make_soon(e.item().id);

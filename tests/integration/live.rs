@@ -174,6 +174,22 @@ fn five_thousand_files_copied_at_once_all_appear_exactly_once() {
 }
 
 #[test]
+fn a_client_that_stops_reading_is_told_to_resync() {
+    let (dirs, server) = start(&[]);
+    let mut events = Events::connect(&server, "");
+    // More events than the server's ring (4096) plus what the socket buffers hold, while this
+    // client reads nothing.
+    copy_many(&dirs.media, 15_000);
+    wait_until("all files are listed", || server.json("/api/status")["items"] == 15_000);
+    let messages = events.drain(Duration::from_millis(1000));
+    let resync = of_type(&messages, "resync");
+    assert_eq!(resync.len(), 1, "{} messages", messages.len());
+    assert!(resync[0]["missed"].as_u64().unwrap() > 0);
+    assert!(of_type(&messages, "added").len() < 15_000);
+    assert_eq!(server.get("/api/health").status, 200);
+}
+
+#[test]
 fn an_overflowing_event_queue_recovers_by_rescanning() {
     // A queue of 4 changes cannot hold a burst: the same path as a kernel IN_Q_OVERFLOW.
     let (dirs, server) = start(&["--watch-queue", "4"]);
@@ -199,6 +215,28 @@ fn poll_mode_sees_changes_without_inotify() {
     std::fs::remove_dir(dirs.media.join("nfs")).unwrap();
     std::fs::remove_file(dirs.media.join("top.jpg")).unwrap();
     wait_until("everything is gone", || names(&server).is_empty());
+}
+
+#[test]
+fn folders_past_the_watch_limit_are_rescanned_instead() {
+    let dirs = Dirs::new();
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir(dirs.media.join(d)).unwrap();
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &["--max-watches", "2", "--poll-interval", "1"]);
+    server.wait_indexed();
+    let watch = server.json("/api/status")["watch"].clone();
+    assert_eq!(
+        (&watch["mode"], &watch["watched_folders"], &watch["unwatched_folders"]),
+        (&"inotify+poll".into(), &2.into(), &2.into()),
+        "{watch}"
+    );
+    assert!(server.log().contains("out of inotify watches"), "{}", server.log());
+    for d in ["a", "b", "c"] {
+        std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join(d).join("new.jpg")).unwrap();
+    }
+    wait_until("files in watched and unwatched folders are listed", || names(&server).len() == 3);
+    assert_eq!(names(&server), ["a/new.jpg", "b/new.jpg", "c/new.jpg"]);
 }
 
 #[test]
@@ -341,7 +379,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn webhooks_are_signed_and_retried_after_a_500() {
     let receiver = Receiver::start(&[500]);
-    let (dirs, _server) = start(&["--webhook", &receiver.url, "--webhook-secret", "s3cret"]);
+    let (dirs, server) = start(&["--webhook", &receiver.url, "--webhook-secret", "s3cret"]);
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
     wait_until("the delivery is retried after the 500", || receiver.deliveries().len() >= 2);
     let got = receiver.deliveries();
@@ -367,6 +405,15 @@ fn webhooks_are_signed_and_retried_after_a_500() {
     assert_eq!(header(&got[2].0, "x-spis-event"), Some("removed"));
     let body: Value = serde_json::from_slice(&got[2].1).unwrap();
     assert_eq!((&body["type"], &body["name"]), (&"removed".into(), &"a.jpg".into()));
+    wait_until("status counts both deliveries", || {
+        server.json("/api/status")["hooks"]["webhooks"][0]["delivered"] == 2
+    });
+    let stats = &server.json("/api/status")["hooks"]["webhooks"][0];
+    assert_eq!(
+        (&stats["retries"], &stats["failed"], &stats["url"]),
+        (&1.into(), &0.into(), &receiver.url.as_str().into())
+    );
+    assert!(!server.log().contains("s3cret"), "the secret leaked into the log");
 }
 
 #[test]
@@ -400,6 +447,7 @@ fn the_hook_program_runs_for_each_new_file_without_a_shell() {
     let abs = dirs.media.canonicalize().unwrap().join(name);
     assert_eq!(line, format!("{}|image|{name}\n", abs.display()));
     assert!(!dirs.media.join("pwned").exists() && !Path::new("pwned").exists());
+    wait_until("status counts the run", || server.json("/api/status")["hooks"]["command"]["succeeded"] == 1);
 }
 
 #[test]
@@ -416,6 +464,7 @@ fn a_failing_hook_program_is_logged_and_harmless() {
     server.wait_indexed();
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
     wait_until("the failure is logged", || server.log().contains("broken"));
+    assert_eq!(server.json("/api/status")["hooks"]["command"]["failed"], 1);
     assert_eq!(names(&server), ["/a.jpg"]);
     assert_eq!(server.get("/api/health").status, 200);
 }
