@@ -349,6 +349,14 @@ impl MediaFs {
         }
         self.favorites.set(&key, on)
     }
+
+    /// Follows a rename within the media folder in the state-dir files (favorites and metadata
+    /// kept there for filesystems without xattrs); attributes move with the file by themselves.
+    /// `from` and `to` are relative paths of a file, or of a folder and everything below it.
+    pub fn renamed(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        self.meta_cache.rename(from, to);
+        self.favorites.rename(from, to)
+    }
 }
 
 /// Opens read-only without following a final symlink and without blocking on a FIFO.

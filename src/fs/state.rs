@@ -44,6 +44,18 @@ impl MetaCache {
         self.lock().records.get(key).cloned()
     }
 
+    /// Moves the records of a renamed file, or of everything below a renamed folder.
+    pub(super) fn rename(&self, from: &[u8], to: &[u8]) {
+        let mut inner = self.lock();
+        let moved = rename_keys(inner.records.keys(), from, to);
+        for (old, new) in moved {
+            if let Some(v) = inner.records.remove(&old) {
+                inner.records.insert(new, v);
+                inner.dirty = true;
+            }
+        }
+    }
+
     pub(super) fn put(&self, key: Vec<u8>, record: Vec<u8>) {
         let mut inner = self.lock();
         if inner.records.get(&key) != Some(&record) {
@@ -127,6 +139,20 @@ impl FavoriteFile {
         self.lock().contains(key)
     }
 
+    /// Moves the favorites of a renamed file, or of everything below a renamed folder.
+    pub(super) fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let mut set = self.lock();
+        let moved = rename_keys(set.iter(), from, to);
+        if moved.is_empty() {
+            return Ok(());
+        }
+        for (old, new) in moved {
+            set.remove(&old);
+            set.insert(new);
+        }
+        write_set(&self.path, &set)
+    }
+
     /// Adds or removes `key` and rewrites the file before returning; unchanged sets skip the write.
     pub(super) fn set(&self, key: &[u8], on: bool) -> io::Result<()> {
         let mut set = self.lock();
@@ -134,14 +160,7 @@ impl FavoriteFile {
         if !changed {
             return Ok(());
         }
-        let mut lines: Vec<Vec<u8>> = set.iter().map(|k| escape(k)).collect();
-        lines.sort();
-        let mut out = Vec::new();
-        for l in lines {
-            out.extend_from_slice(&l);
-            out.push(b'\n');
-        }
-        if let Err(e) = write_atomic(&self.path, &out) {
+        if let Err(e) = write_set(&self.path, &set) {
             // Not on disk means not acknowledged: undo, so memory matches the file.
             if on {
                 set.remove(key);
@@ -156,6 +175,32 @@ impl FavoriteFile {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
         self.set.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn write_set(path: &std::path::Path, set: &HashSet<Vec<u8>>) -> io::Result<()> {
+    let mut lines: Vec<Vec<u8>> = set.iter().map(|k| escape(k)).collect();
+    lines.sort();
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(&l);
+        out.push(b'\n');
+    }
+    write_atomic(path, &out)
+}
+
+/// (old, new) for every key that is `from` or below it, with `from` replaced by `to`.
+fn rename_keys<'a>(
+    keys: impl Iterator<Item = &'a Vec<u8>>,
+    from: &[u8],
+    to: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    keys.filter(|k| k.starts_with(from) && (k.len() == from.len() || k[from.len()] == b'/'))
+        .map(|k| {
+            let mut new = to.to_vec();
+            new.extend_from_slice(&k[from.len()..]);
+            (k.clone(), new)
+        })
+        .collect()
 }
 
 fn escape(key: &[u8]) -> Vec<u8> {
@@ -196,6 +241,25 @@ mod tests {
         for name in [&b"a/b.jpg"[..], b"new\nline.jpg", b"back\\slash\\n.jpg", b"\xff\xfe.jpg"] {
             assert_eq!(unescape(&escape(name)), name);
         }
+    }
+
+    #[test]
+    fn renames_move_a_file_or_a_whole_folder_but_not_lookalikes() {
+        let keys: Vec<Vec<u8>> =
+            [&b"a/x.jpg"[..], b"a/b/y.jpg", b"ab/z.jpg", b"a.jpg"].iter().map(|k| k.to_vec()).collect();
+        let mut moved = rename_keys(keys.iter(), b"a", b"c/d");
+        moved.sort();
+        assert_eq!(
+            moved,
+            vec![
+                (b"a/b/y.jpg".to_vec(), b"c/d/b/y.jpg".to_vec()),
+                (b"a/x.jpg".to_vec(), b"c/d/x.jpg".to_vec())
+            ]
+        );
+        assert_eq!(
+            rename_keys(keys.iter(), b"a.jpg", b"b.jpg"),
+            vec![(b"a.jpg".to_vec(), b"b.jpg".to_vec())]
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Change {
     Dir(Vec<u8>),
     /// A folder was deleted or moved away, with everything below it.
     DirGone(Vec<u8>),
+    /// A file or folder was renamed within the tree: reported after its `FileGone`/`DirGone` and
+    /// before its `File`/`Dir`, for state that follows the path rather than the inode.
+    Renamed { from: Vec<u8>, to: Vec<u8> },
     /// Events were lost (the kernel queue overflowed): only a full rescan can tell what changed.
     Overflow,
 }
@@ -42,7 +45,12 @@ pub struct Watcher {
     limit: usize,
     warned_limit: bool,
     buf: Vec<u8>,
+    /// Recent `IN_MOVED_FROM`s by cookie, to pair with their `IN_MOVED_TO`.
+    moved_from: std::collections::VecDeque<(u32, Vec<u8>)>,
 }
+
+/// What is kept of one inotify event: watch (none for an overflow), mask, cookie, name.
+type RawEvent = (Option<WatchDescriptor>, EventMask, u32, Option<Vec<u8>>);
 
 const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::MOVED_TO)
@@ -64,6 +72,7 @@ impl Watcher {
             limit,
             warned_limit: false,
             buf: vec![0; 64 * 1024],
+            moved_from: std::collections::VecDeque::new(),
         };
         w.watch_tree(fs, b"");
         Ok(w)
@@ -126,16 +135,16 @@ impl Watcher {
     /// Waits for events and appends the changes they mean to `out`.
     pub fn wait(&mut self, fs: &MediaFs, out: &mut Vec<Change>) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
-        let events: Vec<(Option<WatchDescriptor>, EventMask, Option<Vec<u8>>)> = self
+        let events: Vec<RawEvent> = self
             .inotify
             .read_events_blocking(&mut buf)?
             .map(|e| {
                 let wd = (e.mask != EventMask::Q_OVERFLOW).then_some(e.wd);
-                (wd, e.mask, e.name.map(|n| n.as_bytes().to_vec()))
+                (wd, e.mask, e.cookie, e.name.map(|n| n.as_bytes().to_vec()))
             })
             .collect();
         self.buf = buf;
-        for (wd, mask, name) in events {
+        for (wd, mask, cookie, name) in events {
             if mask.contains(EventMask::Q_OVERFLOW) {
                 out.push(Change::Overflow);
                 continue;
@@ -150,8 +159,19 @@ impl Watcher {
                 continue;
             }
             let dir = dir.clone();
+            let path = join(&dir, &name);
+            if mask.contains(EventMask::MOVED_FROM) {
+                if self.moved_from.len() == 64 {
+                    self.moved_from.pop_front();
+                }
+                self.moved_from.push_back((cookie, path.clone()));
+            } else if mask.contains(EventMask::MOVED_TO)
+                && let Some(at) = self.moved_from.iter().position(|(c, _)| *c == cookie)
+                && let Some((_, from)) = self.moved_from.remove(at)
+            {
+                out.push(Change::Renamed { from, to: path.clone() });
+            }
             if mask.contains(EventMask::ISDIR) {
-                let path = join(&dir, &name);
                 if mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
                     if !fs.is_state_dir(&path) {
                         // Watch first, then report: whatever lands inside from now on has an event,

@@ -280,6 +280,16 @@ impl Live<'_> {
                     self.remove_below(&dir);
                     self.memos.retain(|d, _| !watch::is_within(d, &dir));
                 }
+                Change::Renamed { from, to } => {
+                    self.flush(&mut files);
+                    if let Err(e) = self.lib.fs.renamed(&from, &to) {
+                        tracing::warn!(
+                            error = %e,
+                            from = %watch::display(&from),
+                            "cannot move the favorite of a renamed file in the state dir"
+                        );
+                    }
+                }
                 Change::Overflow => {}
             }
         }

@@ -141,6 +141,35 @@ fn rename_keeps_the_favorite_and_delete_removes() {
     assert!(names(&server).is_empty());
 }
 
+#[test]
+fn renames_keep_favorites_without_xattrs_too() {
+    // With --xattr off favorites live in the state dir by path, so the rename must move them.
+    let dirs = Dirs::new();
+    std::fs::create_dir(dirs.media.join("album")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("album/a.jpg")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("album/b.jpg")).unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, &["--xattr", "off"]);
+    server.wait_indexed();
+    for name in ["a.jpg", "b.jpg"] {
+        let id = server.item_named(name)["id"].as_str().unwrap().to_owned();
+        assert_eq!(server.put(&format!("/api/media/{id}/favorite")).status, 200);
+    }
+    std::fs::rename(dirs.media.join("album/a.jpg"), dirs.media.join("album/renamed.jpg")).unwrap();
+    wait_until("the renamed file is listed", || names(&server).contains(&"album/renamed.jpg".to_owned()));
+    assert_eq!(server.item_named("renamed.jpg")["favorite"], true);
+    std::fs::rename(dirs.media.join("album"), dirs.media.join("2024 album")).unwrap();
+    wait_until("the renamed folder is listed", || {
+        names(&server) == ["2024 album/b.jpg", "2024 album/renamed.jpg"]
+    });
+    let favorites: Vec<Value> = server.all_items("favorite=true", 10);
+    assert_eq!(favorites.len(), 2, "{favorites:?}");
+    // And it is on disk, not only in memory.
+    drop(server);
+    let server = Server::start(&dirs.media, &dirs.state, &["--xattr", "off"]);
+    server.wait_indexed();
+    assert_eq!(server.all_items("favorite=true", 10).len(), 2);
+}
+
 /// Copies the tiny JPEG into `n` new files across 10 folders, as fast as it can.
 fn copy_many(media: &Path, n: usize) -> Vec<String> {
     let bytes = std::fs::read(corpus().join(TINY_JPEG)).unwrap();
