@@ -131,6 +131,11 @@ pub struct Opts {
     #[arg(long, env = "SPIS_ON_NEW_MEDIA", global = true, value_name = "PROGRAM")]
     pub on_new_media: Option<PathBuf>,
 
+    /// Serve the web app from this folder, read on every request, instead of the copy built into
+    /// the binary: for working on the front end without rebuilding.
+    #[arg(long, env = "SPIS_WEB_DIR", global = true, value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+
     /// Seconds an --on-new-media run may take before it is killed. [default: 30]
     #[arg(long, env = "SPIS_HOOK_TIMEOUT", global = true, value_name = "SECONDS")]
     pub hook_timeout: Option<u64>,
@@ -177,6 +182,7 @@ pub struct Config {
     pub webhooks: Vec<String>,
     pub webhook_secret: Option<String>,
     pub on_new_media: Option<PathBuf>,
+    pub web_dir: Option<PathBuf>,
     pub hook_timeout: std::time::Duration,
     pub hook_concurrency: usize,
 }
@@ -238,6 +244,7 @@ impl Config {
             webhooks: opts.webhook.clone().or(file.webhook).unwrap_or_default(),
             webhook_secret: opts.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty()),
             on_new_media: pick(&opts.on_new_media, &file.on_new_media),
+            web_dir: pick(&opts.web_dir, &file.web_dir),
             hook_timeout: std::time::Duration::from_secs(
                 opts.hook_timeout.or(file.hook_timeout).unwrap_or(30),
             ),

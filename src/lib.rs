@@ -57,7 +57,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             max_watches: config.max_watches,
         });
         thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
-        http::serve(library, hooks, listener, shutdown_signal()).await?;
+        http::serve(library, hooks, config.web_dir.clone(), listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");

@@ -1,52 +1,225 @@
-//! The web front end, embedded in the binary at compile time.
+//! The web app, embedded in the binary and served with its content hash in every URL.
 //!
-//! The rule: the binary is the whole product; no file under `web/` is read at run time.
+//! `index.html`, `sw.js` and `manifest.webmanifest` are served at the root with `no-cache`; every
+//! other file of `web/` under `/assets/<version>/`, where the version is a hash of all the files,
+//! with `immutable` caching. Text files may say `__ASSETS__` (replaced by `/assets/<version>`),
+//! `__VERSION__` and `__PRECACHE__` (a JSON array of every asset URL, for the service worker).
+//! Text is gzipped once, at first use. With `--web-dir` the files are read from disk on every
+//! request instead, for working on the front end without rebuilding. The rule: the binary is the
+//! whole product; nothing under `web/` is needed at run time.
 
-use hyper::{Response, StatusCode, header};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::OnceLock;
 
-use super::{Body, full};
+use bytes::Bytes;
+use hyper::{HeaderMap, Response, StatusCode, header};
+
+use super::{Body, file, full};
 use crate::library::probe::Kind;
 
-/// (URL name, content type, bytes) of every file under `web/` that is served.
-const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../web/app.js")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
+/// Every file of the web app; `every_web_file_is_embedded` keeps this list complete.
+const FILES: &[(&str, &[u8])] = &[
+    ("app.js", include_bytes!("../../web/app.js")),
+    ("index.html", include_bytes!("../../web/index.html")),
+    ("style.css", include_bytes!("../../web/style.css")),
 ];
 
-const INDEX_HTML: &[u8] = include_bytes!("../../web/index.html");
+/// Files served at the root rather than under `/assets/<version>/`: the page, the service worker
+/// (its scope is its folder) and the manifest (linked from the page, names the icons).
+const ROOT_FILES: &[&str] = &["index.html", "sw.js", "manifest.webmanifest"];
 
-pub fn index() -> Response<Body> {
-    html(StatusCode::OK, INDEX_HTML)
+/// The policy the front end keeps: nothing but this server, no inline script.
+// SECURITY: limits what an injected file name or a compromised asset could load or run.
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
+    connect-src 'self'; script-src 'self'; style-src 'self'; worker-src 'self'; \
+    manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+#[derive(Debug)]
+struct Asset {
+    mime: &'static str,
+    body: Bytes,
+    gzip: Option<Bytes>,
+    etag: String,
 }
 
-pub fn exists(name: &str) -> bool {
-    ASSETS.iter().any(|(n, _, _)| *n == name)
+/// The web app as served: its version and its files by path.
+#[derive(Debug)]
+pub struct Bundle {
+    version: String,
+    files: HashMap<String, Asset>,
 }
 
-pub fn get(name: &str) -> Response<Body> {
-    let (_, content_type, bytes) = ASSETS.iter().find(|(n, _, _)| *n == name).expect("checked by exists()");
-    Response::builder()
-        .header(header::CONTENT_TYPE, *content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .body(full(*bytes))
-        .expect("static headers are valid")
+/// Where the web app comes from.
+#[derive(Debug)]
+pub enum Source {
+    Embedded,
+    /// `--web-dir`: read from disk on every request.
+    Dir(std::path::PathBuf),
+}
+
+impl Bundle {
+    fn build(files: Vec<(String, Vec<u8>)>) -> Bundle {
+        let mut all = Vec::new();
+        for (path, bytes) in &files {
+            all.extend_from_slice(path.as_bytes());
+            all.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(bytes).to_le_bytes());
+        }
+        let version = format!("{:010x}", xxhash_rust::xxh3::xxh3_64(&all) & 0xff_ffff_ffff);
+        let prefix = format!("/assets/{version}");
+        let precache: Vec<String> = files
+            .iter()
+            .filter(|(p, _)| !ROOT_FILES.contains(&p.as_str()))
+            .map(|(p, _)| format!("{prefix}/{p}"))
+            .collect();
+        let precache = serde_json::to_string(&precache).expect("strings serialize");
+        let files = files
+            .into_iter()
+            .map(|(path, bytes)| {
+                let mime = mime(&path);
+                let body: Bytes = if is_text(mime) {
+                    String::from_utf8_lossy(&bytes)
+                        .replace("__ASSETS__", &prefix)
+                        .replace("__VERSION__", &version)
+                        .replace("__PRECACHE__", &precache)
+                        .into()
+                } else {
+                    bytes.into()
+                };
+                let gzip = is_text(mime).then(|| gzip(&body)).filter(|g| g.len() < body.len());
+                let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
+                (path, Asset { mime, body, gzip, etag })
+            })
+            .collect();
+        Bundle { version, files }
+    }
+
+    fn embedded() -> &'static Bundle {
+        static BUNDLE: OnceLock<Bundle> = OnceLock::new();
+        BUNDLE.get_or_init(|| Bundle::build(FILES.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect()))
+    }
+
+    fn from_dir(dir: &Path) -> Bundle {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let (Ok(bytes), Some(rel)) =
+                    (std::fs::read(&p), p.strip_prefix(dir).ok().and_then(|r| r.to_str()))
+                {
+                    files.push((rel.to_owned(), bytes));
+                }
+            }
+        }
+        files.sort();
+        Bundle::build(files)
+    }
+}
+
+/// Serves a web app path (`segments` of the URL path), or `None` when it is not one.
+pub fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> Option<Response<Body>> {
+    let loaded;
+    let bundle = match source {
+        Source::Embedded => Bundle::embedded(),
+        Source::Dir(dir) => {
+            loaded = Bundle::from_dir(dir);
+            &loaded
+        }
+    };
+    let dev = matches!(source, Source::Dir(_));
+    let (path, immutable) = match segments {
+        [""] => ("index.html".to_owned(), false),
+        [name] if ROOT_FILES.contains(name) => ((*name).to_owned(), false),
+        ["assets", version, rest @ ..] if !rest.is_empty() => {
+            // An old version's URL still gets today's file, but not cached forever under it.
+            (rest.join("/"), *version == bundle.version && !dev)
+        }
+        _ => return None,
+    };
+    if ROOT_FILES.contains(&path.as_str()) && segments.first() == Some(&"assets") {
+        return None;
+    }
+    let asset = bundle.files.get(&path)?;
+    let cache = if immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let mut resp = Response::builder()
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ETAG, &asset.etag)
+        .header(header::VARY, "Accept-Encoding")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if path == "index.html" {
+        resp = resp
+            .header(header::CONTENT_SECURITY_POLICY, CSP)
+            .header(header::REFERRER_POLICY, "no-referrer")
+            .header(header::X_FRAME_OPTIONS, "DENY");
+    }
+    if file::etag_matches_request(headers, asset.etag.trim_matches('"')) {
+        return Some(resp.status(StatusCode::NOT_MODIFIED).body(full(Bytes::new())).expect("valid headers"));
+    }
+    resp = resp.header(header::CONTENT_TYPE, asset.mime);
+    let body = match &asset.gzip {
+        Some(gz) if accepts_gzip(headers) => {
+            resp = resp.header(header::CONTENT_ENCODING, "gzip");
+            gz.clone()
+        }
+        _ => asset.body.clone(),
+    };
+    Some(resp.body(full(body)).expect("valid headers"))
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|t| {
+            let mut parts = t.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q0 = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q0
+        })
+    })
+}
+
+fn gzip(bytes: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("writing to memory");
+    enc.finish().expect("writing to memory").into()
+}
+
+fn mime(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "webmanifest" => "application/manifest+json",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_text(mime: &str) -> bool {
+    mime.starts_with("text/") || mime.contains("json") || mime.contains("svg")
 }
 
 pub fn not_found_page() -> Response<Body> {
-    html(
-        StatusCode::NOT_FOUND,
-        b"<!doctype html><meta charset=utf-8><title>Not found</title><p>Nothing here. <a href=\"/\">Back to the gallery</a>.",
-    )
-}
-
-fn html(status: StatusCode, bytes: &'static [u8]) -> Response<Body> {
     Response::builder()
-        .status(status)
+        .status(StatusCode::NOT_FOUND)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-cache")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .body(full(bytes))
+        .body(full(
+            &b"<!doctype html><meta charset=utf-8><title>Not found</title><p>Nothing here. <a href=\"/\">Back to the gallery</a>."[..],
+        ))
         .expect("static headers are valid")
 }
 
@@ -69,4 +242,46 @@ pub fn placeholder_svg(kind: Kind, reason: &str) -> String {
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 400"><rect width="400" height="400" fill="#8884"/>{icon}<text x="200" y="370" font-family="sans-serif" font-size="16" fill="#888" text-anchor="middle">{reason}</text></svg>"##
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_web_file_is_embedded() {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let on_disk: Vec<String> = Bundle::from_dir(&web)
+            .files
+            .into_keys()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let embedded: Vec<&str> = FILES.iter().map(|(p, _)| *p).collect();
+        assert_eq!(on_disk, embedded, "list every file of web/ in FILES (sorted)");
+        for (path, bytes) in FILES {
+            assert_eq!(std::fs::read(web.join(path)).unwrap(), *bytes, "{path} is stale");
+        }
+    }
+
+    #[test]
+    fn text_names_the_versioned_asset_urls() {
+        let b = Bundle::build(vec![
+            ("index.html".into(), b"<script src=\"__ASSETS__/app.js\"></script>".to_vec()),
+            ("app.js".into(), b"const v = '__VERSION__', all = __PRECACHE__;".to_vec()),
+        ]);
+        let v = &b.version;
+        assert_eq!(b.files["index.html"].body, format!("<script src=\"/assets/{v}/app.js\"></script>"));
+        assert_eq!(b.files["app.js"].body, format!("const v = '{v}', all = [\"/assets/{v}/app.js\"];"));
+    }
+
+    #[test]
+    fn gzip_is_offered_only_when_accepted() {
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, "gzip, deflate, br".parse().unwrap());
+        assert!(accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, "gzip;q=0, identity".parse().unwrap());
+        assert!(!accepts_gzip(&h));
+    }
 }

@@ -45,6 +45,8 @@ pub struct App {
     pub lib: Arc<Library>,
     /// For their counters in `/api/status`.
     hooks: Arc<crate::hooks::Hooks>,
+    /// Where the web app's files come from.
+    web: assets::Source,
     /// List and facet answers, reused while the index is unchanged.
     memo: memo::Memo,
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
@@ -62,6 +64,7 @@ pub use events::event_json;
 pub async fn serve(
     library: Arc<Library>,
     hooks: Arc<crate::hooks::Hooks>,
+    web_dir: Option<std::path::PathBuf>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -70,6 +73,7 @@ pub async fn serve(
     let app = Arc::new(App {
         lib: library,
         hooks,
+        web: web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         memo: memo::Memo::new(64),
         run_id,
         shutdown: tokio::sync::watch::channel(false).0,

@@ -38,10 +38,6 @@ async fn dispatch(
     let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
 
     match segments.as_slice() {
-        // The web app.
-        [""] | ["index.html"] if get => Ok(assets::index()),
-        [asset] if get && assets::exists(asset) => Ok(assets::get(asset)),
-
         // The JSON API.
         ["api", "health"] if get => Ok(api::health(lib)),
         ["api", "status"] if get => Ok(api::status(app)),
@@ -65,7 +61,10 @@ async fn dispatch(
         ["api", "media", _, "favorite"] => not_allowed("PUT, DELETE"),
         ["api", ..] if segments_known(&segments) => not_allowed("GET, HEAD"),
         ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
-        _ if get => Ok(assets::not_found_page()),
+        // The web app.
+        _ if get => {
+            Ok(assets::serve(&app.web, &segments, req.headers()).unwrap_or_else(assets::not_found_page))
+        }
         _ => not_allowed("GET, HEAD"),
     }
 }

@@ -10,3 +10,4 @@ mod originals;
 mod startup;
 mod thumbs;
 mod util;
+mod web_app;
