@@ -318,8 +318,9 @@ fn heic_and_avif_get_real_thumbnails_through_libheif() {
 fn videos_get_a_poster_frame_through_ffmpeg() {
     assert!(have("ffmpeg"), "ffmpeg is not installed (make test installs it)");
     let dirs = Dirs::new();
-    // Real videos made by ffmpeg itself: a 2 s MP4 and a WebM shorter than the 1 s seek.
-    for (name, secs) in [("clip.mp4", "2"), ("short.webm", "0.3")] {
+    // Real videos made by ffmpeg itself: a 2 s MP4, a WebM shorter than the 1 s seek, and a
+    // Matroska file with a recording date.
+    for (name, secs) in [("clip.mp4", "2"), ("short.webm", "0.3"), ("dated.mkv", "1.5")] {
         let status = std::process::Command::new("ffmpeg")
             .args([
                 "-nostdin",
@@ -332,7 +333,7 @@ fn videos_get_a_poster_frame_through_ffmpeg() {
                 "-t",
                 secs,
             ])
-            .args(["-pix_fmt", "yuv420p"])
+            .args(["-pix_fmt", "yuv420p", "-metadata", "creation_time=2019-02-03T04:05:06Z"])
             .arg(dirs.media.join(name))
             .status()
             .unwrap();
@@ -342,13 +343,24 @@ fn videos_get_a_poster_frame_through_ffmpeg() {
     server.wait_indexed();
     let clip = server.item_named("clip.mp4");
     assert_eq!((clip["kind"].as_str(), clip["duration_ms"].as_u64()), (Some("video"), Some(2000)));
-    for name in ["clip.mp4", "short.webm"] {
+    for (name, format, ms) in [("short.webm", "webm", 300), ("dated.mkv", "mkv", 1500)] {
+        let item = server.item_named(name);
+        assert_eq!(
+            (item["format"].as_str(), item["duration_ms"].as_u64()),
+            (Some(format), Some(ms)),
+            "{item}"
+        );
+        assert_eq!((item["width"].as_u64(), item["height"].as_u64()), (Some(320), Some(240)), "{item}");
+        assert_eq!(item["taken"], "2019-02-03T04:05:06+00:00", "{item}");
+        assert_eq!(item["taken_source"], "container");
+    }
+    for name in ["clip.mp4", "short.webm", "dated.mkv"] {
         let item = server.item_named(name);
         for url in [item["thumb"].as_str().unwrap(), item["preview"].as_str().unwrap()] {
             assert_eq!(jpeg_at(&server, url).dimensions(), (320, 240), "{name}");
         }
     }
-    assert_eq!(thumbnail_stat(&server, "decoded"), 2);
+    assert_eq!(thumbnail_stat(&server, "decoded"), 3);
 }
 
 #[test]
