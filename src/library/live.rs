@@ -154,7 +154,10 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
                 Ok(c) => {
                     batch.push(c);
                     batch.extend(rx.try_iter().take(4096));
-                    live.apply(std::mem::take(&mut batch));
+                    let changes = std::mem::take(&mut batch);
+                    if !guarded(|| live.apply(changes)) {
+                        overflowed.store(true, Ordering::Release);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -176,7 +179,7 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
                 rx.try_iter().for_each(drop);
             }
             overflowed.store(false, Ordering::Release);
-            live.rescan(b"", true);
+            guarded(|| live.rescan(b"", true));
         }
         if last_meta_flush.elapsed() >= META_FLUSH_EVERY {
             // Only writes when records were added to it (no xattrs on this filesystem): at most
@@ -191,10 +194,20 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
         let poll_wanted = !inotify_alive || mode == "inotify+poll" || unwatched;
         if poll_wanted && Instant::now() >= next_poll {
             polls += 1;
-            live.rescan(b"", polls.is_multiple_of(DEEP_EVERY));
+            guarded(|| live.rescan(b"", polls.is_multiple_of(DEEP_EVERY)));
             next_poll = Instant::now() + opts.poll_interval;
         }
     }
+}
+
+/// Runs one step of the live thread; a bug that panics in it costs that step (logged, and the
+/// caller rescans), not the live index for the rest of the run. Returns whether it completed.
+fn guarded(step: impl FnOnce()) -> bool {
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).is_ok();
+    if !done {
+        tracing::error!("applying file changes failed (a bug); rescanning the folder to recover");
+    }
+    done
 }
 
 fn spawn_reader(
