@@ -44,6 +44,24 @@ pub enum Command {
     /// Ask a running server on --listen whether it is healthy; exit 0 when it is (for Docker
     /// HEALTHCHECK and scripts).
     Healthcheck,
+    /// Read a password from stdin and print its argon2id hash, for `password_hash`.
+    HashPassword,
+    /// API tokens for scripts (`Authorization: Bearer TOKEN`), kept hashed in the state dir.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// `spis token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it (it is shown only this once).
+    Create { name: String },
+    /// List the tokens' names.
+    List,
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke { name: String },
 }
 
 /// The options shared by the command line, the environment and the config file.
@@ -136,6 +154,33 @@ pub struct Opts {
     #[arg(long, env = "SPIS_WEB_DIR", global = true, value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
 
+    /// Serve the gallery to anyone who can reach it, without a password. Without this flag and
+    /// without a password, the web app asks for one to be chosen on first use.
+    #[arg(long, env = "SPIS_NO_AUTH", global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub no_auth: Option<bool>,
+
+    /// The gallery password as an argon2id hash (make one with `spis hash-password`); when set,
+    /// it cannot be changed from the web app. [default: the one chosen on first use]
+    #[arg(long, env = "SPIS_PASSWORD_HASH", global = true, value_name = "HASH", hide_env_values = true)]
+    pub password_hash: Option<String>,
+
+    /// Days a login lasts. [default: 90]
+    #[arg(long, env = "SPIS_SESSION_DAYS", global = true, value_name = "DAYS")]
+    pub session_days: Option<u64>,
+
+    /// Requests a second each client address may make on average (bursts of 4x); 0: no limit.
+    /// [default: 100]
+    #[arg(long, env = "SPIS_RATE_LIMIT", global = true, value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// Connections served at once; more wait until one closes. [default: 512]
+    #[arg(long, env = "SPIS_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated.
+    #[arg(long, env = "SPIS_TRUSTED_PROXIES", global = true, value_name = "IP,...", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+
     /// Seconds an --on-new-media run may take before it is killed. [default: 30]
     #[arg(long, env = "SPIS_HOOK_TIMEOUT", global = true, value_name = "SECONDS")]
     pub hook_timeout: Option<u64>,
@@ -183,6 +228,12 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     pub on_new_media: Option<PathBuf>,
     pub web_dir: Option<PathBuf>,
+    pub no_auth: bool,
+    pub password_hash: Option<String>,
+    pub session_max_age: std::time::Duration,
+    pub rate_limit: u32,
+    pub max_connections: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub hook_timeout: std::time::Duration,
     pub hook_concurrency: usize,
 }
@@ -245,6 +296,14 @@ impl Config {
             webhook_secret: opts.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty()),
             on_new_media: pick(&opts.on_new_media, &file.on_new_media),
             web_dir: pick(&opts.web_dir, &file.web_dir),
+            no_auth: opts.no_auth.or(file.no_auth).unwrap_or(false),
+            password_hash: opts.password_hash.clone().or(file.password_hash).filter(|s| !s.is_empty()),
+            session_max_age: std::time::Duration::from_secs(
+                86_400 * opts.session_days.or(file.session_days).unwrap_or(90).max(1),
+            ),
+            rate_limit: opts.rate_limit.or(file.rate_limit).unwrap_or(100),
+            max_connections: opts.max_connections.or(file.max_connections).unwrap_or(512).max(1),
+            trusted_proxies: opts.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default(),
             hook_timeout: std::time::Duration::from_secs(
                 opts.hook_timeout.or(file.hook_timeout).unwrap_or(30),
             ),

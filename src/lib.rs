@@ -4,6 +4,7 @@
 //! index and the domain rules, [`fs`] is the only module that touches the disk. [`run`] wires them
 //! together for `main`.
 
+pub mod auth;
 pub mod config;
 pub mod fs;
 pub mod hooks;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use config::{Cli, Command, Config};
+use config::{Cli, Command, Config, TokenAction};
 
 /// Runs the command the user asked for; the returned error is printed by `main`.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -28,6 +29,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Healthcheck => healthcheck(&config),
+        Command::HashPassword => hash_password(),
+        Command::Token { action } => token(&config, action),
     }
 }
 
@@ -35,6 +38,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
     limit_malloc_arenas();
     hooks::check(&config)?;
     let library = library::Library::try_open(&config)?;
+    let auth = std::sync::Arc::new(auth::Auth::try_new(
+        &auth::AuthOpts {
+            disabled: config.no_auth,
+            password_hash: config.password_hash.clone(),
+            session_max_age: config.session_max_age,
+        },
+        library.fs.state_dir(),
+    )?);
+    if config.no_auth && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "--no-auth on an address other machines can reach: anyone on the network sees every photo");
+    } else if auth.needs_setup() {
+        tracing::info!("no password yet: the first visit to the web app chooses one");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("spis-http")
@@ -57,7 +73,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             max_watches: config.max_watches,
         });
         thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
-        http::serve(library, hooks, config.web_dir.clone(), listener, shutdown_signal()).await?;
+        let opts = http::HttpOpts {
+            web_dir: config.web_dir.clone(),
+            auth,
+            rate_limit: config.rate_limit,
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_connections: config.max_connections,
+        };
+        http::serve(library, hooks, opts, listener, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");
@@ -85,6 +108,27 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+}
+
+/// `spis hash-password`: one line from stdin (no echo needed: pipe it in), its hash to stdout.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    anyhow::ensure!(password.chars().count() >= 8, "the password must be at least 8 characters");
+    println!("{}", auth::hash_password(password));
+    Ok(())
+}
+
+/// `spis token create|list|revoke`.
+fn token(config: &Config, action: TokenAction) -> anyhow::Result<()> {
+    let dir = &config.state_dir;
+    match action {
+        TokenAction::Create { name } => println!("{}", auth::create_token(dir, &name)?),
+        TokenAction::List => auth::list_tokens(dir)?.iter().for_each(|n| println!("{n}")),
+        TokenAction::Revoke { name } => auth::revoke_token(dir, &name)?,
+    }
+    Ok(())
 }
 
 /// `spis healthcheck`: GET /api/health on the configured address, exit 0 on 200.

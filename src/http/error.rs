@@ -32,6 +32,43 @@ pub enum ApiError {
     CannotResize(String),
     #[error("this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)")]
     WebSocketRequired,
+    #[error("log in first (POST /api/login), or send an API token as `Authorization: Bearer ...`")]
+    Unauthorized,
+    #[error("cross-origin requests cannot change anything here")]
+    CrossOrigin,
+    #[error("too many requests; slow down")]
+    RateLimited,
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("too many failed logins from this address; try again in {0} s")]
+    TooManyAttempts(u64),
+    #[error("a password is already set; log in with it")]
+    PasswordAlreadySet,
+    #[error("no password is set yet; choose one with POST /api/setup")]
+    PasswordNotSet,
+    #[error("the password is set in the configuration (password_hash) and cannot be changed here")]
+    PasswordFromConfig,
+    #[error("the password must be at least 8 characters")]
+    PasswordTooShort,
+    #[error("the request body is not what this endpoint takes: {0}")]
+    BadBody(String),
+    #[error("the password could not be stored")]
+    PasswordNotStored(#[source] std::io::Error),
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> ApiError {
+        use crate::auth::AuthError as A;
+        match e {
+            A::WrongPassword => ApiError::WrongPassword,
+            A::TooManyAttempts(s) => ApiError::TooManyAttempts(s),
+            A::AlreadySet => ApiError::PasswordAlreadySet,
+            A::NotSet => ApiError::PasswordNotSet,
+            A::FromConfig => ApiError::PasswordFromConfig,
+            A::TooShort => ApiError::PasswordTooShort,
+            A::Io(e) => ApiError::PasswordNotStored(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -61,6 +98,17 @@ impl ApiError {
             ApiError::FavoriteNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "favorite_not_stored"),
             ApiError::CannotResize(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_resize"),
             ApiError::WebSocketRequired => (StatusCode::UPGRADE_REQUIRED, "websocket_required"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::CrossOrigin => (StatusCode::FORBIDDEN, "cross_origin"),
+            ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::WrongPassword => (StatusCode::UNAUTHORIZED, "wrong_password"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::PasswordAlreadySet => (StatusCode::CONFLICT, "password_already_set"),
+            ApiError::PasswordNotSet => (StatusCode::CONFLICT, "password_not_set"),
+            ApiError::PasswordFromConfig => (StatusCode::CONFLICT, "password_from_config"),
+            ApiError::PasswordTooShort => (StatusCode::UNPROCESSABLE_ENTITY, "password_too_short"),
+            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            ApiError::PasswordNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "password_not_stored"),
         }
     }
 
@@ -77,6 +125,12 @@ impl ApiError {
             .header(header::CACHE_CONTROL, "no-store");
         if let ApiError::MethodNotAllowed { allow, .. } = &self {
             resp = resp.header(header::ALLOW, *allow);
+        }
+        match &self {
+            ApiError::TooManyAttempts(s) => resp = resp.header(header::RETRY_AFTER, s.to_string()),
+            ApiError::RateLimited => resp = resp.header(header::RETRY_AFTER, "1"),
+            ApiError::Unauthorized => resp = resp.header(header::WWW_AUTHENTICATE, "Bearer realm=\"spis\""),
+            _ => {}
         }
         if let ApiError::WebSocketRequired = &self {
             resp = resp.header(header::UPGRADE, "websocket").header(header::CONNECTION, "Upgrade");

@@ -9,8 +9,10 @@ mod assets;
 mod error;
 mod events;
 pub mod file;
+mod guard;
 mod memo;
 mod routes;
+mod session;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +38,8 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// How long a client may take to send its request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most a request line and headers may take.
+const MAX_HEAD_BYTES: usize = 64 << 10;
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,6 +51,9 @@ pub struct App {
     hooks: Arc<crate::hooks::Hooks>,
     /// Where the web app's files come from.
     web: assets::Source,
+    auth: Arc<crate::auth::Auth>,
+    limiter: guard::RateLimiter,
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// List and facet answers, reused while the index is unchanged.
     memo: memo::Memo,
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
@@ -61,10 +68,22 @@ pub struct App {
 pub use events::event_json;
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
+/// How the server treats clients.
+#[derive(Debug)]
+pub struct HttpOpts {
+    pub web_dir: Option<std::path::PathBuf>,
+    pub auth: Arc<crate::auth::Auth>,
+    /// Requests a second per client address (bursts of 4x); 0 for no limit.
+    pub rate_limit: u32,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
 pub async fn serve(
     library: Arc<Library>,
     hooks: Arc<crate::hooks::Hooks>,
-    web_dir: Option<std::path::PathBuf>,
+    opts: HttpOpts,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -73,7 +92,10 @@ pub async fn serve(
     let app = Arc::new(App {
         lib: library,
         hooks,
-        web: web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
+        web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
+        auth: opts.auth,
+        limiter: guard::RateLimiter::new(opts.rate_limit),
+        trusted_proxies: opts.trusted_proxies,
         memo: memo::Memo::new(64),
         run_id,
         shutdown: tokio::sync::watch::channel(false).0,
@@ -82,9 +104,20 @@ pub async fn serve(
     // Each connection task holds a clone; when all are gone, every connection has finished.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        // SECURITY: a request head is at most 64 KiB and 100 headers; anything larger is a 431.
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(100);
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // At the cap, stop accepting: new connections wait in the kernel's backlog, not in memory.
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => s.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -119,6 +152,7 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(alive);
+            drop(slot);
         });
     }
     drop(listener);

@@ -10,7 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
-use super::{App, Body, Peer, api, assets, events};
+use super::guard::{self, Caller};
+use super::{App, Body, Peer, api, assets, events, session};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -18,7 +19,13 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = dispatch(app, &mut req, &path).await.unwrap_or_else(ApiError::into_response);
+    let ip = guard::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
+    let resp = if app.limiter.allow(ip) {
+        let https = guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
+        checked(app, &mut req, &path, Client { ip, https }).await.unwrap_or_else(ApiError::into_response)
+    } else {
+        ApiError::RateLimited.into_response()
+    };
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"
@@ -26,18 +33,52 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     resp
 }
 
-async fn dispatch(
+/// Where a request came from, once proxies are accounted for.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    ip: std::net::IpAddr,
+    https: bool,
+}
+
+/// The guard, then the table: a cross-origin change or an unauthenticated private path never
+/// reaches a handler.
+async fn checked(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
     path: &str,
+    client: Client,
+) -> Result<Response<Body>, ApiError> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    guard::check_origin(req.method(), req.headers(), segments == ["api", "events"])?;
+    if !guard::is_public(req.method(), &segments)
+        && guard::caller(&app.auth, req.headers()) == Caller::Anonymous
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    dispatch(app, req, &segments, client).await
+}
+
+async fn dispatch(
+    app: &Arc<App>,
+    req: &mut Request<Incoming>,
+    segments: &[&str],
+    client: Client,
 ) -> Result<Response<Body>, ApiError> {
     let lib = &app.lib;
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let path = req.uri().path().to_owned();
     let m = &req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
     let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
 
-    match segments.as_slice() {
+    let post = m == Method::POST;
+    match segments {
+        // Logging in.
+        ["api", "session"] if get => session::status(app, req),
+        ["api", "login"] if post => session::login(app, req, client.ip, client.https).await,
+        ["api", "logout"] if post => Ok(session::logout()),
+        ["api", "setup"] if post => session::setup(app, req, client.https).await,
+        ["api", "password"] if post => session::change(app, req, client.ip, client.https).await,
+
         // The JSON API.
         ["api", "health"] if get => Ok(api::health(lib)),
         ["api", "status"] if get => Ok(api::status(app)),
@@ -59,11 +100,12 @@ async fn dispatch(
 
         // Known paths, wrong method.
         ["api", "media", _, "favorite"] => not_allowed("PUT, DELETE"),
-        ["api", ..] if segments_known(&segments) => not_allowed("GET, HEAD"),
-        ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
+        ["api", "login" | "logout" | "setup" | "password"] => not_allowed("POST"),
+        ["api", ..] if segments_known(segments) => not_allowed("GET, HEAD"),
+        ["api", ..] => Err(ApiError::NoRoute(path)),
         // The web app.
         _ if get => {
-            Ok(assets::serve(&app.web, &segments, req.headers()).unwrap_or_else(assets::not_found_page))
+            Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))
         }
         _ => not_allowed("GET, HEAD"),
     }
@@ -73,7 +115,7 @@ async fn dispatch(
 fn segments_known(segments: &[&str]) -> bool {
     matches!(
         segments,
-        ["api", "health" | "status" | "media" | "facets" | "events"]
+        ["api", "health" | "status" | "media" | "facets" | "events" | "session"]
             | ["api", "media", _]
             | ["api", "media", _, "original" | "thumb" | "preview" | "resize"]
     )

@@ -2,6 +2,7 @@
 //!
 //! Compiled as one test binary (one link, shared helpers in `util`).
 
+mod access;
 mod api_errors;
 mod favorites;
 mod library;

@@ -121,7 +121,7 @@ fn config_file_env_and_flags_apply_in_order() {
     std::fs::write(
         &config,
         format!(
-            "media = \"{}/from-file\"\nstate_dir = \"{{{{ env(name=\"SPIS_TEST_STATE\") }}}}\"\n",
+            "media = \"{}/from-file\"\nno_auth = true\nstate_dir = \"{{{{ env(name=\"SPIS_TEST_STATE\") }}}}\"\n",
             dirs.media.display()
         ),
     )

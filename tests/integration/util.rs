@@ -116,6 +116,8 @@ impl Server {
             .env("TZ", "UTC")
             // Background thumbnails only where a test asks for them (a flag overrides this).
             .env("SPIS_THUMB_WORKERS", "0")
+            // Open access except in the tests of access itself (which set it to false).
+            .env("SPIS_NO_AUTH", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());

@@ -1,0 +1,438 @@
+//! Who may see the gallery: one household password, signed session cookies, and API tokens.
+//!
+//! The password is kept only as an argon2id hash (in the config, or in the state dir when it was
+//! chosen on the first-run page). Sessions are stateless: a cookie carries when it was issued and
+//! a fingerprint of the password hash, signed with a key in the state dir, so every replica that
+//! shares the state dir accepts it, a restart logs nobody out, and changing the password ends every
+//! session. API tokens are random, shown once, and stored as SHA-256 hashes. The rule: nothing
+//! secret is ever logged or stored in the clear, and every comparison of secrets is constant-time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use base64::Engine as _;
+use hmac::Mac as _;
+use sha2::Digest as _;
+
+use crate::fs::write_atomic;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The cookie that carries a session.
+pub const COOKIE: &str = "spis_session";
+const KEY_FILE: &str = "session.key";
+const PASSWORD_FILE: &str = "password.hash";
+const TOKENS_FILE: &str = "tokens.txt";
+/// Failed logins from one address allowed before each further attempt must wait (1 s, then 2 s,
+/// 4 s, ... up to 15 minutes after the latest failure).
+const FREE_FAILURES: u32 = 5;
+const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// How access is configured.
+#[derive(Debug, Clone)]
+pub struct AuthOpts {
+    /// `--no-auth`: the gallery is open to anyone who can reach it.
+    pub disabled: bool,
+    /// `--password-hash`: an argon2id PHC string; when set, the password cannot be changed online.
+    pub password_hash: Option<String>,
+    pub session_max_age: Duration,
+}
+
+/// Why a login or password change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("too many failed logins from this address; try again in {0} s")]
+    TooManyAttempts(u64),
+    #[error("a password is already set")]
+    AlreadySet,
+    #[error("no password is set yet")]
+    NotSet,
+    #[error("the password is set in the configuration (password_hash) and cannot be changed here")]
+    FromConfig,
+    #[error("the password must be at least 8 characters")]
+    TooShort,
+    #[error("the password could not be stored: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    disabled: bool,
+    from_config: bool,
+    state_dir: PathBuf,
+    key: [u8; 32],
+    /// The argon2id PHC string, `None` until one is chosen.
+    password: RwLock<Option<String>>,
+    max_age: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    tokens: Mutex<TokenCache>,
+}
+
+#[derive(Debug, Default)]
+struct TokenCache {
+    mtime: Option<(Option<SystemTime>, u64)>,
+    /// (name, hex SHA-256 of the token)
+    entries: Vec<(String, String)>,
+}
+
+impl Auth {
+    pub fn try_new(opts: &AuthOpts, state_dir: &Path) -> anyhow::Result<Auth> {
+        let key = load_or_make_key(&state_dir.join(KEY_FILE))?;
+        let stored = match std::fs::read_to_string(state_dir.join(PASSWORD_FILE)) {
+            Ok(s) => Some(s.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context("reading the password hash in the state dir"),
+        };
+        let password = opts.password_hash.clone().or(stored);
+        if let Some(p) = &password
+            && PasswordHash::new(p).is_err()
+        {
+            bail!("the password hash is not an argon2 PHC string (make one with `spis hash-password`)");
+        }
+        Ok(Auth {
+            disabled: opts.disabled,
+            from_config: opts.password_hash.is_some(),
+            state_dir: state_dir.to_path_buf(),
+            key,
+            password: RwLock::new(password),
+            max_age: opts.session_max_age,
+            failures: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(TokenCache::default()),
+        })
+    }
+
+    /// Whether requests need a session or token at all.
+    pub fn required(&self) -> bool {
+        !self.disabled
+    }
+
+    /// Protected, but no password chosen yet: the first-run page may set one.
+    pub fn needs_setup(&self) -> bool {
+        !self.disabled && self.password.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    pub fn session_max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// Whether a session cookie value is valid now.
+    pub fn check_session(&self, value: &str) -> bool {
+        let Some((payload, sig)) = value.rsplit_once('.') else { return false };
+        let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else { return false };
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        if mac.verify_slice(&sig).is_err() {
+            return false;
+        }
+        let mut parts = payload.split('.');
+        let (Some("v1"), Some(issued), Some(epoch)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let Ok(issued) = issued.parse::<u64>() else { return false };
+        let now = unix_now();
+        epoch == self.epoch() && issued <= now + 60 && now.saturating_sub(issued) < self.max_age.as_secs()
+    }
+
+    /// A new session cookie value.
+    pub fn issue_session(&self) -> String {
+        let payload = format!("v1.{}.{}.{}", unix_now(), self.epoch(), hex(&random::<16>()));
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{sig}")
+    }
+
+    /// Checks a password (slow on purpose: call it off the async threads). Failures from one
+    /// address beyond a few make it wait, doubling each time.
+    pub fn login(&self, peer: IpAddr, password: &str) -> Result<String, AuthError> {
+        if let Some(wait) = self.login_delay(peer) {
+            return Err(AuthError::TooManyAttempts(wait.as_secs().max(1)));
+        }
+        let Some(hash) = self.password.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Err(AuthError::NotSet);
+        };
+        if verify(&hash, password) {
+            self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
+            Ok(self.issue_session())
+        } else {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: a flood from many addresses forgets the oldest entries.
+            if f.len() > 10_000 {
+                f.clear();
+            }
+            let e = f.entry(peer).or_insert((0, Instant::now()));
+            *e = (e.0 + 1, Instant::now());
+            Err(AuthError::WrongPassword)
+        }
+    }
+
+    fn login_delay(&self, peer: IpAddr) -> Option<Duration> {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let &(count, last) = f.get(&peer)?;
+        let over = count.checked_sub(FREE_FAILURES + 1)?;
+        let delay = Duration::from_secs(1u64 << over.min(20)).min(MAX_LOGIN_DELAY);
+        delay.checked_sub(last.elapsed())
+    }
+
+    /// Chooses the first password (the first-run page); only while none is set.
+    pub fn setup(&self, password: &str) -> Result<String, AuthError> {
+        check_strength(password)?;
+        let mut current = self.password.write().unwrap_or_else(|p| p.into_inner());
+        if current.is_some() {
+            return Err(AuthError::AlreadySet);
+        }
+        let hash = hash_password(password);
+        write_private(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
+        *current = Some(hash);
+        drop(current);
+        Ok(self.issue_session())
+    }
+
+    /// Changes the password; every existing session ends, and the new one for the caller begins.
+    pub fn change_password(&self, peer: IpAddr, old: &str, new: &str) -> Result<String, AuthError> {
+        if self.from_config {
+            return Err(AuthError::FromConfig);
+        }
+        check_strength(new)?;
+        self.login(peer, old)?;
+        let hash = hash_password(new);
+        write_private(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
+        *self.password.write().unwrap_or_else(|p| p.into_inner()) = Some(hash);
+        Ok(self.issue_session())
+    }
+
+    /// Whether a bearer token is one of the stored ones (re-read when the file changes, so a
+    /// token revoked by `spis token revoke`, or on another replica, stops working at once).
+    pub fn check_token(&self, token: &str) -> bool {
+        let digest = hex(&sha2::Sha256::digest(token.as_bytes()));
+        let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.state_dir.join(TOKENS_FILE);
+        // Modified time and inode: a rewrite (temp file renamed over) is always noticed.
+        let mtime = std::fs::metadata(&path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            (m.modified().ok(), m.ino())
+        });
+        if mtime != cache.mtime {
+            cache.entries = read_tokens(&path).unwrap_or_default();
+            cache.mtime = mtime;
+        }
+        // Constant-time over each stored hash, so timing says nothing about how close a guess was.
+        cache.entries.iter().fold(false, |found, (_, h)| found | constant_eq(h.as_bytes(), digest.as_bytes()))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length")
+    }
+
+    /// A fingerprint of the password hash: sessions carry it, so a new password ends them.
+    fn epoch(&self) -> String {
+        let p = self.password.read().unwrap_or_else(|p| p.into_inner());
+        let mut mac = self.mac();
+        mac.update(p.as_deref().unwrap_or("").as_bytes());
+        hex(&mac.finalize().into_bytes()[..6])
+    }
+}
+
+/// An argon2id hash with the crate's defaults (19 MiB, 2 passes), as a PHC string.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random::<16>()).expect("16 bytes is a valid salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 defaults are valid")
+        .to_string()
+}
+
+fn verify(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+fn check_strength(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < 8 { Err(AuthError::TooShort) } else { Ok(()) }
+}
+
+/// `spis token create NAME`: a new token, printed once; only its hash is kept.
+pub fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        bail!("a token name is one word, like `backup-script`");
+    }
+    let path = state_dir.join(TOKENS_FILE);
+    let mut entries = read_tokens(&path)?;
+    if entries.iter().any(|(n, _)| n == name) {
+        bail!("a token named {name} exists; revoke it first or choose another name");
+    }
+    let token = format!("spis_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<32>()));
+    entries.push((name.to_owned(), hex(&sha2::Sha256::digest(token.as_bytes()))));
+    write_tokens(&path, &entries)?;
+    Ok(token)
+}
+
+/// `spis token list`: the names.
+pub fn list_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(read_tokens(&state_dir.join(TOKENS_FILE))?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// `spis token revoke NAME`.
+pub fn revoke_token(state_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let path = state_dir.join(TOKENS_FILE);
+    let mut entries = read_tokens(&path)?;
+    let before = entries.len();
+    entries.retain(|(n, _)| n != name);
+    if entries.len() == before {
+        bail!("no token named {name}");
+    }
+    write_tokens(&path, &entries)
+}
+
+fn read_tokens(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, hash)| (name.to_owned(), hash.trim().to_owned()))
+        .collect())
+}
+
+fn write_tokens(path: &Path, entries: &[(String, String)]) -> anyhow::Result<()> {
+    let text: String = entries.iter().map(|(n, h)| format!("{n} {h}\n")).collect();
+    write_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomic(path, bytes)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("32 bytes")),
+        Ok(_) => bail!(
+            "{} is damaged (not 32 bytes); delete it to log everyone out and start over",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random::<32>();
+            write_private(path, &key).with_context(|| format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        // SAFETY: getrandom writes at most the given length into our buffer.
+        let n = unsafe { libc::getrandom(out[filled..].as_mut_ptr().cast(), N - filled, 0) };
+        // SECURITY: keys and tokens must be unpredictable; without the kernel's random source
+        // there is nothing safe to fall back to.
+        assert!(
+            n > 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted,
+            "getrandom failed"
+        );
+        filled += n.max(0) as usize;
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(dir: &Path, hash: Option<String>) -> Auth {
+        let opts =
+            AuthOpts { disabled: false, password_hash: hash, session_max_age: Duration::from_secs(3600) };
+        Auth::try_new(&opts, dir).unwrap()
+    }
+
+    #[test]
+    fn sessions_verify_survive_a_restart_and_end_with_a_new_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = auth(dir.path(), None);
+        assert!(a.needs_setup());
+        let cookie = a.setup("correct horse").unwrap();
+        assert!(a.check_session(&cookie));
+        assert!(!a.check_session(&cookie.replacen("v1.", "v1.1", 1)), "tampered");
+        assert!(!a.check_session("v1.1.2.3.AAAA"));
+        // Another process with the same state dir (a restart, a replica) accepts it.
+        let b = auth(dir.path(), None);
+        assert!(!b.needs_setup() && b.check_session(&cookie));
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let fresh = b.change_password(peer, "correct horse", "battery staple").unwrap();
+        assert!(b.check_session(&fresh) && !b.check_session(&cookie), "old sessions end");
+        assert!(matches!(b.setup("whatever123"), Err(AuthError::AlreadySet)));
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuthOpts {
+            disabled: false,
+            password_hash: Some(hash_password("a password")),
+            session_max_age: Duration::ZERO,
+        };
+        let a = Auth::try_new(&opts, dir.path()).unwrap();
+        assert!(!a.check_session(&a.issue_session()));
+    }
+
+    #[test]
+    fn failed_logins_beyond_a_few_must_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = auth(dir.path(), Some(hash_password("right password")));
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..FREE_FAILURES {
+            assert!(matches!(a.login(peer, "wrong"), Err(AuthError::WrongPassword)));
+        }
+        assert!(matches!(a.login(peer, "wrong"), Err(AuthError::WrongPassword)));
+        assert!(matches!(a.login(peer, "right password"), Err(AuthError::TooManyAttempts(_))));
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(a.login(other, "right password").is_ok(), "other addresses are not punished");
+        assert!(matches!(
+            a.change_password(other, "right password", "new password"),
+            Err(AuthError::FromConfig)
+        ));
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = auth(dir.path(), None);
+        let token = create_token(dir.path(), "backup").unwrap();
+        assert!(a.check_token(&token) && !a.check_token("spis_nope"));
+        let stored = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
+        assert!(!stored.contains(&token[5..]), "only the hash is stored");
+        assert!(create_token(dir.path(), "backup").is_err());
+        assert_eq!(list_tokens(dir.path()).unwrap(), ["backup"]);
+        revoke_token(dir.path(), "backup").unwrap();
+        assert!(!a.check_token(&token), "the rewritten file is read again");
+    }
+}

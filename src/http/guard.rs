@@ -1,0 +1,220 @@
+//! What every request passes before its handler: the per-client rate limit, authentication and
+//! the cross-origin check.
+//!
+//! The rule: only the page, its assets, the manifest, `/api/health` and the login endpoints are
+//! public; every other `/api` path (media URLs included) needs a valid session cookie or API
+//! token, and a browser request from another origin can never change anything.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hyper::{HeaderMap, Method, header};
+
+use super::error::ApiError;
+use crate::auth::{Auth, COOKIE};
+
+/// Who is asking, as far as the guard cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Auth is off (`--no-auth`).
+    Anyone,
+    Session,
+    Token,
+    Anonymous,
+}
+
+/// Paths anyone may reach: the login flow and health checks (the web app is not under /api).
+pub fn is_public(method: &Method, segments: &[&str]) -> bool {
+    match segments {
+        ["api", "health"] => true,
+        ["api", "session"] => method == Method::GET,
+        ["api", "login" | "logout" | "setup"] => method == Method::POST,
+        ["api", ..] => false,
+        _ => true,
+    }
+}
+
+/// Identifies the caller from the cookie or bearer token.
+pub fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
+    if !auth.required() {
+        return Caller::Anyone;
+    }
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        && auth.check_token(token.trim())
+    {
+        return Caller::Token;
+    }
+    match session_cookie(headers) {
+        Some(v) if auth.check_session(v) => Caller::Session,
+        _ => Caller::Anonymous,
+    }
+}
+
+/// The session cookie's value, if the request has one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// Refuses a request that would change something when a browser sent it from another site.
+// SECURITY: SameSite=Lax already keeps the cookie off cross-site POST/PUT/DELETE in current
+// browsers; this also covers older ones and same-site-but-cross-origin pages (another port).
+pub fn check_origin(method: &Method, headers: &HeaderMap, websocket: bool) -> Result<(), ApiError> {
+    let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !changes && !websocket {
+        return Ok(());
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(ApiError::CrossOrigin);
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest).trim_end_matches('/');
+        if origin == "null" || !origin_host.eq_ignore_ascii_case(host) {
+            return Err(ApiError::CrossOrigin);
+        }
+    }
+    Ok(())
+}
+
+/// A token bucket per client address: `rate` requests a second on average, bursts of `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `rate` 0 turns limiting off.
+    pub fn new(rate: u32) -> RateLimiter {
+        RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(rate) * 4.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() > 50_000 {
+            // Bounded under a flood of addresses: full buckets carry no information.
+            let (rate, burst) = (self.rate, self.burst);
+            b.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = b.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The client's address: the peer, or the address a trusted proxy says it forwarded for.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// Whether the client reached us over TLS (through a trusted proxy that says so).
+pub fn is_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> bool {
+    trusted.contains(&peer)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cross_origin_changes_are_refused_and_same_origin_ones_pass() {
+        let put = Method::PUT;
+        let ok = [
+            headers(&[("host", "spis.local")]),
+            headers(&[("host", "spis.local"), ("origin", "http://spis.local")]),
+            headers(&[
+                ("host", "spis.local:8080"),
+                ("origin", "https://spis.local:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ]),
+        ];
+        for h in ok {
+            assert!(check_origin(&put, &h, false).is_ok(), "{h:?}");
+        }
+        let bad = [
+            headers(&[("host", "spis.local"), ("origin", "http://evil.example")]),
+            headers(&[("host", "spis.local"), ("origin", "null")]),
+            headers(&[("host", "spis.local:8080"), ("origin", "http://spis.local:9090")]),
+            headers(&[("host", "spis.local"), ("sec-fetch-site", "cross-site")]),
+            headers(&[("host", "spis.local"), ("sec-fetch-site", "same-site")]),
+        ];
+        for h in bad {
+            assert!(check_origin(&put, &h, false).is_err(), "{h:?}");
+            assert!(check_origin(&Method::GET, &h, false).is_ok(), "reads are not changes");
+            assert!(check_origin(&Method::GET, &h, true).is_err(), "but a WebSocket is checked");
+        }
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let h = headers(&[("cookie", "a=1; spis_session=v1.x; b=2")]);
+        assert_eq!(session_cookie(&h), Some("v1.x"));
+        assert_eq!(session_cookie(&headers(&[("cookie", "spis_sessionx=1")])), None);
+    }
+
+    #[test]
+    fn buckets_allow_a_burst_then_refuse() {
+        let limiter = RateLimiter::new(2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let allowed = (0..20).filter(|_| limiter.allow(ip)).count();
+        assert_eq!(allowed, 8, "a burst of 4x the rate");
+        assert!(limiter.allow("192.0.2.2".parse().unwrap()), "per address");
+        assert!(RateLimiter::new(0).allow(ip));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.4"), ("x-forwarded-proto", "https")]);
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(client_ip(proxy, &h, &[proxy]), "198.51.100.4".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(proxy, &h, &[]), proxy);
+        assert!(is_https(proxy, &h, &[proxy]) && !is_https(proxy, &h, &[]));
+    }
+}

@@ -1,0 +1,128 @@
+//! The login flow: `GET /api/session`, `POST /api/login`, `/api/logout`, `/api/setup` (the
+//! first-run password) and `/api/password` (change it).
+//!
+//! Each answers JSON and sets or clears the session cookie. The rule: password checks run on a
+//! blocking thread (argon2 is slow on purpose), and request bodies are read with a small limit.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::guard::{self, Caller};
+use super::{App, Body, full};
+use crate::auth::COOKIE;
+
+const MAX_BODY: usize = 4096;
+
+/// `GET /api/session`: whether a login is needed, whether a password must be chosen first, and
+/// whether this request is logged in.
+pub fn status(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let caller = guard::caller(&app.auth, req.headers());
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({
+            "required": app.auth.required(),
+            "setup": app.auth.needs_setup(),
+            "logged_in": caller != Caller::Anonymous,
+        }),
+        None,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    old: String,
+    new: String,
+}
+
+/// `POST /api/login` with `{"password": "..."}`.
+pub async fn login(
+    app: &App,
+    req: &mut Request<Incoming>,
+    ip: IpAddr,
+    https: bool,
+) -> Result<Response<Body>, ApiError> {
+    let body: PasswordBody = read_json(req).await?;
+    let auth = std::sync::Arc::clone(&app.auth);
+    let cookie = blocking(move || auth.login(ip, &body.password)).await?;
+    Ok(with_cookie(app, &cookie, https))
+}
+
+/// `POST /api/setup` with `{"password": "..."}`: only while no password is set.
+pub async fn setup(app: &App, req: &mut Request<Incoming>, https: bool) -> Result<Response<Body>, ApiError> {
+    let body: PasswordBody = read_json(req).await?;
+    let auth = std::sync::Arc::clone(&app.auth);
+    let cookie = blocking(move || auth.setup(&body.password)).await?;
+    tracing::info!("a password was chosen on the first-run page");
+    Ok(with_cookie(app, &cookie, https))
+}
+
+/// `POST /api/password` with `{"old": "...", "new": "..."}`: every other session ends.
+pub async fn change(
+    app: &App,
+    req: &mut Request<Incoming>,
+    ip: IpAddr,
+    https: bool,
+) -> Result<Response<Body>, ApiError> {
+    let body: ChangeBody = read_json(req).await?;
+    let auth = std::sync::Arc::clone(&app.auth);
+    let cookie = blocking(move || auth.change_password(ip, &body.old, &body.new)).await?;
+    tracing::info!("the password was changed; other sessions ended");
+    Ok(with_cookie(app, &cookie, https))
+}
+
+/// `POST /api/logout`: clears the cookie.
+pub fn logout() -> Response<Body> {
+    let clear = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    json(StatusCode::OK, serde_json::json!({ "logged_in": false }), Some(clear))
+}
+
+fn with_cookie(app: &App, value: &str, https: bool) -> Response<Body> {
+    let secure = if https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        app.auth.session_max_age().as_secs()
+    );
+    json(StatusCode::OK, serde_json::json!({ "logged_in": true }), Some(cookie))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::auth::AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+        .map_err(ApiError::from)
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request<Incoming>) -> Result<T, ApiError> {
+    let bytes: Bytes = Limited::new(req.body_mut(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| ApiError::BadBody(format!("at most {MAX_BODY} bytes of JSON")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))
+}
+
+fn json(status: StatusCode, value: serde_json::Value, cookie: Option<String>) -> Response<Body> {
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(c) = cookie {
+        resp = resp.header(header::SET_COOKIE, c);
+    }
+    resp.body(full(value.to_string())).expect("valid headers")
+}

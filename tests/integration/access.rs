@@ -1,0 +1,246 @@
+//! Access control against the running server: the first-run password, logins, sessions, tokens,
+//! cross-origin requests, brute force and rate limits.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::util::{Dirs, Events, PLAIN_JPEG, Reply, Server, agent, copy_from_corpus, read, wait_until};
+
+/// A server with access control on (the other tests run with --no-auth).
+fn start(args: &[&str]) -> (Dirs, Server) {
+    let dirs = Dirs::new();
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
+    let server = Server::start_with_env(&dirs.media, &dirs.state, args, &[("SPIS_NO_AUTH", "false")]);
+    (dirs, server)
+}
+
+fn post(server: &Server, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = agent().post(server.url(path)).header("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    read(req.send(body).unwrap())
+}
+
+fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Reply {
+    server.get_with(path, headers)
+}
+
+/// The `spis_session=...` pair of a response's Set-Cookie, checked for its attributes.
+fn session_cookie(r: &Reply) -> String {
+    let set =
+        r.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {}", String::from_utf8_lossy(&r.body)));
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP from a client that is not a trusted proxy: {set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn first_run_asks_for_a_password_then_only_logged_in_clients_get_in() {
+    let (_dirs, server) = start(&[]);
+    let s = get(&server, "/api/session", &[]).json();
+    assert_eq!((&s["required"], &s["setup"], &s["logged_in"]), (&true.into(), &true.into(), &false.into()));
+    // Public: the page, health. Everything else under /api, media URLs included: 401 JSON.
+    assert_eq!(get(&server, "/", &[]).status, 200);
+    assert_eq!(get(&server, "/api/health", &[]).status, 200);
+    for path in [
+        "/api/media",
+        "/api/status",
+        "/api/facets",
+        "/api/media/AAAAAAAAAAA/thumb",
+        "/api/media/AAAAAAAAAAA/original",
+        "/api/nope",
+    ] {
+        get(&server, path, &[]).assert_error(401, "unauthorized");
+    }
+    post(&server, "/api/setup", r#"{"password":"short"}"#, &[]).assert_error(422, "password_too_short");
+    post(&server, "/api/setup", r#"{"password":1}"#, &[]).assert_error(400, "bad_body");
+    post(&server, "/api/login", r#"{"password":"whatever1"}"#, &[]).assert_error(409, "password_not_set");
+    let r = post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
+    assert_eq!(r.status, 200);
+    let cookie = session_cookie(&r);
+    post(&server, "/api/setup", r#"{"password":"another one"}"#, &[])
+        .assert_error(409, "password_already_set");
+    let with = [("Cookie", cookie.as_str())];
+    assert_eq!(get(&server, "/api/media", &with).status, 200);
+    assert_eq!(get(&server, "/api/session", &with).json()["logged_in"], true);
+    assert_eq!(get(&server, "/api/session", &[]).json()["setup"], false);
+
+    // A restart keeps both the password and the session.
+    let (media, state) = (_dirs.media.clone(), _dirs.state.clone());
+    drop(server);
+    let server = Server::start_with_env(&media, &state, &[], &[("SPIS_NO_AUTH", "false")]);
+    assert_eq!(get(&server, "/api/media", &with).status, 200);
+    let r = post(&server, "/api/login", r#"{"password":"correct horse"}"#, &[]);
+    assert_eq!(r.status, 200);
+    session_cookie(&r);
+    post(&server, "/api/login", r#"{"password":"wrong horse"}"#, &[]).assert_error(401, "wrong_password");
+}
+
+#[test]
+fn forged_and_stale_sessions_are_refused() {
+    let (_dirs, server) = start(&[]);
+    let cookie = session_cookie(&post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]));
+    let value = cookie.strip_prefix("spis_session=").unwrap();
+    let mut parts: Vec<&str> = value.split('.').collect();
+    let forged_time = "1".to_owned();
+    parts[1] = &forged_time;
+    let cases = [
+        "spis_session=".to_owned(),
+        "spis_session=garbage".to_owned(),
+        format!("spis_session={}", parts.join(".")),
+        format!("spis_session={}x", value),
+        format!("other={value}"),
+    ];
+    for c in &cases {
+        get(&server, "/api/media", &[("Cookie", c)]).assert_error(401, "unauthorized");
+    }
+    // Changing the password ends every session but the one that changed it.
+    let with = [("Cookie", cookie.as_str())];
+    let r = post(&server, "/api/password", r#"{"old":"correct horse","new":"battery staple"}"#, &with);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let fresh = session_cookie(&r);
+    get(&server, "/api/media", &with).assert_error(401, "unauthorized");
+    assert_eq!(get(&server, "/api/media", &[("Cookie", fresh.as_str())]).status, 200);
+    // Logging out clears the cookie.
+    let out = post(&server, "/api/logout", "", &[("Cookie", fresh.as_str())]);
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+}
+
+#[test]
+fn cross_origin_changes_and_websockets_are_refused() {
+    let (_dirs, server) = start(&[]);
+    let cookie = session_cookie(&post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]));
+    let items = || get(&server, "/api/media", &[("Cookie", &cookie)]).json()["items"].clone();
+    wait_until("a.jpg is indexed", || items().as_array().is_some_and(|a| !a.is_empty()));
+    let id = items()[0]["id"].as_str().unwrap().to_owned();
+    let fav = server.url(&format!("/api/media/{id}/favorite"));
+    let put = |headers: &[(&str, &str)]| {
+        let mut req = agent().put(&fav).header("Cookie", &cookie);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(req.send_empty().unwrap())
+    };
+    put(&[("Origin", "http://evil.example")]).assert_error(403, "cross_origin");
+    put(&[("Sec-Fetch-Site", "cross-site")]).assert_error(403, "cross_origin");
+    post(&server, "/api/login", r#"{"password":"correct horse"}"#, &[("Origin", "http://evil.example")])
+        .assert_error(403, "cross_origin");
+    let host = server.base.trim_start_matches("http://").to_owned();
+    assert_eq!(put(&[("Origin", &format!("http://{host}")), ("Sec-Fetch-Site", "same-origin")]).status, 200);
+
+    // The WebSocket needs the cookie, and a page of this origin.
+    let ws = server.base.replacen("http://", "ws://", 1) + "/api/events";
+    let handshake = |headers: &[(&'static str, &str)]| {
+        use tungstenite::client::IntoClientRequest as _;
+        let mut req = ws.as_str().into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(*k, v.parse().unwrap());
+        }
+        match tungstenite::connect(req) {
+            Ok((_, resp)) => resp.status().as_u16(),
+            Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(handshake(&[]), 401);
+    assert_eq!(handshake(&[("Cookie", &cookie), ("Origin", "http://evil.example")]), 403);
+    assert_eq!(handshake(&[("Cookie", &cookie), ("Origin", &format!("http://{host}"))]), 101);
+}
+
+#[test]
+fn brute_force_logins_are_slowed_down() {
+    let (_dirs, server) = start(&[]);
+    post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
+    for _ in 0..6 {
+        post(&server, "/api/login", r#"{"password":"guess guess"}"#, &[]).assert_error(401, "wrong_password");
+    }
+    // Even the right password must wait now.
+    let r = post(&server, "/api/login", r#"{"password":"correct horse"}"#, &[]);
+    r.assert_error(429, "too_many_attempts");
+    assert!(r.header("retry-after").is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+}
+
+#[test]
+fn api_tokens_work_until_revoked() {
+    let (dirs, server) = start(&[]);
+    post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
+    let spis = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spis"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(&dirs.state)
+            .env_remove("SPIS_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let token = spis(&["token", "create", "backup-script"]).trim().to_owned();
+    assert!(token.starts_with("spis_") && token.len() > 40, "{token}");
+    assert_eq!(spis(&["token", "list"]), "backup-script\n");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(get(&server, "/api/media", &[("Authorization", &bearer)]).status, 200);
+    get(&server, "/api/media", &[("Authorization", "Bearer spis_wrong")]).assert_error(401, "unauthorized");
+    spis(&["token", "revoke", "backup-script"]);
+    wait_until("the revoked token is refused", || {
+        get(&server, "/api/media", &[("Authorization", &bearer)]).status == 401
+    });
+}
+
+#[test]
+fn a_configured_password_hash_logs_in_and_cannot_be_changed_online() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spis"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"from the config\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let (_dirs, server) = start(&["--password-hash", &hash]);
+    assert_eq!(get(&server, "/api/session", &[]).json()["setup"], false);
+    post(&server, "/api/setup", r#"{"password":"hijack attempt"}"#, &[])
+        .assert_error(409, "password_already_set");
+    let cookie = session_cookie(&post(&server, "/api/login", r#"{"password":"from the config"}"#, &[]));
+    post(
+        &server,
+        "/api/password",
+        r#"{"old":"from the config","new":"something else"}"#,
+        &[("Cookie", &cookie)],
+    )
+    .assert_error(409, "password_from_config");
+    assert!(!server.log().contains("from the config"), "the password leaked into the log");
+}
+
+#[test]
+fn a_client_over_the_rate_limit_gets_429_and_others_do_not() {
+    let (_dirs, server) = start(&["--no-auth", "--rate-limit", "5"]);
+    let statuses: Vec<u16> = (0..40).map(|_| get(&server, "/api/health", &[]).status).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let limited = get(&server, "/api/health", &[]);
+    if limited.status == 429 {
+        limited.assert_error(429, "rate_limited");
+        assert_eq!(limited.header("retry-after"), Some("1"));
+    }
+    // A client behind a trusted proxy is its own client (the proxy is 127.0.0.1 here).
+    let (_d2, proxied) = start(&["--no-auth", "--rate-limit", "5", "--trusted-proxies", "127.0.0.1"]);
+    for i in 0..40 {
+        let ip = format!("198.51.100.{i}");
+        assert_eq!(get(&proxied, "/api/health", &[("X-Forwarded-For", &ip)]).status, 200, "{ip}");
+    }
+}
+
+#[test]
+fn no_auth_opens_everything() {
+    let (_dirs, server) = start(&["--no-auth"]);
+    let s: Value = get(&server, "/api/session", &[]).json();
+    assert_eq!((&s["required"], &s["logged_in"]), (&false.into(), &true.into()));
+    assert_eq!(get(&server, "/api/media", &[]).status, 200);
+    Events::connect(&server, "");
+}
