@@ -48,6 +48,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     )?);
     if config.no_auth && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "--no-auth on an address other machines can reach: anyone on the network sees every photo");
+    } else if auth.needs_setup() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "no password yet, on an address other machines can reach: the first visitor chooses it; open the gallery now, or set password_hash");
     } else if auth.needs_setup() {
         tracing::info!("no password yet: the first visit to the web app chooses one");
     }

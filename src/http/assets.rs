@@ -157,8 +157,12 @@ pub fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> Option<
     if path == "index.html" {
         resp = resp
             .header(header::CONTENT_SECURITY_POLICY, CSP)
-            .header(header::REFERRER_POLICY, "no-referrer")
-            .header(header::X_FRAME_OPTIONS, "DENY");
+            .header(header::REFERRER_POLICY, "same-origin")
+            .header(header::X_FRAME_OPTIONS, "DENY")
+            .header(
+                "permissions-policy",
+                "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+            );
     }
     if file::etag_matches_request(headers, asset.etag.trim_matches('"')) {
         return Some(resp.status(StatusCode::NOT_MODIFIED).body(full(Bytes::new())).expect("valid headers"));

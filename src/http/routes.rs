@@ -26,6 +26,13 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     } else {
         ApiError::RateLimited.into_response()
     };
+    let mut resp = resp;
+    let h = resp.headers_mut();
+    // SECURITY: on every answer, not only the page: a JSON error or an original opened directly
+    // must not be sniffed into HTML or leak the gallery's URLs to other sites.
+    h.entry(hyper::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(hyper::header::HeaderValue::from_static("nosniff"));
+    h.entry(hyper::header::REFERRER_POLICY).or_insert(hyper::header::HeaderValue::from_static("same-origin"));
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"

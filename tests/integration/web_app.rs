@@ -15,6 +15,15 @@ fn the_page_names_versioned_assets_that_are_cached_forever() {
     assert_eq!(page.header("cache-control"), Some("no-cache"));
     let csp = page.header("content-security-policy").unwrap();
     assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("referrer-policy"), Some("same-origin"));
+    assert!(page.header("permissions-policy").is_some_and(|p| p.contains("camera=()")));
+    let api = server.get("/api/nope");
+    assert_eq!(
+        (api.header("x-content-type-options"), api.header("referrer-policy")),
+        (Some("nosniff"), Some("same-origin"))
+    );
     let html = String::from_utf8(page.body).unwrap();
     assert!(!html.contains("__ASSETS__"), "placeholders are replaced");
     let urls = asset_urls(&html);
