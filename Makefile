@@ -5,7 +5,9 @@ LISTEN ?= 127.0.0.1:8080
 CARGO ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint msrv unit bench build clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: help run test lint msrv unit bench fuzz build clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +34,9 @@ bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips an
 	scripts/bench.sh
 	scripts/bench/thumbs.sh
 	scripts/bench/live.sh
+
+fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZZ_SECONDS (60) each
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 build: ## Release binary in target/release/spis
 	$(CARGO) build --release --locked

@@ -13,6 +13,9 @@ pub mod library;
 mod logging;
 pub mod thumbs;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::time::Duration;

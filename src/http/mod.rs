@@ -67,6 +67,12 @@ pub struct App {
 
 pub use events::event_json;
 
+/// Parses a list/facets query string as the API does (for the fuzz targets).
+#[doc(hidden)]
+pub fn parse_list_query(query: &str) -> bool {
+    api::ListQuery::parse(Some(query)).is_ok()
+}
+
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
 /// How the server treats clients.
 #[derive(Debug)]
