@@ -240,6 +240,12 @@ impl MediaFs {
         Ok(mtime_ns(&m))
     }
 
+    /// The media folder's (device, inode) now: `None` when it is gone (an unplugged USB stick),
+    /// a new value when something else is mounted or created there.
+    pub fn root_identity(&self) -> Option<(u64, u64)> {
+        std::fs::symlink_metadata(&self.root).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+    }
+
     /// Whether a folder below the root is the state dir (which is never indexed or watched).
     pub fn is_state_dir(&self, dir: &[u8]) -> bool {
         std::fs::symlink_metadata(RelPath { dir: &[], name: dir }.under(&self.root))

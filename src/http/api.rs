@@ -87,6 +87,7 @@ fn watch_status(lib: &Library) -> serde_json::Value {
         "overflows": n(&w.overflows),
         "rescans": n(&w.rescans),
         "changes": n(&w.applied),
+        "media_missing": w.media_missing.load(Ordering::Relaxed),
     })
 }
 

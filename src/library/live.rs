@@ -67,6 +67,8 @@ pub struct LiveStats {
     pub rescans: AtomicU64,
     /// Changes applied (added + changed + removed) since the first index.
     pub applied: AtomicU64,
+    /// The media folder is gone (unmounted, deleted); what was indexed is still listed.
+    pub media_missing: AtomicBool,
 }
 
 /// A folder as last listed: its mtime and subfolders.
@@ -83,6 +85,8 @@ const SETTLE_NS: i64 = 2_000_000_000;
 /// place (which does not change their folder's mtime).
 const DEEP_EVERY: u32 = 12;
 const META_FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often the live thread checks that the media folder is still the one it watches.
+const ROOT_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 type Memos = HashMap<Vec<u8>, Memo>;
 /// (size, mtime) of the indexed files of one folder, by name.
@@ -126,8 +130,10 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     }
 
     // The watches exist before the first walk starts, so nothing written meanwhile is missed.
-    let (tx, rx) = mpsc::sync_channel::<Change>(opts.queue);
+    let (tx, mut rx) = mpsc::sync_channel::<Change>(opts.queue);
     let overflowed = Arc::new(AtomicBool::new(false));
+    let mut root_id = lib.fs.root_identity();
+    let mut last_root_check = Instant::now();
     if let Some(w) = watcher.take() {
         spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed));
     } else {
@@ -189,10 +195,42 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
                 tracing::debug!(error = %e, "cannot write the metadata cache");
             }
         }
+        if last_root_check.elapsed() >= ROOT_CHECK_EVERY {
+            last_root_check = Instant::now();
+            let now = lib.fs.root_identity();
+            if now != root_id {
+                match now {
+                    None => tracing::warn!(
+                        media = %lib.fs.root().display(),
+                        "the media folder is gone (unplugged or unmounted?); still serving what was indexed until it is back"
+                    ),
+                    Some(_) => {
+                        tracing::info!(media = %lib.fs.root().display(), "the media folder is back: watching and rescanning it");
+                        // The old watches are on the old folder; start over on this one.
+                        if mode.starts_with("inotify") {
+                            match Watcher::try_new(&lib.fs, opts.max_watches) {
+                                Ok(w) => {
+                                    let (tx, new_rx) = mpsc::sync_channel::<Change>(opts.queue);
+                                    spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed));
+                                    rx = new_rx;
+                                    inotify_alive = true;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot watch the media folder again; polling it")
+                                }
+                            }
+                        }
+                        guarded(|| live.rescan(b"", true));
+                    }
+                }
+                stats.media_missing.store(now.is_none(), Ordering::Relaxed);
+                root_id = now;
+            }
+        }
         // Folders left unwatched (out of inotify watches) are caught by periodic rescans.
         let unwatched = stats.unwatched_folders.load(Ordering::Relaxed) > 0;
         let poll_wanted = !inotify_alive || mode == "inotify+poll" || unwatched;
-        if poll_wanted && Instant::now() >= next_poll {
+        if poll_wanted && root_id.is_some() && Instant::now() >= next_poll {
             polls += 1;
             guarded(|| live.rescan(b"", polls.is_multiple_of(DEEP_EVERY)));
             next_poll = Instant::now() + opts.poll_interval;

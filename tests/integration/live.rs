@@ -269,6 +269,29 @@ fn folders_past_the_watch_limit_are_rescanned_instead() {
 }
 
 #[test]
+fn a_media_folder_that_goes_away_and_comes_back_is_followed_without_a_restart() {
+    let dirs = Dirs::new();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    // Like a USB stick pulled out: the folder is simply not there any more.
+    let away = dirs.media.with_extension("unplugged");
+    std::fs::rename(&dirs.media, &away).unwrap();
+    wait_until("status says the folder is missing", || {
+        server.json("/api/status")["watch"]["media_missing"] == true
+    });
+    assert_eq!(names(&server), ["/a.jpg"], "what was indexed is still listed");
+    assert_eq!(server.get("/api/health").status, 200);
+    std::fs::copy(corpus().join(TINY_JPEG), away.join("b.jpg")).unwrap();
+    std::fs::rename(&away, &dirs.media).unwrap();
+    wait_until("the folder is back", || server.json("/api/status")["watch"]["media_missing"] == false);
+    wait_until("what changed meanwhile is found", || names(&server) == ["/a.jpg", "/b.jpg"]);
+    // And it is watched again.
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("c.jpg")).unwrap();
+    wait_until("a new file appears", || names(&server).len() == 3);
+}
+
+#[test]
 fn watch_off_only_indexes_at_start() {
     let (dirs, server) = start(&["--watch", "off"]);
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
