@@ -318,7 +318,10 @@ impl Index {
         let for_folders = Filter { dir: None, ..filter.clone() };
         let years_m = Matcher::new(self, &for_years, false);
         let folders_m = Matcher::new(self, &for_folders, false);
-        let all_m = Matcher::new(self, filter, false);
+        let for_kinds = Filter { kind: None, ..filter.clone() };
+        let for_favorites = Filter { favorite: None, ..filter.clone() };
+        let kinds_m = Matcher::new(self, &for_kinds, false);
+        let favorites_m = Matcher::new(self, &for_favorites, false);
 
         let mut f = Facets { folder_counts: vec![0; self.dirs.len()], ..Facets::default() };
         let mut months: BTreeMap<(i32, u8), u64> = BTreeMap::new();
@@ -329,11 +332,14 @@ impl Index {
             if folders_m.matches(item) {
                 f.folder_counts[item.dir as usize] += 1;
             }
-            if all_m.matches(item) {
+            // Like years and folders, each count respects the other filters but not its own.
+            if kinds_m.matches(item) {
                 match item.kind() {
                     Kind::Image => f.images += 1,
                     Kind::Video => f.videos += 1,
                 }
+            }
+            if favorites_m.matches(item) {
                 f.favorites += u64::from(item.favorite);
             }
         }
@@ -471,6 +477,20 @@ mod tests {
             duration_ms: None,
             thumbhash: 0,
         }
+    }
+
+    #[test]
+    fn each_facet_count_ignores_its_own_filter() {
+        let mut index = Index::default();
+        // 3: an image and a favorite; 4: a video, not a favorite; 6: a video and a favorite.
+        for (id, format) in [(3, Format::Jpeg), (4, Format::Mp4), (6, Format::Mp4)] {
+            index.upsert(Item { format, ..item(id, 0, 0) });
+        }
+        let f = index.facets(&Filter { kind: Some(Kind::Video), favorite: Some(true), ..Filter::default() });
+        // Kinds among favorites; favorites among videos.
+        assert_eq!((f.images, f.videos, f.favorites), (1, 1, 1));
+        let f = index.facets(&Filter::default());
+        assert_eq!((f.images, f.videos, f.favorites), (1, 2, 2));
     }
 
     fn walk_all(index: &Index, filter: &Filter, order: Order, limit: usize) -> Vec<u64> {
