@@ -7,7 +7,7 @@ CARGO ?= cargo
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
 
-.PHONY: help run test lint msrv unit bench fuzz build clean
+.PHONY: help run test lint msrv unit web bench fuzz build clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit web ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, clippy with warnings as errors
 	scripts/setup-test-deps.sh
@@ -29,6 +29,13 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
+
+web: ## The web app in a real browser (Debian chromium via playwright-core) against the real server
+	$(CARGO) build --locked
+	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh
+	@# A new deploy needs a web app that can change under the running server: --web-dir.
+	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SPIS_WEB_DIR="$(CURDIR)/web" \
+	  SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh --test-name-pattern="new deploy"
 
 bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency
 	scripts/bench.sh

@@ -1,70 +1,335 @@
-// A minimal gallery over the JSON API: pages of thumbnails, a year filter and favorites.
-// The full phone-first app replaces this file; it only shows that the API works end to end.
+// The gallery page: wires the timeline, grid, scrubber, filters, viewer, selection and live
+// updates together, keeps the filter in the URL, and registers the service worker.
 
-const grid = document.getElementById('grid');
-const more = document.getElementById('more');
-const yearSelect = document.getElementById('year');
-const favorites = document.getElementById('favorites');
-const status = document.getElementById('status');
-let cursor = null;
+import { connection, filterParams, getFacets, getItem, isOffline } from './api.js';
+import { ensureSession } from './login.js';
+import { markFavorites } from './favorites.js';
+import { Filters, describe, filterSearch, noFilter, readFilter, sameFilter } from './filters.js';
+import { Grid } from './grid.js';
+import { Live } from './live.js';
+import { Scrubber } from './scrubber.js';
+import { Selection } from './select.js';
+import { Timeline } from './timeline.js';
+import { formatCount, plural, toast } from './ui.js';
 
-/** Builds the /api/media query from the filter controls. */
-function query() {
-  const q = new URLSearchParams({ limit: '100' });
-  if (yearSelect.value) q.set('year', yearSelect.value);
-  if (favorites.checked) q.set('favorite', 'true');
-  if (cursor) q.set('cursor', cursor);
-  return q;
+/** @typedef {import('./api.js').Item} Item */
+
+const $ = (/** @type {string} */ sel) => /** @type {HTMLElement} */ (document.querySelector(sel));
+
+let filter = readFilter();
+/** @type {Timeline|null} */
+let timeline = null;
+/** @type {Item[]} live additions waiting for the "new photos" pill */
+let pending = [];
+let indexing = null;
+let facetsError = null;
+
+const selection = new Selection($('#selbar'), () => timeline);
+const grid = new Grid($('#grid'), selection);
+new Scrubber($('#scrubber'), grid);
+/** @type {import('./viewer.js').Viewer|null} the viewer, loaded on first use (not needed for the first screen) */
+let viewer = null;
+/** @type {Promise<import('./viewer.js').Viewer>|null} */
+let viewerLoading = null;
+const filters = new Filters(/** @type {HTMLDialogElement} */ ($('#filters')), $('#chips'));
+const live = new Live();
+
+history.scrollRestoration = 'manual';
+
+/**
+ * Loads the current filter's facets and (re)builds the timeline. With `keep`, the items on
+ * screen stay until fresh pages replace them (a refresh after offline or a resync).
+ * @param {{keep?: boolean, restoreY?: number}} [opts]
+ */
+async function load({ keep = false, restoreY } = {}) {
+  let t = timeline;
+  if (!keep || !t || !sameFilter(t.filter, filter)) {
+    t?.close();
+    t = new Timeline(filter);
+    timeline = t;
+    pending = [];
+    updatePill();
+    const mine = t;
+    t.addEventListener('change', (e) => {
+      if (timeline !== mine) return;
+      const { layout, ids } = /** @type {CustomEvent} */ (e).detail;
+      if (viewer?.isOpen && viewer.item) {
+        if (ids.includes(viewer.item.id)) viewer.updateChrome();
+        if (layout) viewer.loadNeighbours(viewer.item);
+      }
+      if (layout) {
+        updateHeader();
+        selection.prune();
+      }
+    });
+    grid.setTimeline(t);
+  }
+  updateHeader();
+  try {
+    const facets = await getFacets(filter);
+    if (timeline !== t) return;
+    facetsError = null;
+    t.setFacets(facets, keep);
+    filters.update(filter, facets);
+    if (restoreY) requestAnimationFrame(() => scrollTo(0, restoreY));
+  } catch (e) {
+    if (timeline !== t) return;
+    facetsError = e;
+  }
+  updateHeader();
 }
 
-/** Renders one item as a tile with a favorite toggle. */
-function tile(item) {
-  const fig = document.createElement('figure');
-  const a = document.createElement('a');
-  a.href = item.original;
-  const img = document.createElement('img');
-  img.src = item.thumb;
-  img.alt = item.name;
-  img.loading = 'lazy';
-  a.append(img);
-  const fav = document.createElement('button');
-  fav.textContent = '♥';
-  fav.setAttribute('aria-label', `Favorite ${item.name}`);
-  fav.setAttribute('aria-pressed', String(item.favorite));
-  fav.addEventListener('click', async () => {
-    const on = fav.getAttribute('aria-pressed') !== 'true';
-    const res = await fetch(`/api/media/${item.id}/favorite`, { method: on ? 'PUT' : 'DELETE' });
-    if (res.ok) fav.setAttribute('aria-pressed', String(on));
+/** Title, subtitle (count or indexing progress), the filter dot and the empty state. */
+function updateHeader() {
+  const t = timeline;
+  const active = filterSearch(filter) !== '';
+  $('#title').textContent = describe(filter);
+  $('#filter-btn .dot').hidden = !active;
+  const sub = $('#subtitle');
+  if (indexing && !indexing.done) sub.textContent = `Indexing… ${formatCount(indexing.indexed || 0)} of ${formatCount(indexing.found || 0)} found`;
+  else if (t?.ready) sub.textContent = plural(t.total, 'item', 'items');
+  else sub.textContent = '';
+  document.title = `${describe(filter)} · spis`;
+
+  const empty = $('#empty');
+  const none = t?.ready ? t.total === 0 : !!facetsError;
+  empty.hidden = !none;
+  if (!none) return;
+  const [title, text] = facetsError
+    ? facetsError.code === 'offline'
+      ? ["You're offline", "This view hasn't been opened on this device before. It will appear when the connection is back."]
+      : ["Couldn't load the gallery", facetsError.message]
+    : active
+      ? ['Nothing here', 'No photos or videos match these filters.']
+      : indexing && !indexing.done
+        ? ['Reading your library…', 'Photos appear here as soon as they are indexed.']
+        : ['No photos yet', 'Copy photos and videos into the media folder: they appear here as soon as they are written.'];
+  empty.querySelector('h2').textContent = title;
+  empty.querySelector('p').textContent = text;
+  empty.querySelector('button').hidden = !active || !!facetsError;
+}
+
+/**
+ * Shows another filter: a new history entry (so Back returns), from the top.
+ * @param {import('./api.js').Filter} next
+ */
+function navigate(next) {
+  if (sameFilter(next, filter)) return;
+  filter = next;
+  history.pushState({}, '', `${location.pathname}${filterSearch(filter)}`);
+  scrollTo(0, 0);
+  selection.clear();
+  filters.update(filter);
+  load();
+  live.start(filterParams(filter).toString());
+}
+
+/** The "N new photos" pill. */
+function updatePill() {
+  const pill = $('#pill');
+  pill.hidden = pending.length === 0;
+  if (!pending.length) return;
+  const videos = pending.filter((it) => it.kind === 'video').length;
+  const what = videos === pending.length ? ['new video', 'new videos'] : videos ? ['new item', 'new items'] : ['new photo', 'new photos'];
+  pill.querySelector('span').textContent = plural(pending.length, what[0], what[1]);
+}
+
+/** Puts the waiting live additions into the grid. */
+function applyPending() {
+  const items = pending;
+  pending = [];
+  updatePill();
+  for (const it of items) timeline?.add(it);
+}
+
+/** @returns {boolean} whether the user is looking at the top of the grid */
+function atTop() {
+  return scrollY < 80 && !viewer?.isOpen;
+}
+
+let recovering = false;
+
+/**
+ * Shows the offline banner while requests fail or come from the offline cache; refreshes once
+ * the network answers again (and tries it as soon as the device says it is back online).
+ * @param {Event} [e]
+ */
+function updateOffline(e) {
+  const off = isOffline() || !navigator.onLine;
+  const banner = $('#offline');
+  const was = !banner.hidden;
+  banner.hidden = !off;
+  document.documentElement.classList.toggle('offline', off);
+  if (recovering) return;
+  if ((was && !off) || (e?.type === 'online' && off)) {
+    recovering = true;
+    load({ keep: true }).finally(() => {
+      recovering = false;
+      $('#offline').hidden = !(isOffline() || !navigator.onLine);
+    });
+  }
+}
+
+/**
+ * Opens the viewer on an item id (a shared link or Forward).
+ * @param {string} id
+ */
+async function openById(id) {
+  const item = timeline?.byId.get(id) || (await getItem(id).catch(() => null));
+  if (!item) return;
+  const v = await getViewer();
+  if (!v.isOpen) v.open(item, { push: false });
+}
+
+// Grid and selection.
+grid.addEventListener('open', async (e) => (await getViewer()).open(/** @type {CustomEvent} */ (e).detail.item));
+grid.addEventListener('select', (e) => {
+  const { item, range } = /** @type {CustomEvent} */ (e).detail;
+  selection.toggle(item, { range });
+});
+selection.addEventListener('change', () => grid.refreshSelection());
+$('#select-btn').addEventListener('click', () => (selection.active() ? selection.clear() : selection.start()));
+
+// Filters.
+$('#filter-btn').addEventListener('click', () => filters.open());
+filters.addEventListener('change', (e) => navigate(/** @type {CustomEvent} */ (e).detail));
+$('#empty button').addEventListener('click', () => navigate(noFilter()));
+
+// Viewer.
+/**
+ * The viewer, loading its module the first time.
+ * @returns {Promise<import('./viewer.js').Viewer>}
+ */
+function getViewer() {
+  viewerLoading ||= import('./viewer.js').then(({ Viewer }) => {
+    const v = new Viewer($('#viewer'), () => timeline);
+    v.addEventListener('favorite', async (e) => {
+      const { item, on } = /** @type {CustomEvent} */ (e).detail;
+      const done = markFavorites(() => timeline, [item], on);
+      v.updateChrome();
+      await done;
+      v.updateChrome();
+    });
+    v.addEventListener('close', (e) => {
+      const { item } = /** @type {CustomEvent} */ (e).detail;
+      if (!item) return;
+      grid.scrollToItem(item.id);
+      requestAnimationFrame(() => grid.tileOf(item.id)?.focus({ preventScroll: true }));
+      if (atTop() && pending.length) applyPending();
+    });
+    v.addEventListener('filter', (e) => {
+      v.close();
+      navigate({ ...noFilter(), .../** @type {CustomEvent} */ (e).detail });
+    });
+    viewer = v;
+    return v;
   });
-  fig.append(a, fav);
-  return fig;
+  return viewerLoading;
 }
 
-/** Fetches and appends the next page. */
-async function loadPage() {
-  const res = await fetch(`/api/media?${query()}`);
-  const page = await res.json();
-  grid.append(...page.items.map(tile));
-  cursor = page.next_cursor;
-  more.hidden = !cursor;
+// New items arrive at the top, or wait behind the pill while the user is elsewhere.
+$('#pill').addEventListener('click', () => {
+  scrollTo(0, 0);
+  applyPending();
+});
+addEventListener('scroll', () => {
+  if (pending.length && atTop()) applyPending();
+}, { passive: true });
+
+// Live changes.
+live.addEventListener('message', (e) => {
+  const m = /** @type {CustomEvent} */ (e).detail;
+  const t = timeline;
+  if (m.type === 'indexing') {
+    const was = indexing;
+    indexing = m;
+    updateHeader();
+    if (was && !was.done && m.done) load({ keep: true });
+    return;
+  }
+  if (!t?.ready) return;
+  if (m.type === 'added') {
+    if (t.byId.has(m.item.id)) t.change(m.item);
+    else if (atTop()) t.add(m.item);
+    else {
+      pending.push(m.item);
+      updatePill();
+    }
+  } else if (m.type === 'changed') {
+    const waiting = pending.find((it) => it.id === m.item.id);
+    if (waiting) Object.assign(waiting, m.item);
+    else t.change(m.item);
+  } else if (m.type === 'removed') {
+    const before = pending.length;
+    pending = pending.filter((it) => it.id !== m.id);
+    if (pending.length !== before) updatePill();
+    t.remove(m.id);
+  }
+});
+live.addEventListener('resync', () => load({ keep: true }));
+live.addEventListener('status', (e) => {
+  if (/** @type {CustomEvent} */ (e).detail.connected && isOffline()) load({ keep: true });
+});
+
+// Offline and back.
+connection.addEventListener('change', updateOffline);
+addEventListener('online', updateOffline);
+addEventListener('offline', updateOffline);
+
+// Back/forward: another filter, or the viewer opening/closing.
+addEventListener('popstate', () => {
+  const f = readFilter();
+  if (!sameFilter(f, filter)) {
+    filter = f;
+    selection.clear();
+    filters.update(filter);
+    load({ restoreY: history.state?.y });
+    live.start(filterParams(filter).toString());
+  }
+  const id = history.state?.viewer || location.hash.slice(1);
+  if (!id && viewer?.isOpen) viewer.close({ fromHistory: true });
+  else if (id && !viewer?.isOpen) openById(id);
+});
+
+// Remember the scroll position in the history entry (reload and Back restore it).
+let saveTimer = 0;
+addEventListener('scroll', () => {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    if (!viewer?.isOpen) history.replaceState({ ...history.state, y: Math.round(scrollY) }, '');
+  }, 300);
+}, { passive: true });
+
+// Esc leaves selection mode.
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && selection.active() && !viewer?.isOpen && !(/** @type {HTMLDialogElement} */ ($('#filters')).open)) selection.clear();
+});
+
+// The top bar's height, for the pill and scrubber.
+new ResizeObserver(([entry]) => {
+  document.documentElement.style.setProperty('--top-h', `${Math.round(entry.target.getBoundingClientRect().height)}px`);
+}).observe($('#top'));
+
+// A private gallery: nothing loads before the password is known (offline, the cache decides).
+// Not a top-level await: the code below must still see the page's load event.
+ensureSession().then(() => {
+  filters.update(filter);
+  load({ restoreY: history.state?.y });
+  live.start(filterParams(filter).toString());
+  updateOffline();
+  if (location.hash.length > 1) openById(location.hash.slice(1));
+});
+
+// The service worker: offline use, and cached thumbnails. A new version takes over at once.
+if ('serviceWorker' in navigator) {
+  const hadController = !!navigator.serviceWorker.controller;
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (hadController) toast('spis was updated', { action: 'Reload', onAction: () => location.reload(), ms: 10000 });
+  });
+  addEventListener('load', () => {
+    navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('service worker', e));
+  });
 }
 
-async function reload() {
-  cursor = null;
-  grid.replaceChildren();
-  await loadPage();
-}
-
-async function loadYears() {
-  const res = await fetch('/api/facets');
-  const facets = await res.json();
-  for (const y of facets.years) yearSelect.append(new Option(`${y.year} (${y.count})`, y.year));
-  const s = await (await fetch('/api/status')).json();
-  status.textContent = s.indexing.done ? `${s.items} items` : `indexing… ${s.indexing.indexed}`;
-}
-
-more.addEventListener('click', loadPage);
-yearSelect.addEventListener('change', reload);
-favorites.addEventListener('change', reload);
-loadYears();
-reload();
+// The viewer's code arrives once the first screen is done, so the first tap opens it at once.
+addEventListener('load', () => setTimeout(getViewer, 500));

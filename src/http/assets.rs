@@ -21,9 +21,28 @@ use crate::library::probe::Kind;
 
 /// Every file of the web app; `every_web_file_is_embedded` keeps this list complete.
 const FILES: &[(&str, &[u8])] = &[
+    ("api.js", include_bytes!("../../web/api.js")),
     ("app.js", include_bytes!("../../web/app.js")),
+    ("favorites.js", include_bytes!("../../web/favorites.js")),
+    ("filters.js", include_bytes!("../../web/filters.js")),
+    ("grid.js", include_bytes!("../../web/grid.js")),
+    ("icons/apple-touch-icon.png", include_bytes!("../../web/icons/apple-touch-icon.png")),
+    ("icons/favicon.svg", include_bytes!("../../web/icons/favicon.svg")),
+    ("icons/icon-192.png", include_bytes!("../../web/icons/icon-192.png")),
+    ("icons/icon-512.png", include_bytes!("../../web/icons/icon-512.png")),
+    ("icons/icon-maskable-512.png", include_bytes!("../../web/icons/icon-maskable-512.png")),
     ("index.html", include_bytes!("../../web/index.html")),
+    ("live.js", include_bytes!("../../web/live.js")),
+    ("login.js", include_bytes!("../../web/login.js")),
+    ("manifest.webmanifest", include_bytes!("../../web/manifest.webmanifest")),
+    ("scrubber.js", include_bytes!("../../web/scrubber.js")),
+    ("select.js", include_bytes!("../../web/select.js")),
     ("style.css", include_bytes!("../../web/style.css")),
+    ("sw.js", include_bytes!("../../web/sw.js")),
+    ("thumbhash.js", include_bytes!("../../web/thumbhash.js")),
+    ("timeline.js", include_bytes!("../../web/timeline.js")),
+    ("ui.js", include_bytes!("../../web/ui.js")),
+    ("viewer.js", include_bytes!("../../web/viewer.js")),
 ];
 
 /// Files served at the root rather than under `/assets/<version>/`: the page, the service worker

@@ -1,0 +1,146 @@
+// Talking to the spis JSON API: lists, facets, items and favorites, and whether we are offline.
+
+/**
+ * A media item as the API returns it.
+ * @typedef {{id: string, name: string, dir: string, kind: 'image'|'video', format: string,
+ *   mime: string, taken: string, taken_source: string, width: number|null, height: number|null,
+ *   size: number, favorite: boolean, camera: string|null, duration_ms: number|null,
+ *   thumbhash: string|null, thumb: string, preview: string, original: string}} Item
+ */
+
+/**
+ * The filters of the gallery, as kept in the URL.
+ * @typedef {{year: number|null, month: number|null, dir: string, favorite: boolean,
+ *   kind: ''|'image'|'video'}} Filter
+ */
+
+/** Items per page the grid asks for (a multiple of every column count up to 6). */
+export const PAGE = 120;
+
+/** Fires `change` when requests start or stop failing for lack of a connection. */
+export const connection = new EventTarget();
+let offline = false;
+
+/** @returns {boolean} whether the last API answer came from the offline cache or failed to arrive */
+export function isOffline() {
+  return offline;
+}
+
+/** @param {boolean} value */
+function setOffline(value) {
+  if (value === offline) return;
+  offline = value;
+  connection.dispatchEvent(new Event('change'));
+}
+
+/** An API error with its HTTP status and stable code. */
+export class ApiError extends Error {
+  /** @param {string} message @param {number} status @param {string} code */
+  constructor(message, status, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * The query string for a filter (without `?`).
+ * @param {Filter} f
+ * @returns {URLSearchParams}
+ */
+export function filterParams(f) {
+  const q = new URLSearchParams();
+  if (f.year) q.set('year', String(f.year));
+  if (f.month) q.set('month', String(f.month));
+  if (f.dir) q.set('dir', f.dir);
+  if (f.favorite) q.set('favorite', 'true');
+  if (f.kind) q.set('kind', f.kind);
+  return q;
+}
+
+/**
+ * Fetches JSON; notes whether it came from the network or the service worker's offline copy.
+ * @param {string} url
+ * @param {RequestInit} [init]
+ * @returns {Promise<any>}
+ */
+async function request(url, init) {
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    setOffline(true);
+    throw new ApiError('You are offline', 0, 'offline');
+  }
+  const cached = res.headers.get('x-spis-offline') === '1';
+  setOffline(cached);
+  const body = await res.json().catch(() => null);
+  // The session ended (expired, or the password changed): the login form takes over.
+  if (res.status === 401 && body?.code === 'unauthorized') dispatchEvent(new Event('spis:login-required'));
+  if (!res.ok) throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
+  return body;
+}
+
+/**
+ * One page of items.
+ * @param {Filter} filter
+ * @param {{year?: number, month?: number, cursor?: string|null, limit?: number, signal?: AbortSignal}} opts
+ * @returns {Promise<{items: Item[], next_cursor: string|null}>}
+ */
+export function listMedia(filter, { year, month, cursor, limit = PAGE, signal } = {}) {
+  const q = filterParams(filter);
+  if (year) q.set('year', String(year));
+  if (month) q.set('month', String(month));
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', cursor);
+  return request(`/api/media?${q}`, { signal });
+}
+
+/**
+ * Years with months and the folder tree, with counts, for a filter.
+ * @param {Filter} filter
+ * @returns {Promise<{years: {year: number, count: number, months: {month: number, count: number}[]}[],
+ *   folders: Folder, images: number, videos: number, favorites: number}>}
+ */
+export function getFacets(filter) {
+  return request(`/api/facets?${filterParams(filter)}`);
+}
+
+/** @typedef {{name: string, path: string, count: number, total: number, children: Folder[]}} Folder */
+
+/**
+ * One item by id.
+ * @param {string} id
+ * @returns {Promise<Item>}
+ */
+export function getItem(id) {
+  return request(`/api/media/${encodeURIComponent(id)}`);
+}
+
+/**
+ * Marks or unmarks a favorite; resolves with the updated item once the server stored it.
+ * @param {string} id
+ * @param {boolean} on
+ * @returns {Promise<Item>}
+ */
+export function setFavorite(id, on) {
+  return request(`/api/media/${encodeURIComponent(id)}/favorite`, { method: on ? 'PUT' : 'DELETE' });
+}
+
+/**
+ * Server status (indexing progress, counts).
+ * @returns {Promise<any>}
+ */
+export function getStatus() {
+  return request('/api/status');
+}
+
+/**
+ * The URL that downloads an item's original file.
+ * @param {Item} item
+ * @returns {string}
+ */
+export function downloadURL(item) {
+  return `${item.original}?download=1`;
+}

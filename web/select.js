@@ -1,0 +1,126 @@
+// Multi-select: long press (touch), shift/ctrl-click or the Select button; then favorite,
+// unfavorite or download the chosen items together.
+
+import { downloadURL } from './api.js';
+import { markFavorites } from './favorites.js';
+import { plural, toast } from './ui.js';
+
+/** @typedef {import('./api.js').Item} Item */
+/** @typedef {import('./timeline.js').Timeline} Timeline */
+
+export class Selection extends EventTarget {
+  /**
+   * @param {HTMLElement} bar the bottom action bar
+   * @param {() => Timeline|null} timeline
+   */
+  constructor(bar, timeline) {
+    super();
+    this.bar = bar;
+    this.timeline = timeline;
+    /** @type {Map<string, Item>} */
+    this.items = new Map();
+    this.mode = false;
+    /** @type {string|null} the last item clicked, for shift-click ranges */
+    this.anchor = null;
+    const on = (name, fn) => bar.querySelector(`[data-s="${name}"]`).addEventListener('click', fn);
+    on('clear', () => this.clear());
+    on('fav', () => this.favorite(true));
+    on('unfav', () => this.favorite(false));
+    on('download', () => this.download());
+  }
+
+  /** @param {string} id @returns {boolean} */
+  isSelected(id) {
+    return this.items.has(id);
+  }
+
+  /** @returns {boolean} whether selection mode is on */
+  active() {
+    return this.mode;
+  }
+
+  /** Turns selection mode on (from the Select button). */
+  start() {
+    this.mode = true;
+    this.changed();
+  }
+
+  /** Leaves selection mode. */
+  clear() {
+    this.items.clear();
+    this.mode = false;
+    this.anchor = null;
+    this.changed();
+  }
+
+  /**
+   * Applies a selection gesture on an item.
+   * @param {Item} item
+   * @param {{range?: boolean}} opts shift: select everything from the last clicked item
+   */
+  toggle(item, { range = false } = {}) {
+    this.mode = true;
+    if (range && this.anchor) {
+      for (const it of this.timeline()?.range(this.anchor, item.id) || [item]) this.items.set(it.id, it);
+    } else if (this.items.has(item.id)) {
+      this.items.delete(item.id);
+    } else {
+      this.items.set(item.id, item);
+    }
+    this.anchor = item.id;
+    this.changed();
+  }
+
+  /** Drops selected items that are gone from the timeline. */
+  prune() {
+    const t = this.timeline();
+    let dropped = false;
+    for (const id of this.items.keys()) {
+      if (!t?.byId.has(id)) {
+        this.items.delete(id);
+        dropped = true;
+      }
+    }
+    if (dropped) this.changed();
+  }
+
+  /** Updates the bar and tells the grid. */
+  changed() {
+    const n = this.items.size;
+    this.bar.hidden = !this.mode;
+    document.documentElement.classList.toggle('selecting', this.mode);
+    this.bar.querySelector('.sel-count').textContent = n ? `${plural(n, 'selected', 'selected')}` : 'Select items';
+    for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"]')) b.toggleAttribute('disabled', n === 0);
+    this.dispatchEvent(new Event('change'));
+  }
+
+  /**
+   * Marks or unmarks the selected items as favorites.
+   * @param {boolean} on
+   */
+  async favorite(on) {
+    const items = [...this.items.values()];
+    const failed = await markFavorites(this.timeline, items, on);
+    if (!failed) {
+      toast(`${plural(items.length, 'item', 'items')} ${on ? 'added to' : 'removed from'} favorites`);
+      this.clear();
+    }
+  }
+
+  /** Downloads the selected originals, one after another. */
+  async download() {
+    const items = [...this.items.values()];
+    toast(`Downloading ${plural(items.length, 'file', 'files')}…`);
+    for (const [i, it] of items.entries()) {
+      const a = document.createElement('a');
+      a.href = downloadURL(it);
+      a.download = it.name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      // Browsers drop downloads started in the same instant; space them out a little.
+      if (i < items.length - 1) await new Promise((r) => setTimeout(r, 350));
+    }
+    this.clear();
+  }
+}

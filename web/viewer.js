@@ -1,0 +1,743 @@
+// The full-screen viewer: the 1600 px preview (the original only once zoomed in), swipe or arrow
+// keys to move, swipe down or Esc to close, double-tap/pinch/wheel to zoom, inline video,
+// favorite, download, details and a slideshow.
+
+import { downloadURL } from './api.js';
+import { thumbHashURL } from './thumbhash.js';
+import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock } from './ui.js';
+
+/** @typedef {import('./api.js').Item} Item */
+/** @typedef {import('./timeline.js').Timeline} Timeline */
+
+/** Formats the browser shows natively, so the original can stand in when zoomed. */
+const NATIVE = new Set(['jpeg', 'png', 'gif', 'webp', 'avif', 'bmp']);
+const GAP = 16;
+const MAX_ZOOM = 8;
+const SOURCES = { exif: 'from the camera (EXIF)', file_name: 'from the file name', mtime: 'from the file date', container: 'from the video', quicktime: 'from the video' };
+
+/**
+ * Fires `close` (detail: {item}), `favorite` (detail: {item, on}) and `filter` (detail: patch).
+ */
+export class Viewer extends EventTarget {
+  /**
+   * @param {HTMLElement} root the `#viewer` element
+   * @param {() => Timeline|null} timeline
+   */
+  constructor(root, timeline) {
+    super();
+    this.root = root;
+    this.timeline = timeline;
+    this.stage = /** @type {HTMLElement} */ (root.querySelector('.v-stage'));
+    this.track = /** @type {HTMLElement} */ (root.querySelector('.v-track'));
+    this.info = /** @type {HTMLElement} */ (root.querySelector('.v-info'));
+    /** @type {Item|null} */
+    this.item = null;
+    /** @type {Item|null} */
+    this.prevItem = null;
+    /** @type {Item|null} */
+    this.nextItem = null;
+    /** Where the current item was last seen, for moving on after it is removed. */
+    this.lastPos = null;
+    /** @type {Map<string, HTMLElement>} */
+    this.slides = new Map();
+    this.zoom = { s: 1, x: 0, y: 0 };
+    this.playing = false;
+    this.paused = false;
+    this.showTimer = 0;
+    this.interval = Number(localStorage.getItem('spis.slideshow') || 5);
+    this.pushed = false;
+    this.bind();
+  }
+
+  /** @returns {boolean} */
+  get isOpen() {
+    return !this.root.hidden;
+  }
+
+  /**
+   * Opens an item.
+   * @param {Item} item
+   * @param {{push?: boolean}} [opts] push a history entry (so Back closes the viewer)
+   */
+  open(item, { push = true } = {}) {
+    const wasOpen = this.isOpen;
+    this.returnFocus = wasOpen ? this.returnFocus : /** @type {HTMLElement} */ (document.activeElement);
+    this.root.hidden = false;
+    this.setBackgroundInert(true);
+    document.documentElement.classList.add('viewer-open');
+    this.root.classList.remove('chrome-hidden');
+    const url = `${location.pathname}${location.search}#${item.id}`;
+    if (push && !wasOpen) {
+      history.pushState({ ...history.state, viewer: item.id }, '', url);
+      this.pushed = true;
+    } else if (!wasOpen) {
+      this.pushed = false;
+    }
+    this.show(item, 0);
+    this.root.focus({ preventScroll: true });
+  }
+
+  /**
+   * Closes the viewer.
+   * @param {{fromHistory?: boolean}} [opts] the Back button already left the entry
+   */
+  close({ fromHistory = false } = {}) {
+    if (!this.isOpen) return;
+    this.stopSlideshow();
+    const item = this.item;
+    for (const el of this.slides.values()) this.dropSlide(el);
+    this.slides.clear();
+    this.root.hidden = true;
+    this.setBackgroundInert(false);
+    this.setInfo(false);
+    document.documentElement.classList.remove('viewer-open');
+    if (!fromHistory) {
+      if (this.pushed && history.state?.viewer) history.back();
+      else history.replaceState({ ...history.state, viewer: null }, '', `${location.pathname}${location.search}`);
+    }
+    this.pushed = false;
+    this.item = null;
+    this.dispatchEvent(new CustomEvent('close', { detail: { item, focus: this.returnFocus } }));
+  }
+
+  /**
+   * Keeps Tab and screen readers inside the viewer while it is open.
+   * @param {boolean} on
+   */
+  setBackgroundInert(on) {
+    for (const el of document.body.children) {
+      if (el !== this.root && el.id !== 'toast' && el instanceof HTMLElement) el.inert = on;
+    }
+  }
+
+  /**
+   * Shows an item, animating from the side it came from.
+   * @param {Item} item
+   * @param {number} dir -1 from the left, 1 from the right, 0 in place
+   * @param {number} [fromX] the track's offset when the move started (a swipe)
+   */
+  show(item, dir, fromX = 0) {
+    // The picture being left goes back to its fitted size.
+    this.resetZoom(false);
+    this.item = item;
+    const pos = this.timeline()?.position(item.id);
+    if (pos) this.lastPos = { key: pos.s.key, i: pos.i };
+    else if (!dir) this.lastPos = null;
+    this.prevItem = this.peek(-1);
+    this.nextItem = this.peek(1);
+    this.renderSlides();
+    if (dir) {
+      // FLIP: start where the old slide was, glide to the new one.
+      const w = this.stage.clientWidth + GAP;
+      this.track.style.transition = 'none';
+      this.track.style.transform = `translateX(${fromX + dir * w}px)`;
+      void this.track.offsetWidth;
+      this.track.style.transition = '';
+    }
+    this.track.style.transform = 'translateX(0)';
+    history.replaceState({ ...history.state, viewer: item.id }, '', `${location.pathname}${location.search}#${item.id}`);
+    this.updateChrome();
+    this.loadNeighbours(item);
+    if (this.playing) this.tick();
+  }
+
+  /**
+   * Where the neighbour `d` steps away from the current item is in the timeline.
+   * @param {number} d
+   * @returns {{s: import('./timeline.js').Section, i: number}|null}
+   */
+  near(d) {
+    const t = this.timeline();
+    if (!t || !this.item) return null;
+    const pos = t.position(this.item.id);
+    if (pos) return t.locate(pos.s.key, pos.i + d);
+    // The current item was removed: the next one moved up into its index.
+    if (!this.lastPos) return null;
+    return t.locate(this.lastPos.key, this.lastPos.i + (d > 0 ? d - 1 : d));
+  }
+
+  /**
+   * The neighbour `d` steps away, when it is loaded already.
+   * @param {number} d
+   * @returns {Item|null}
+   */
+  peek(d) {
+    const p = this.near(d);
+    return (p && p.s.items[p.i]) || null;
+  }
+
+  /**
+   * Finds the neighbours of an item (loading their pages when needed), then renders them and
+   * warms the previews one further.
+   * @param {Item} item
+   */
+  async loadNeighbours(item) {
+    const t = this.timeline();
+    if (!t) return;
+    if (!t.position(item.id) && !this.lastPos && t.ready) {
+      // Opened from a link: find it in the timeline to know its neighbours.
+      const pos = await t.find(item);
+      if (this.item !== item || !pos) return;
+      this.lastPos = { key: pos.s.key, i: pos.i };
+    }
+    const [prev, next] = await Promise.all([t.itemAt(this.near(-1)), t.itemAt(this.near(1))]);
+    if (this.item !== item) return;
+    if (prev !== this.prevItem || next !== this.nextItem) {
+      this.prevItem = prev;
+      this.nextItem = next;
+      this.renderSlides();
+      this.updateChrome();
+    }
+    const [p2, n2] = await Promise.all([t.itemAt(this.near(-2)), t.itemAt(this.near(2))]);
+    for (const it of [p2, n2]) if (it && it.kind === 'image') new Image().src = it.preview;
+  }
+
+  /** Keeps three slides (previous, current, next) in the track, reusing the ones that stay. */
+  renderSlides() {
+    const want = [
+      [this.prevItem, -1],
+      [this.item, 0],
+      [this.nextItem, 1],
+    ];
+    const ids = new Set(want.filter(([it]) => it).map(([it]) => it.id));
+    for (const [id, el] of this.slides) {
+      if (!ids.has(id)) {
+        this.dropSlide(el);
+        this.slides.delete(id);
+      }
+    }
+    for (const [it, offset] of want) {
+      if (!it) continue;
+      let el = this.slides.get(it.id);
+      if (!el) {
+        el = this.makeSlide(it);
+        this.slides.set(it.id, el);
+        this.track.append(el);
+      }
+      el.style.transform = `translateX(calc(${offset * 100}% + ${offset * GAP}px))`;
+      el.classList.toggle('current', offset === 0);
+      el.setAttribute('aria-hidden', String(offset !== 0));
+      this.activate(el, it, offset === 0);
+    }
+  }
+
+  /**
+   * Builds a slide: a frame fitted to the stage with the blurred stand-in, the thumbnail, and the
+   * preview (or the video) on top.
+   * @param {Item} item
+   * @returns {HTMLElement}
+   */
+  makeSlide(item) {
+    const frame = h('div', { class: 'frame' });
+    const hash = thumbHashURL(item.thumbhash);
+    if (hash) frame.style.backgroundImage = `url("${hash}")`;
+    frame.append(h('img', { class: 'stand-in', src: item.thumb, alt: '', draggable: 'false' }));
+    if (item.kind === 'video') {
+      const video = /** @type {HTMLVideoElement} */ (h('video', { class: 'full', controls: true, playsinline: true, preload: 'none', poster: item.thumb }));
+      video.setAttribute('aria-label', item.name);
+      video.addEventListener('ended', () => {
+        if (this.playing && this.item?.id === item.id) this.go(1);
+      });
+      frame.append(video);
+    } else {
+      const img = /** @type {HTMLImageElement} */ (h('img', { class: 'full', alt: item.name, draggable: 'false', decoding: 'async' }));
+      img.addEventListener('load', () => {
+        img.classList.add('loaded');
+        if (!item.width || !item.height) this.fit(frame, img.naturalWidth, img.naturalHeight);
+      });
+      img.src = item.preview;
+      frame.append(img);
+    }
+    const slide = h('div', { class: 'slide' }, [frame]);
+    slide.dataset.id = item.id;
+    this.fit(frame, item.width, item.height);
+    return slide;
+  }
+
+  /**
+   * Starts or stops a slide's video as it becomes current or not.
+   * @param {HTMLElement} el
+   * @param {Item} item
+   * @param {boolean} current
+   */
+  activate(el, item, current) {
+    const video = /** @type {HTMLVideoElement|null} */ (el.querySelector('video'));
+    if (!video) return;
+    if (current) {
+      if (!video.getAttribute('src')) {
+        video.preload = 'metadata';
+        video.src = item.original;
+      }
+    } else if (!video.paused) {
+      video.pause();
+    }
+  }
+
+  /**
+   * Releases a slide (stops its video download).
+   * @param {HTMLElement} el
+   */
+  dropSlide(el) {
+    const video = el.querySelector('video');
+    if (video) {
+      video.pause();
+      video.removeAttribute('src');
+      video.load();
+    }
+    el.remove();
+  }
+
+  /**
+   * Sizes a frame to fit the stage at the picture's aspect ratio.
+   * @param {HTMLElement} frame
+   * @param {number|null} w
+   * @param {number|null} h
+   */
+  fit(frame, w, h) {
+    const sw = this.stage.clientWidth || innerWidth;
+    const sh = this.stage.clientHeight || innerHeight;
+    const iw = w || 4;
+    const ih = h || 3;
+    const s = Math.min(sw / iw, sh / ih);
+    const fw = Math.round(iw * s);
+    const fh = Math.round(ih * s);
+    frame.style.width = `${fw}px`;
+    frame.style.height = `${fh}px`;
+    frame.style.left = `${Math.round((sw - fw) / 2)}px`;
+    frame.style.top = `${Math.round((sh - fh) / 2)}px`;
+    frame.dataset.w = String(fw);
+    frame.dataset.h = String(fh);
+  }
+
+  /** The current slide's frame. @returns {HTMLElement|null} */
+  get frame() {
+    return this.item ? this.slides.get(this.item.id)?.querySelector('.frame') || null : null;
+  }
+
+  /** Updates the bars: title, favorite, download link, details, arrows. */
+  updateChrome() {
+    const it = this.item;
+    if (!it) return;
+    const { date } = wallClock(it.taken);
+    const known = !Number.isNaN(date.getTime());
+    this.root.querySelector('.v-date').textContent = known ? dateFormat({ day: 'numeric', month: 'short', year: 'numeric' }).format(date) : it.name;
+    this.root.querySelector('.v-sub').textContent = known ? `${dateFormat({ hour: 'numeric', minute: '2-digit' }).format(date)} · ${it.name}` : '';
+    const fav = this.root.querySelector('[data-v="fav"]');
+    fav.setAttribute('aria-pressed', String(it.favorite));
+    fav.setAttribute('aria-label', it.favorite ? 'Remove from favorites (f)' : 'Add to favorites (f)');
+    fav.classList.toggle('on', it.favorite);
+    const dl = /** @type {HTMLAnchorElement} */ (this.root.querySelector('[data-v="download"]'));
+    dl.href = downloadURL(it);
+    dl.setAttribute('download', it.name);
+    this.root.querySelector('[data-v="prev"]').toggleAttribute('disabled', !this.prevItem);
+    this.root.querySelector('[data-v="next"]').toggleAttribute('disabled', !this.nextItem);
+    if (!this.info.hidden) this.renderInfo();
+  }
+
+  /**
+   * Shows or hides the details panel.
+   * @param {boolean} [on]
+   */
+  setInfo(on = this.info.hidden) {
+    this.info.hidden = !on;
+    this.root.classList.toggle('with-info', on);
+    this.root.querySelector('[data-v="info"]').setAttribute('aria-pressed', String(on));
+    if (on) this.renderInfo();
+    // The stage got narrower or wider: refit.
+    requestAnimationFrame(() => this.refit());
+  }
+
+  /** Fills the details panel. */
+  renderInfo() {
+    const it = this.item;
+    if (!it) return;
+    const rows = [];
+    const row = (label, value, extra) => {
+      if (!value) return;
+      rows.push(h('dt', { text: label }), h('dd', {}, [h('span', { text: value }), extra]));
+    };
+    const { offset } = wallClock(it.taken);
+    row('Date', formatTaken(it.taken), h('small', { text: [offset && `UTC${offset}`, SOURCES[it.taken_source]].filter(Boolean).join(' · ') }));
+    row('Camera', it.camera);
+    if (it.width && it.height) row('Dimensions', `${it.width} × ${it.height}`, h('small', { text: `${((it.width * it.height) / 1e6).toFixed(1)} MP` }));
+    if (it.kind === 'video') row('Duration', formatDuration(it.duration_ms));
+    row('Size', formatSize(it.size), h('small', { text: it.format.toUpperCase() }));
+    row(
+      'Folder',
+      it.dir || 'Top folder',
+      h('button', {
+        type: 'button',
+        class: 'link',
+        text: 'Show folder',
+        onclick: () => {
+          this.dispatchEvent(new CustomEvent('filter', { detail: { dir: it.dir, year: null, month: null } }));
+        },
+      }),
+    );
+    row('File', it.name);
+    this.info.querySelector('dl').replaceChildren(...rows);
+  }
+
+  /** Refits every slide after a resize. */
+  refit() {
+    for (const [id, el] of this.slides) {
+      const it = [this.item, this.prevItem, this.nextItem].find((x) => x?.id === id);
+      const img = el.querySelector('img.full');
+      this.fit(el.querySelector('.frame'), it?.width || img?.naturalWidth, it?.height || img?.naturalHeight);
+    }
+    this.resetZoom(false);
+  }
+
+  /**
+   * Moves to the next (1) or previous (-1) item.
+   * @param {number} dir
+   * @param {number} [fromX] the track offset a swipe left it at
+   */
+  go(dir, fromX = 0) {
+    const target = dir > 0 ? this.nextItem : this.prevItem;
+    if (!target) {
+      this.track.style.transform = 'translateX(0)';
+      if (this.playing) {
+        this.stopSlideshow();
+      }
+      return false;
+    }
+    const el = this.item && this.slides.get(this.item.id)?.querySelector('video');
+    if (el && !el.paused) el.pause();
+    this.show(target, dir, fromX);
+    return true;
+  }
+
+  /** Toggles the current item's favorite. */
+  toggleFavorite() {
+    if (!this.item) return;
+    const fav = this.root.querySelector('[data-v="fav"]');
+    fav.classList.remove('pop');
+    void fav.clientWidth;
+    fav.classList.add('pop');
+    this.dispatchEvent(new CustomEvent('favorite', { detail: { item: this.item, on: !this.item.favorite } }));
+  }
+
+  /**
+   * Sets the zoom of the current frame: scale `s` about a point of the stage.
+   * @param {number} s
+   * @param {number} cx
+   * @param {number} cy
+   */
+  zoomTo(s, cx, cy) {
+    const frame = this.frame;
+    if (!frame || this.item?.kind === 'video') return;
+    s = Math.min(MAX_ZOOM, Math.max(1, s));
+    const z = this.zoom;
+    const left = frame.offsetLeft;
+    const top = frame.offsetTop;
+    // The frame point under (cx, cy) stays under it.
+    const ux = (cx - left - z.x) / z.s;
+    const uy = (cy - top - z.y) / z.s;
+    z.x = cx - left - s * ux;
+    z.y = cy - top - s * uy;
+    z.s = s;
+    this.applyZoom();
+    if (s > 1.15) this.loadOriginal();
+  }
+
+  /** Keeps the zoomed picture covering the stage and applies the transform. */
+  applyZoom() {
+    const frame = this.frame;
+    if (!frame) return;
+    const z = this.zoom;
+    const sw = this.stage.clientWidth;
+    const sh = this.stage.clientHeight;
+    const fw = frame.offsetWidth * z.s;
+    const fh = frame.offsetHeight * z.s;
+    const clamp = (pos, size, stage, offset) => {
+      const min = size <= stage ? (stage - size) / 2 : stage - size;
+      const max = size <= stage ? (stage - size) / 2 : 0;
+      return Math.min(max, Math.max(min, pos + offset)) - offset;
+    };
+    z.x = clamp(z.x, fw, sw, frame.offsetLeft);
+    z.y = clamp(z.y, fh, sh, frame.offsetTop);
+    frame.style.transform = z.s === 1 ? '' : `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
+    this.root.classList.toggle('zoomed', z.s > 1);
+  }
+
+  /**
+   * Back to the fitted picture.
+   * @param {boolean} [animate]
+   */
+  resetZoom(animate = true) {
+    this.zoom = { s: 1, x: 0, y: 0 };
+    const frame = this.frame;
+    if (frame) {
+      frame.classList.toggle('animate', animate);
+      frame.style.transform = '';
+    }
+    this.root.classList.remove('zoomed');
+  }
+
+  /** Swaps in the original file for the preview, once it has decoded (browser formats only). */
+  loadOriginal() {
+    const it = this.item;
+    const frame = this.frame;
+    if (!it || !frame || frame.dataset.original || !NATIVE.has(it.format) || it.kind !== 'image') return;
+    frame.dataset.original = 'loading';
+    const img = new Image();
+    img.decoding = 'async';
+    img.src = it.original;
+    img.decode().then(
+      () => {
+        const full = frame.querySelector('img.full');
+        if (full) full.src = it.original;
+        frame.dataset.original = 'loaded';
+      },
+      () => {
+        frame.dataset.original = 'failed';
+      },
+    );
+  }
+
+  /** Starts the slideshow. */
+  startSlideshow() {
+    this.playing = true;
+    this.paused = false;
+    this.root.classList.add('slideshow', 'chrome-hidden');
+    this.root.querySelector('.v-show').hidden = false;
+    this.syncShowControls();
+    this.tick();
+  }
+
+  /** Stops the slideshow. */
+  stopSlideshow() {
+    if (!this.playing) return;
+    this.playing = false;
+    clearTimeout(this.showTimer);
+    this.root.classList.remove('slideshow', 'chrome-hidden');
+    this.root.querySelector('.v-show').hidden = true;
+  }
+
+  /** Pauses or resumes the slideshow. */
+  togglePause() {
+    this.paused = !this.paused;
+    this.syncShowControls();
+    this.tick();
+  }
+
+  /** Updates the slideshow bar's pause button and interval. */
+  syncShowControls() {
+    const b = this.root.querySelector('[data-v="pause"]');
+    b.replaceChildren(icon(this.paused ? 'play' : 'pause'), h('span', { text: this.paused ? 'Play' : 'Pause' }));
+    /** @type {HTMLSelectElement} */ (this.root.querySelector('[data-v="interval"]')).value = String(this.interval);
+  }
+
+  /** Plans the slideshow's next step: after the interval, or when a video ends. */
+  tick() {
+    clearTimeout(this.showTimer);
+    if (!this.playing || this.paused || !this.item) return;
+    const video = /** @type {HTMLVideoElement|null} */ (this.slides.get(this.item.id)?.querySelector('video'));
+    if (video) {
+      video.play().catch(() => {
+        video.muted = true;
+        video.play().catch(() => this.showTimer = setTimeout(() => this.go(1), this.interval * 1000));
+      });
+      return;
+    }
+    this.showTimer = setTimeout(() => this.go(1), this.interval * 1000);
+  }
+
+  /** Wires buttons, keys and gestures. */
+  bind() {
+    const on = (name, fn) => this.root.querySelector(`[data-v="${name}"]`).addEventListener('click', fn);
+    on('close', () => this.close());
+    on('prev', () => this.go(-1));
+    on('next', () => this.go(1));
+    on('fav', () => this.toggleFavorite());
+    on('info', () => this.setInfo());
+    on('info-close', () => this.setInfo(false));
+    on('slideshow', () => (this.playing ? this.stopSlideshow() : this.startSlideshow()));
+    on('pause', () => this.togglePause());
+    on('stop', () => this.stopSlideshow());
+    this.root.querySelector('[data-v="interval"]').addEventListener('change', (e) => {
+      this.interval = Number(/** @type {HTMLSelectElement} */ (e.target).value) || 5;
+      localStorage.setItem('spis.slideshow', String(this.interval));
+      this.tick();
+    });
+    document.addEventListener('keydown', (e) => this.onKey(e));
+    addEventListener('resize', () => {
+      if (this.isOpen) this.refit();
+    });
+    this.bindGestures();
+  }
+
+  /**
+   * Keyboard: arrows move, Esc closes, f favorite, i details, s slideshow, +/-/0 zoom, space.
+   * @param {KeyboardEvent} e
+   */
+  onKey(e) {
+    if (!this.isOpen || e.ctrlKey || e.metaKey || e.altKey) return;
+    const tag = /** @type {HTMLElement} */ (e.target).tagName;
+    if (tag === 'SELECT' || tag === 'INPUT') return;
+    const stage = this.stage.getBoundingClientRect();
+    const keys = {
+      ArrowRight: () => this.go(1),
+      ArrowLeft: () => this.go(-1),
+      Escape: () => (this.playing ? this.stopSlideshow() : this.close()),
+      f: () => this.toggleFavorite(),
+      i: () => this.setInfo(),
+      s: () => (this.playing ? this.stopSlideshow() : this.startSlideshow()),
+      '+': () => this.zoomTo(this.zoom.s * 1.5, stage.width / 2, stage.height / 2),
+      '=': () => this.zoomTo(this.zoom.s * 1.5, stage.width / 2, stage.height / 2),
+      '-': () => this.zoomTo(this.zoom.s / 1.5, stage.width / 2, stage.height / 2),
+      0: () => this.resetZoom(),
+      ' ': () => {
+        const video = this.item && this.slides.get(this.item.id)?.querySelector('video');
+        if (this.playing) this.togglePause();
+        else if (video) video.paused ? video.play() : video.pause();
+        else return false;
+      },
+    };
+    const fn = keys[e.key.length === 1 ? e.key.toLowerCase() : e.key] || keys[e.key];
+    if (!fn) return;
+    if (e.key === ' ' && tag === 'BUTTON') return;
+    if (fn() === false) return;
+    e.preventDefault();
+  }
+
+  /** Pointer gestures on the stage: swipe, swipe down, pinch, pan, taps; wheel zoom. */
+  bindGestures() {
+    const stage = this.stage;
+    /** @type {Map<number, {x: number, y: number}>} */
+    const pts = new Map();
+    let g = null;
+    let lastTap = { t: 0, x: 0, y: 0 };
+    let tapTimer = 0;
+    const local = (e) => {
+      const r = stage.getBoundingClientRect();
+      return { x: e.clientX - r.left, y: e.clientY - r.top };
+    };
+
+    stage.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0 && e.pointerType === 'mouse') return;
+      const target = /** @type {HTMLElement} */ (e.target);
+      if (target.tagName === 'VIDEO') {
+        // Leave the video's own controls alone.
+        const r = target.getBoundingClientRect();
+        if (e.clientY > r.bottom - 72) return;
+      }
+      stage.setPointerCapture(e.pointerId);
+      pts.set(e.pointerId, local(e));
+      if (pts.size === 2) {
+        const [a, b] = [...pts.values()];
+        this.track.style.transform = 'translateX(0)';
+        g = { mode: 'pinch', d0: Math.hypot(a.x - b.x, a.y - b.y) || 1, s0: this.zoom.s, mid: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
+      } else if (pts.size === 1) {
+        const p = local(e);
+        g = { mode: null, x0: p.x, y0: p.y, t0: performance.now(), zx: this.zoom.x, zy: this.zoom.y, last: p, lastT: performance.now(), vx: 0, vy: 0 };
+      }
+    });
+
+    stage.addEventListener('pointermove', (e) => {
+      if (!pts.has(e.pointerId) || !g) return;
+      const p = local(e);
+      pts.set(e.pointerId, p);
+      if (g.mode === 'pinch' && pts.size >= 2) {
+        const [a, b] = [...pts.values()];
+        const d = Math.hypot(a.x - b.x, a.y - b.y);
+        const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+        this.zoom.x += mid.x - g.mid.x;
+        this.zoom.y += mid.y - g.mid.y;
+        g.mid = mid;
+        this.zoomTo(g.s0 * (d / g.d0), mid.x, mid.y);
+        return;
+      }
+      if (g.mode === 'pinch') return;
+      const dx = p.x - g.x0;
+      const dy = p.y - g.y0;
+      const now = performance.now();
+      const dt = Math.max(1, now - g.lastT);
+      g.vx = (p.x - g.last.x) / dt;
+      g.vy = (p.y - g.last.y) / dt;
+      g.last = p;
+      g.lastT = now;
+      if (!g.mode) {
+        if (Math.hypot(dx, dy) < 8) return;
+        g.mode = this.zoom.s > 1 ? 'pan' : Math.abs(dx) > Math.abs(dy) ? 'swipe' : dy > 0 ? 'dismiss' : 'none';
+        this.track.style.transition = 'none';
+      }
+      if (g.mode === 'pan') {
+        this.zoom.x = g.zx + dx;
+        this.zoom.y = g.zy + dy;
+        this.applyZoom();
+      } else if (g.mode === 'swipe') {
+        const blocked = (dx > 0 && !this.prevItem) || (dx < 0 && !this.nextItem);
+        this.track.style.transform = `translateX(${blocked ? dx / 3 : dx}px)`;
+      } else if (g.mode === 'dismiss') {
+        const slide = this.item && this.slides.get(this.item.id);
+        const k = Math.max(0, dy);
+        if (slide) slide.style.transform = `translateY(${k}px) scale(${1 - Math.min(0.3, k / 1500)})`;
+        this.root.style.setProperty('--backdrop', String(Math.max(0.2, 1 - k / 400)));
+      }
+    });
+
+    const end = (e) => {
+      if (!pts.has(e.pointerId)) return;
+      pts.delete(e.pointerId);
+      if (!g) return;
+      if (g.mode === 'pinch') {
+        if (pts.size === 0) {
+          if (this.zoom.s < 1.05) this.resetZoom();
+          g = null;
+        }
+        return;
+      }
+      const p = local(e);
+      const dx = p.x - g.x0;
+      const dy = p.y - g.y0;
+      this.track.style.transition = '';
+      if (g.mode === 'swipe') {
+        const w = stage.clientWidth;
+        const dir = dx < -w * 0.2 || g.vx < -0.5 ? 1 : dx > w * 0.2 || g.vx > 0.5 ? -1 : 0;
+        if (!dir || !this.go(dir, dx)) this.track.style.transform = 'translateX(0)';
+      } else if (g.mode === 'dismiss') {
+        const slide = this.item && this.slides.get(this.item.id);
+        this.root.style.removeProperty('--backdrop');
+        if (dy > 120 || g.vy > 0.6) this.close();
+        else if (slide) {
+          slide.classList.add('settle');
+          slide.style.transform = 'translateX(0)';
+          setTimeout(() => slide.classList.remove('settle'), 250);
+        }
+      } else if (!g.mode && e.type === 'pointerup') {
+        // A tap: two quick ones zoom, one alone shows or hides the bars.
+        const now = performance.now();
+        if (now - lastTap.t < 300 && Math.hypot(p.x - lastTap.x, p.y - lastTap.y) < 40) {
+          clearTimeout(tapTimer);
+          lastTap = { t: 0, x: 0, y: 0 };
+          if (this.zoom.s > 1) this.resetZoom();
+          else this.zoomTo(2.5, p.x, p.y);
+          this.frame?.classList.add('animate');
+        } else {
+          lastTap = { t: now, x: p.x, y: p.y };
+          clearTimeout(tapTimer);
+          tapTimer = setTimeout(() => this.root.classList.toggle('chrome-hidden'), 300);
+        }
+      }
+      g = null;
+    };
+    stage.addEventListener('pointerup', end);
+    stage.addEventListener('pointercancel', end);
+    stage.addEventListener('transitionend', (e) => {
+      if (/** @type {HTMLElement} */ (e.target).classList.contains('frame')) /** @type {HTMLElement} */ (e.target).classList.remove('animate');
+    });
+    stage.addEventListener(
+      'wheel',
+      (e) => {
+        if (this.item?.kind === 'video') return;
+        e.preventDefault();
+        const p = local(e);
+        this.frame?.classList.remove('animate');
+        this.zoomTo(this.zoom.s * Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.002)), p.x, p.y);
+      },
+      { passive: false },
+    );
+  }
+}
