@@ -30,6 +30,8 @@ export class Viewer extends EventTarget {
     this.stage = /** @type {HTMLElement} */ (root.querySelector('.v-stage'));
     this.track = /** @type {HTMLElement} */ (root.querySelector('.v-track'));
     this.info = /** @type {HTMLElement} */ (root.querySelector('.v-info'));
+    /** @type {Map<string, {lens?: string|null}>} details fetched on demand, by item id */
+    this.details = new Map();
     /** @type {Item|null} */
     this.item = null;
     /** @type {Item|null} */
@@ -359,6 +361,9 @@ export class Viewer extends EventTarget {
     const { offset } = wallClock(it.taken);
     row('Date', formatTaken(it.taken), h('small', { text: [offset && `UTC${offset}`, SOURCES[it.taken_source]].filter(Boolean).join(' · ') }));
     row('Camera', it.camera);
+    const extra = this.details.get(it.id);
+    row('Lens', extra?.lens);
+    if (it.kind === 'image' && !extra) this.loadDetails(it);
     if (it.width && it.height) row('Dimensions', `${it.width} × ${it.height}`, h('small', { text: `${((it.width * it.height) / 1e6).toFixed(1)} MP` }));
     if (it.kind === 'video') row('Duration', formatDuration(it.duration_ms));
     row('Size', formatSize(it.size), h('small', { text: it.format.toUpperCase() }));
@@ -376,6 +381,21 @@ export class Viewer extends EventTarget {
     );
     row('File', it.name);
     this.info.querySelector('dl').replaceChildren(...rows);
+  }
+
+  /**
+   * Fetches what the index does not keep (the lens) for the details panel, once per item.
+   * @param {import('./api.js').Item} it
+   */
+  loadDetails(it) {
+    this.details.set(it.id, {});
+    fetch(`/api/media/${encodeURIComponent(it.id)}/details`, { credentials: 'same-origin' })
+      .then((r) => (r.ok ? r.json() : {}))
+      .then((d) => {
+        this.details.set(it.id, d);
+        if (d.lens && this.item?.id === it.id && !this.info.hidden) this.renderInfo();
+      })
+      .catch(() => this.details.delete(it.id));
   }
 
   /** Refits every slide after a resize. */

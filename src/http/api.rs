@@ -230,6 +230,20 @@ pub fn item(lib: &Library, id: u64) -> Result<Response<Body>, ApiError> {
     Ok(json(StatusCode::OK, &ItemJson::new(&index, item)))
 }
 
+/// `GET /api/media/{id}/details`: camera make, model and lens, read from the file on demand.
+pub async fn details(lib: &Arc<Library>, id: u64) -> Result<Response<Body>, ApiError> {
+    let lib = Arc::clone(lib);
+    let probe = tokio::task::spawn_blocking(move || lib.details(id))
+        .await
+        .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+        .map_err(ApiError::from_media_io)?
+        .ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "make": probe.make, "model": probe.model, "lens": probe.lens }),
+    ))
+}
+
 /// `PUT`/`DELETE /api/media/{id}/favorite`: answers only once the change is durable.
 pub async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>, ApiError> {
     // Writing and fsyncing blocks; block_in_place hands this worker's other tasks to another

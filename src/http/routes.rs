@@ -94,6 +94,7 @@ async fn dispatch(
         ["api", "events"] if m == Method::GET => events::upgrade(app, req),
         ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
         ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
+        ["api", "media", raw, "details"] if get => api::details(lib, media_id(raw)?).await,
         ["api", "media", raw, "resize"] if get => api::resize(app, media_id(raw)?, req).await,
         ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {
             api::rendition(lib, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
@@ -124,7 +125,7 @@ fn segments_known(segments: &[&str]) -> bool {
         segments,
         ["api", "health" | "status" | "media" | "facets" | "events" | "session"]
             | ["api", "media", _]
-            | ["api", "media", _, "original" | "thumb" | "preview" | "resize"]
+            | ["api", "media", _, "original" | "thumb" | "preview" | "resize" | "details"]
     )
 }
 

@@ -172,6 +172,14 @@ impl Library {
         Some((item.clone(), index.dir_of(item).to_vec()))
     }
 
+    /// What the index does not keep (the lens, the camera's raw make and model), read from the
+    /// file's header on demand, within the probe's read limits. `Ok(None)`: no such item.
+    pub fn details(&self, id: u64) -> std::io::Result<Option<probe::Probe>> {
+        let Some((item, dir)) = self.locate(id) else { return Ok(None) };
+        let mut r = self.fs.open_reader(RelPath { dir: &dir, name: &item.name })?;
+        probe::probe(&mut r, item.format, &self.tz).map(Some)
+    }
+
     pub fn is_ready(&self) -> bool {
         self.progress.done.load(Ordering::Acquire)
     }

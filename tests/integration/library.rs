@@ -332,3 +332,20 @@ fn ids_are_the_same_after_a_restart_and_for_another_replica() {
     assert_eq!(ids(&again), before);
     let _ = util::agent();
 }
+
+#[test]
+fn details_read_the_lens_from_the_file_on_demand() {
+    let dirs = Dirs::new();
+    // The standard EXIF LensModel tag (makers' own notes, like Canon's, are not read).
+    copy_from_corpus(&dirs.media, &[("ianare-exif-samples/jpg/hdr/iphone_hdr_YES.jpg", "phone.jpg")]);
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    let id = server.item_named("phone.jpg")["id"].as_str().unwrap().to_owned();
+    let d = server.json(&format!("/api/media/{id}/details"));
+    assert_eq!(d["lens"], "iPhone 6 back camera 4.15mm f/2.2", "{d}");
+    assert_eq!((d["make"].as_str(), d["model"].as_str()), (Some("Apple"), Some("iPhone 6")));
+    server.get("/api/media/AAAAAAAAAAA/details").assert_error(404, "unknown_media");
+    std::fs::remove_file(dirs.media.join("phone.jpg")).unwrap();
+    let gone = server.get(&format!("/api/media/{id}/details"));
+    assert_eq!(gone.status, 404, "{}", String::from_utf8_lossy(&gone.body));
+}

@@ -260,3 +260,16 @@ test('a video plays inline from the original, and the slideshow moves on when it
   assert.deepEqual(g.problems(), []);
   await g.context.close();
 });
+
+test('details show the lens, read from the file on demand', async () => {
+  const g = await guardedContext(env.browser, DESKTOP);
+  const page = await g.context.newPage();
+  const item = (await allItems(env.server)).find((i) => i.name === 'iphone_hdr_YES.jpg');
+  assert.ok(item, 'the phone photo is listed');
+  await page.goto(env.server.url(`/#${item.id}`));
+  await page.locator('#viewer').waitFor({ state: 'visible', timeout: 10000 });
+  await page.keyboard.press('i');
+  await page.locator('.v-info').filter({ hasText: 'iPhone 6 back camera 4.15mm f/2.2' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(g.problems(), []);
+  await g.context.close();
+});

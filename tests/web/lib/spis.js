@@ -43,6 +43,8 @@ export const EXTRAS = [
   ['ianare-exif-samples/jpg/Nikon_D70.jpg', 'Old cameras/Nikon_D70.jpg'],
   ['ianare-exif-samples/jpg/exif-org/fujifilm-finepix40i.jpg', 'Old cameras/fujifilm-finepix40i.jpg'],
   ['ianare-exif-samples/jpg/Canon_PowerShot_S40.jpg', 'Old cameras/Canon_PowerShot_S40.jpg'],
+  // A phone photo whose EXIF names its lens (shown in the viewer's details).
+  ['ianare-exif-samples/jpg/hdr/iphone_hdr_YES.jpg', 'Old cameras/iphone_hdr_YES.jpg'],
   // No date inside: the mtime (set below) decides.
   ['pypi-scikit-image-0.26.0/skimage/data/chelsea.png', 'Scans/chelsea.png', '2018-05-20T10:00:00Z'],
   ['python-pillow-Pillow/Tests/images/flower.webp', 'Scans/flower.webp'],
