@@ -79,6 +79,19 @@ async function load({ keep = false, restoreY } = {}) {
   updateHeader();
 }
 
+/**
+ * " · thumbnails 42%, about 3 min left" while the server makes thumbnails in the background.
+ * @returns {string}
+ */
+function thumbnailProgress() {
+  const th = indexing?.thumbnails;
+  if (!th || !th.total || th.done >= th.total) return '';
+  const pct = Math.floor((th.done * 100) / th.total);
+  const s = th.eta_s;
+  const left = !s ? '' : s < 90 ? `, about ${s} s left` : s < 5400 ? `, about ${Math.round(s / 60)} min left` : `, about ${Math.round(s / 3600)} h left`;
+  return ` · thumbnails ${pct}%${left}`;
+}
+
 /** Title, subtitle (count or indexing progress), the filter dot and the empty state. */
 function updateHeader() {
   const t = timeline;
@@ -87,7 +100,7 @@ function updateHeader() {
   $('#filter-btn .dot').hidden = !active;
   const sub = $('#subtitle');
   if (indexing && !indexing.done) sub.textContent = `Indexing… ${formatCount(indexing.indexed || 0)} of ${formatCount(indexing.found || 0)} found`;
-  else if (t?.ready) sub.textContent = plural(t.total, 'item', 'items');
+  else if (t?.ready) sub.textContent = plural(t.total, 'item', 'items') + thumbnailProgress();
   else sub.textContent = '';
   document.title = `${describe(filter)} · spis`;
 

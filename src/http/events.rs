@@ -142,7 +142,11 @@ async fn client(
             },
             _ = progress.tick() => {
                 let now = indexing(&lib);
-                if last_progress.as_ref() != Some(&now) && (now["done"] == false || last_progress.is_some()) {
+                // While the folder is read or the background thumbnails are made, and once more
+                // when that ends; a client that connects to an idle server hears nothing.
+                let thumbs = &now["thumbnails"];
+                let busy = now["done"] == false || thumbs["done"] != thumbs["total"];
+                if last_progress.as_ref() != Some(&now) && (busy || last_progress.is_some()) {
                     last_progress = Some(now.clone());
                     Some(now.to_string().into())
                 } else {
@@ -182,7 +186,7 @@ fn indexing(lib: &Library) -> serde_json::Value {
         "done": p.done.load(Ordering::Acquire),
         "found": p.found.load(Ordering::Relaxed),
         "indexed": p.indexed.load(Ordering::Relaxed),
-        "thumbnails": { "done": t.done, "total": t.total },
+        "thumbnails": { "done": t.done, "total": t.total, "per_second": (t.per_second * 10.0).round() / 10.0, "eta_s": t.eta_s },
     })
 }
 

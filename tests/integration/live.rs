@@ -356,6 +356,34 @@ fn new_files_get_their_thumbnail_right_away() {
 }
 
 #[test]
+fn clients_hear_the_background_thumbnail_progress_until_it_ends() {
+    let dirs = Dirs::new();
+    let bytes = std::fs::read(corpus().join(PLAIN_JPEG)).unwrap();
+    for i in 0..60 {
+        std::fs::write(dirs.media.join(format!("p{i:03}.jpg")), &bytes).unwrap();
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
+    let url = format!("{}/api/events", server.base.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tungstenite::connect(url).unwrap();
+    let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() else { unreachable!() };
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut during = 0;
+    loop {
+        let tungstenite::Message::Text(t) = ws.read().expect("progress until the end") else { continue };
+        let m: Value = serde_json::from_str(&t).unwrap();
+        if m["type"] != "indexing" || m["thumbnails"]["total"] != 60 {
+            continue;
+        }
+        if m["thumbnails"]["done"] == 60 {
+            break;
+        }
+        during += 1;
+        assert!(m["thumbnails"]["per_second"].is_number(), "{m}");
+    }
+    assert!(during > 0, "no progress was heard before the end");
+}
+
+#[test]
 fn websocket_clients_are_closed_cleanly_on_shutdown() {
     let (_dirs, server) = start(&[]);
     let mut events = Events::connect(&server, "");
