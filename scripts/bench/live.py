@@ -39,7 +39,7 @@ def p99(values):
 
 def start(binary, media, state):
     proc = subprocess.Popen(
-        [binary, "--media", media, "--state-dir", state, "--listen", "127.0.0.1:0", "--log", "warn",
+        [binary, "--media", media, "--state-dir", state, "--listen", "127.0.0.1:0", "--log", "warn", "--no-auth",
          "--thumb-workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().strip()

@@ -90,7 +90,7 @@ VIPS_PAIR=$((VIPS_400 + VIPS_1600))
 start_spis() {
   local media=$1 state=$2
   shift 2
-  "$@" "$BIN" --media "$media" --state-dir "$state" --listen 127.0.0.1:0 --log warn >"$state.out" 2>"$state.err" &
+  "$@" "$BIN" --media "$media" --state-dir "$state" --listen 127.0.0.1:0 --log warn --no-auth --rate-limit 1000000 >"$state.out" 2>"$state.err" &
   PID=$!
   PIDS+=("$PID")
   local i
