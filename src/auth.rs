@@ -19,7 +19,7 @@ use base64::Engine as _;
 use hmac::Mac as _;
 use sha2::Digest as _;
 
-use crate::fs::write_atomic;
+use crate::fs::private;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -85,11 +85,9 @@ struct TokenCache {
 impl Auth {
     pub fn try_new(opts: &AuthOpts, state_dir: &Path) -> anyhow::Result<Auth> {
         let key = load_or_make_key(&state_dir.join(KEY_FILE))?;
-        let stored = match std::fs::read_to_string(state_dir.join(PASSWORD_FILE)) {
-            Ok(s) => Some(s.trim().to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).context("reading the password hash in the state dir"),
-        };
+        let stored = private::read_optional(&state_dir.join(PASSWORD_FILE))
+            .context("reading the password hash in the state dir")?
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
         let password = opts.password_hash.clone().or(stored);
         if let Some(p) = &password
             && PasswordHash::new(p).is_err()
@@ -189,7 +187,7 @@ impl Auth {
             return Err(AuthError::AlreadySet);
         }
         let hash = hash_password(password);
-        write_private(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
+        private::write(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
         *current = Some(hash);
         drop(current);
         Ok(self.issue_session())
@@ -203,7 +201,7 @@ impl Auth {
         check_strength(new)?;
         self.login(peer, old)?;
         let hash = hash_password(new);
-        write_private(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
+        private::write(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
         *self.password.write().unwrap_or_else(|p| p.into_inner()) = Some(hash);
         Ok(self.issue_session())
     }
@@ -215,10 +213,7 @@ impl Auth {
         let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.state_dir.join(TOKENS_FILE);
         // Modified time and inode: a rewrite (temp file renamed over) is always noticed.
-        let mtime = std::fs::metadata(&path).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt as _;
-            (m.modified().ok(), m.ino())
-        });
+        let mtime = private::version(&path);
         if mtime != cache.mtime {
             cache.entries = read_tokens(&path).unwrap_or_default();
             cache.mtime = mtime;
@@ -292,11 +287,11 @@ pub fn revoke_token(state_dir: &Path, name: &str) -> anyhow::Result<()> {
 }
 
 fn read_tokens(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let Some(bytes) = private::read_optional(path).with_context(|| format!("reading {}", path.display()))?
+    else {
+        return Ok(Vec::new());
     };
+    let text = String::from_utf8_lossy(&bytes);
     Ok(text
         .lines()
         .filter_map(|l| l.split_once(' '))
@@ -306,32 +301,21 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
 
 fn write_tokens(path: &Path, entries: &[(String, String)]) -> anyhow::Result<()> {
     let text: String = entries.iter().map(|(n, h)| format!("{n} {h}\n")).collect();
-    write_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_atomic(path, bytes)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    private::write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("32 bytes")),
-        Ok(_) => bail!(
+    match private::read_optional(path).with_context(|| format!("reading {}", path.display()))? {
+        Some(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("32 bytes")),
+        Some(_) => bail!(
             "{} is damaged (not 32 bytes); delete it to log everyone out and start over",
             path.display()
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let key = random::<32>();
-            write_private(path, &key).with_context(|| format!("writing {}", path.display()))?;
+            private::write(path, &key).with_context(|| format!("writing {}", path.display()))?;
             Ok(key)
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

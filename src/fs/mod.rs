@@ -6,6 +6,7 @@
 //! or, where those cannot be written, into files in the state dir.
 
 pub mod cache;
+pub mod private;
 mod state;
 pub mod watch;
 pub mod xattr;

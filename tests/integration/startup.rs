@@ -133,15 +133,20 @@ fn config_file_env_and_flags_apply_in_order() {
             cmd.env(k, v);
         }
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
+        // Killed however this ends, a failed assertion included.
+        struct Running(std::process::Child);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Running(cmd.spawn().unwrap());
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.take().unwrap()), &mut line)
             .unwrap();
         let base = line.trim().strip_prefix("spis listening on ").unwrap().to_owned();
-        let names = wait_names(&base);
-        let _ = child.kill();
-        let _ = child.wait();
-        names
+        wait_names(&base)
     };
     assert_eq!(run(&[]), ["x.jpg"]);
     let env_media = format!("{}/from-env", dirs.media.display());
