@@ -5,6 +5,7 @@
 mod access;
 mod api_errors;
 mod favorites;
+mod hostile;
 mod library;
 mod live;
 mod originals;
