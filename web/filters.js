@@ -2,6 +2,7 @@
 // (so back/forward, reload and shared links keep them); the sheet offers them with counts from
 // /api/facets, and active ones show as removable chips under the header.
 
+import { filterParams } from './api.js';
 import { formatCount, h, icon, monthName } from './ui.js';
 
 /** @typedef {import('./api.js').Filter} Filter */
@@ -34,13 +35,7 @@ export function readFilter(search = location.search) {
  * @returns {string}
  */
 export function filterSearch(f) {
-  const q = new URLSearchParams();
-  if (f.year) q.set('year', String(f.year));
-  if (f.month) q.set('month', String(f.month));
-  if (f.dir) q.set('dir', f.dir);
-  if (f.favorite) q.set('favorite', 'true');
-  if (f.kind) q.set('kind', f.kind);
-  const s = q.toString();
+  const s = filterParams(f).toString();
   return s ? `?${s}` : '';
 }
 

@@ -20,13 +20,12 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let ip = guard::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
-    let resp = if app.limiter.allow(ip) {
+    let mut resp = if app.limiter.allow(ip) {
         let https = guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
         checked(app, &mut req, &path, Client { ip, https }).await.unwrap_or_else(ApiError::into_response)
     } else {
         ApiError::RateLimited.into_response()
     };
-    let mut resp = resp;
     let h = resp.headers_mut();
     // SECURITY: on every answer, not only the page: a JSON error or an original opened directly
     // must not be sniffed into HTML or leak the gallery's URLs to other sites.
@@ -62,17 +61,17 @@ async fn checked(
     {
         return Err(ApiError::Unauthorized);
     }
-    dispatch(app, req, &segments, client).await
+    dispatch(app, req, path, &segments, client).await
 }
 
 async fn dispatch(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
+    path: &str,
     segments: &[&str],
     client: Client,
 ) -> Result<Response<Body>, ApiError> {
     let lib = &app.lib;
-    let path = req.uri().path().to_owned();
     let m = &req.method().clone();
     let get = m == Method::GET || m == Method::HEAD;
     let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
@@ -110,7 +109,7 @@ async fn dispatch(
         ["api", "media", _, "favorite"] => not_allowed("PUT, DELETE"),
         ["api", "login" | "logout" | "setup" | "password"] => not_allowed("POST"),
         ["api", ..] if segments_known(segments) => not_allowed("GET, HEAD"),
-        ["api", ..] => Err(ApiError::NoRoute(path)),
+        ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
         // The web app.
         _ if get => {
             Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))
