@@ -3,19 +3,21 @@
 MEDIA ?= tests/fixtures/photos
 LISTEN ?= 127.0.0.1:8080
 CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+AARCH64_BIN := $(TARGET_DIR)/aarch64-unknown-linux-musl/release/spis
 
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
 
-.PHONY: help run test lint msrv unit web bench fuzz build clean
+.PHONY: help run test lint msrv unit web aarch64 static bench fuzz build clean
 
 help: ## List the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit web ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit web aarch64 ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, clippy with warnings as errors
 	scripts/setup-test-deps.sh
@@ -36,6 +38,13 @@ web: ## The web app in a real browser (Debian chromium via playwright-core) agai
 	@# A new deploy needs a web app that can change under the running server: --web-dir.
 	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SPIS_WEB_DIR="$(CURDIR)/web" \
 	  SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh --test-name-pattern="new deploy"
+
+aarch64: ## The static aarch64 (Pi) binary, smoke-tested under qemu-aarch64-static
+	scripts/static.sh aarch64-unknown-linux-musl
+	scripts/smoke-aarch64.sh "$(AARCH64_BIN)"
+
+static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
+	scripts/static.sh
 
 bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency
 	scripts/bench.sh
