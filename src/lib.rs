@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod http;
 pub mod library;
 mod logging;
+pub mod systemd;
 pub mod thumbs;
 
 #[doc(hidden)]
@@ -30,14 +31,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::try_from_cli(&cli, &env)?;
     logging::init(&config.log, env.contains_key("JOURNAL_STREAM"));
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, systemd::Notifier::from_env(&env)),
         Command::Healthcheck => healthcheck(&config),
         Command::HashPassword => hash_password(),
         Command::Token { action } => token(&config, action),
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
     limit_malloc_arenas();
     hooks::check(&config)?;
     let library = library::Library::try_open(&config)?;
@@ -78,14 +79,37 @@ fn serve(config: Config) -> anyhow::Result<()> {
             max_watches: config.max_watches,
         });
         thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
+        tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&library)));
+        let systemd = std::sync::Arc::new(systemd);
+        systemd.send(&format!("READY=1\nSTATUS=serving {} on http://{addr}", library.fs.root().display()));
+        if let Some(every) = systemd.watchdog_every {
+            // Petted from the runtime that serves requests: if it stalls, systemd restarts us.
+            let systemd = std::sync::Arc::clone(&systemd);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    systemd.send("WATCHDOG=1");
+                }
+            });
+        }
+        let stopping = {
+            let systemd = std::sync::Arc::clone(&systemd);
+            async move {
+                shutdown_signal().await;
+                systemd.send("STOPPING=1\nSTATUS=finishing requests in flight");
+            }
+        };
         let opts = http::HttpOpts {
             web_dir: config.web_dir.clone(),
             auth,
             rate_limit: config.rate_limit,
             trusted_proxies: config.trusted_proxies.clone(),
             max_connections: config.max_connections,
+            header_timeout: config.header_timeout,
+            max_header_bytes: config.max_header_bytes,
         };
-        http::serve(library, hooks, opts, listener, shutdown_signal()).await?;
+        http::serve(library, hooks, opts, listener, stopping).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");
@@ -112,6 +136,16 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+/// On SIGHUP (`systemctl reload spis`): watch and list the whole media folder again.
+async fn reload_on_sighup(library: std::sync::Arc<library::Library>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: watching and rescanning the whole media folder");
+        library.request_rescan();
     }
 }
 

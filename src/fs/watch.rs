@@ -93,7 +93,9 @@ impl Watcher {
                 self.warn_limit();
                 continue;
             }
-            match self.inotify.watches().add(&abs, MASK) {
+            // A followed link to a folder is watched at the folder it leads to.
+            let mask = if fs.follows_symlinks() { MASK.difference(WatchMask::DONT_FOLLOW) } else { MASK };
+            match self.inotify.watches().add(&abs, mask) {
                 Ok(wd) => {
                     self.dirs.insert(wd, dir.clone());
                 }
@@ -108,7 +110,10 @@ impl Watcher {
             let Ok(entries) = std::fs::read_dir(&abs) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                if name.as_bytes().starts_with(b".") || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let folder = entry
+                    .file_type()
+                    .is_ok_and(|t| t.is_dir() || (t.is_symlink() && fs.followed_dir(&dir, name.as_bytes())));
+                if name.as_bytes().starts_with(b".") || !folder {
                     continue;
                 }
                 let sub = join(&dir, name.as_bytes());
@@ -132,18 +137,40 @@ impl Watcher {
         }
     }
 
-    /// Waits for events and appends the changes they mean to `out`.
-    pub fn wait(&mut self, fs: &MediaFs, out: &mut Vec<Change>) -> io::Result<()> {
+    /// Waits up to `timeout` for events and appends the changes they mean to `out` (nothing when
+    /// the time ran out), so the caller can notice that it should stop.
+    pub fn wait(
+        &mut self,
+        fs: &MediaFs,
+        out: &mut Vec<Change>,
+        timeout: std::time::Duration,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let mut ready = libc::pollfd { fd: self.inotify.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd that outlives the call; the fd is ours and open.
+        if unsafe { libc::poll(&mut ready, 1, ms) } < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        if ready.revents == 0 {
+            return Ok(());
+        }
         let mut buf = std::mem::take(&mut self.buf);
-        let events: Vec<RawEvent> = self
-            .inotify
-            .read_events_blocking(&mut buf)?
-            .map(|e| {
-                let wd = (e.mask != EventMask::Q_OVERFLOW).then_some(e.wd);
-                (wd, e.mask, e.cookie, e.name.map(|n| n.as_bytes().to_vec()))
-            })
-            .collect();
+        let read = self.inotify.read_events(&mut buf).map(|events| {
+            events
+                .map(|e| {
+                    let wd = (e.mask != EventMask::Q_OVERFLOW).then_some(e.wd);
+                    (wd, e.mask, e.cookie, e.name.map(|n| n.as_bytes().to_vec()))
+                })
+                .collect::<Vec<RawEvent>>()
+        });
         self.buf = buf;
+        let events = match read {
+            Ok(events) => events,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
         for (wd, mask, cookie, name) in events {
             if mask.contains(EventMask::Q_OVERFLOW) {
                 out.push(Change::Overflow);

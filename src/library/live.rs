@@ -69,6 +69,10 @@ pub struct LiveStats {
     pub applied: AtomicU64,
     /// The media folder is gone (unmounted, deleted); what was indexed is still listed.
     pub media_missing: AtomicBool,
+    /// Asked for (SIGHUP, `systemctl reload spis`): watch every folder again and list it all.
+    pub reload: AtomicBool,
+    /// Bumped when the watches are replaced; an inotify thread of an older generation stops.
+    generation: AtomicU64,
 }
 
 /// A folder as last listed: its mtime and subfolders.
@@ -135,7 +139,7 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     let mut root_id = lib.fs.root_identity();
     let mut last_root_check = Instant::now();
     if let Some(w) = watcher.take() {
-        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed));
+        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed), 0);
     } else {
         drop(tx);
     }
@@ -207,25 +211,29 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
                     Some(_) => {
                         tracing::info!(media = %lib.fs.root().display(), "the media folder is back: watching and rescanning it");
                         // The old watches are on the old folder; start over on this one.
-                        if mode.starts_with("inotify") {
-                            match Watcher::try_new(&lib.fs, opts.max_watches) {
-                                Ok(w) => {
-                                    let (tx, new_rx) = mpsc::sync_channel::<Change>(opts.queue);
-                                    spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed));
-                                    rx = new_rx;
-                                    inotify_alive = true;
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "cannot watch the media folder again; polling it")
-                                }
-                            }
-                        }
-                        guarded(|| live.rescan(b"", true));
+                        stats.reload.store(true, Ordering::Release);
                     }
                 }
                 stats.media_missing.store(now.is_none(), Ordering::Relaxed);
                 root_id = now;
             }
+        }
+        if root_id.is_some() && stats.reload.swap(false, Ordering::AcqRel) {
+            // Watches are on folder inodes: a drive mounted over a watched folder, or a media folder
+            // replaced, is only seen by watching everything again.
+            if mode.starts_with("inotify") {
+                let generation = stats.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                match Watcher::try_new(&lib.fs, opts.max_watches) {
+                    Ok(w) => {
+                        let (tx, new_rx) = mpsc::sync_channel::<Change>(opts.queue);
+                        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed), generation);
+                        rx = new_rx;
+                        inotify_alive = true;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot watch the media folder again; polling it"),
+                }
+            }
+            guarded(|| live.rescan(b"", true));
         }
         // Folders left unwatched (out of inotify watches) are caught by periodic rescans.
         let unwatched = stats.unwatched_folders.load(Ordering::Relaxed) > 0;
@@ -253,14 +261,19 @@ fn spawn_reader(
     mut watcher: Watcher,
     tx: mpsc::SyncSender<Change>,
     overflowed: Arc<AtomicBool>,
+    generation: u64,
 ) {
     std::thread::Builder::new()
         .name("spis-inotify".into())
         .spawn(move || {
             let mut changes = Vec::new();
             loop {
-                if let Err(e) = watcher.wait(&lib.fs, &mut changes) {
+                if let Err(e) = watcher.wait(&lib.fs, &mut changes, Duration::from_secs(1)) {
                     tracing::error!(error = %e, "cannot read inotify events");
+                    return;
+                }
+                if lib.live.generation.load(Ordering::Acquire) != generation {
+                    // Replaced by a newer watcher: stop, and free this one's kernel watches.
                     return;
                 }
                 lib.live.watched_folders.store(watcher.watched() as u64, Ordering::Relaxed);

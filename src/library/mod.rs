@@ -75,7 +75,7 @@ pub enum FavoriteError {
 
 impl Library {
     pub fn try_open(config: &Config) -> anyhow::Result<Arc<Library>> {
-        let fs = MediaFs::try_open(&config.media, &config.state_dir, config.xattr)?;
+        let fs = MediaFs::try_open(&config.media, &config.state_dir, config.xattr, config.follow_symlinks)?;
         let thumb_opts = ThumbOpts {
             thumb_px: 400,
             preview_px: 1600,
@@ -108,6 +108,13 @@ impl Library {
             .name("spis-live".into())
             .spawn(move || live::run(&lib, opts))
             .expect("spawning the indexer thread")
+    }
+
+    /// Watches every folder again and lists the whole tree, as after the media folder came back:
+    /// what SIGHUP asks for, e.g. after a drive was mounted under the media folder (inotify does
+    /// not see mounts).
+    pub fn request_rescan(&self) {
+        self.live.reload.store(true, Ordering::Release);
     }
 
     /// Hears about every change from now on.

@@ -291,6 +291,55 @@ fn a_media_folder_that_goes_away_and_comes_back_is_followed_without_a_restart() 
     wait_until("a new file appears", || names(&server).len() == 3);
 }
 
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn inotify_threads(server: &Server) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+    tasks
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default();
+            comm.trim() == "spis-inotify"
+        })
+        .count()
+}
+
+#[test]
+fn a_drive_mounted_in_the_media_folder_is_indexed_after_sighup() {
+    let dirs = Dirs::new();
+    std::fs::create_dir(dirs.media.join("usb")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    // A real mount (tmpfs standing in for a USB drive): inotify watches the folder under it.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "spis-test-drive"])
+        .arg(dirs.media.join("usb"))
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "this test mounts a tmpfs and needs root (CAP_SYS_ADMIN)");
+    let _mount = Mounted(dirs.media.join("usb"));
+    std::fs::create_dir(dirs.media.join("usb/DCIM")).unwrap();
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("usb/DCIM/b.jpg")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(names(&server), ["/a.jpg"], "inotify does not see into a new mount");
+
+    crate::util::signal_pid(server.pid(), libc::SIGHUP);
+    wait_until("the drive's photo is listed", || names(&server) == ["/a.jpg", "usb/DCIM/b.jpg"]);
+    // Watched from now on, by exactly one inotify thread (the old one let its watches go).
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("usb/DCIM/c.jpg")).unwrap();
+    wait_until("a new file on the drive appears", || names(&server).len() == 3);
+    wait_until("one inotify thread", || inotify_threads(&server) == 1);
+    assert_eq!(server.json("/api/status")["watch"]["watched_folders"], 3);
+    assert!(server.log().contains("SIGHUP"), "{}", server.log());
+}
+
 #[test]
 fn watch_off_only_indexes_at_start() {
     let (dirs, server) = start(&["--watch", "off"]);

@@ -70,6 +70,37 @@ fn sigterm_exits_cleanly() {
 }
 
 #[test]
+fn systemd_hears_ready_then_the_watchdog_then_stopping() {
+    let dirs = Dirs::new();
+    let path = dirs.state.with_extension("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let server = Server::start_with_env(
+        &dirs.media,
+        &dirs.state,
+        &[],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "200000")],
+    );
+    let next = || {
+        let mut buf = [0; 512];
+        let len = socket.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8(buf[..len].to_vec()).unwrap()
+    };
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(ready.contains("STATUS=serving"), "{ready:?}");
+    // Petted every 100 ms (half of WATCHDOG_USEC) while it serves.
+    for _ in 0..3 {
+        assert_eq!(next(), "WATCHDOG=1");
+    }
+    server.get("/api/health");
+    let stop = std::thread::spawn(move || server.stop());
+    let stopping = std::iter::repeat_with(next).find(|m| m != "WATCHDOG=1").unwrap();
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping:?}");
+    assert_eq!(stop.join().unwrap().code(), Some(0));
+}
+
+#[test]
 fn a_missing_media_folder_stops_startup_with_one_clear_sentence() {
     let dirs = Dirs::new();
     let out = Command::new(env!("CARGO_BIN_EXE_spis"))

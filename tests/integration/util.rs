@@ -209,6 +209,10 @@ impl Server {
         read(agent().delete(self.url(path)).call().unwrap())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -237,9 +241,13 @@ impl Drop for Server {
 }
 
 pub fn signal(child: &Child, sig: i32) {
+    signal_pid(child.id(), sig);
+}
+
+pub fn signal_pid(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a pid we spawned and still own.
     unsafe {
-        libc::kill(child.id() as i32, sig);
+        libc::kill(pid as i32, sig);
     }
 }
 
