@@ -90,6 +90,12 @@ pub struct Opts {
     #[arg(long, env = "SPIS_XATTR", global = true, value_name = "MODE")]
     pub xattr: Option<XattrMode>,
 
+    /// Follow symbolic links to files and folders, also ones that lead out of the media folder
+    /// (loops are skipped). Without it, links are ignored: only what is really inside the media
+    /// folder is ever indexed or served. New links are found by rescans, not by inotify.
+    #[arg(long, env = "SPIS_FOLLOW_SYMLINKS", global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub follow_symlinks: Option<bool>,
+
     /// Log filter, e.g. `info`, `debug`, `spis=trace` (RUST_LOG is read when this is unset).
     /// [default: info]
     #[arg(long, env = "SPIS_LOG", global = true, value_name = "FILTER")]
@@ -177,6 +183,15 @@ pub struct Opts {
     #[arg(long, env = "SPIS_MAX_CONNECTIONS", global = true, value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Seconds a client may take to send a request's headers, and that an idle keep-alive
+    /// connection stays open (slow clients and idle sockets do not pile up). [default: 15]
+    #[arg(long, env = "SPIS_HEADER_TIMEOUT", global = true, value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+
+    /// Bytes a request line and its headers may take; more is refused with 431. [default: 65536]
+    #[arg(long, env = "SPIS_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+
     /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated.
     #[arg(long, env = "SPIS_TRUSTED_PROXIES", global = true, value_name = "IP,...", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
@@ -215,6 +230,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub xattr: XattrMode,
+    pub follow_symlinks: bool,
     pub log: String,
     pub index_threads: usize,
     pub thumb_cache_mb: usize,
@@ -233,6 +249,8 @@ pub struct Config {
     pub session_max_age: std::time::Duration,
     pub rate_limit: u32,
     pub max_connections: usize,
+    pub header_timeout: std::time::Duration,
+    pub max_header_bytes: usize,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub hook_timeout: std::time::Duration,
     pub hook_concurrency: usize,
@@ -274,6 +292,7 @@ impl Config {
             listen: opts.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             state_dir: pick(&opts.state_dir, &file.state_dir).unwrap_or_else(|| default_state_dir(env)),
             xattr: opts.xattr.or(file.xattr).unwrap_or(XattrMode::Auto),
+            follow_symlinks: opts.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),
             log: opts
                 .log
                 .clone()
@@ -303,6 +322,11 @@ impl Config {
             ),
             rate_limit: opts.rate_limit.or(file.rate_limit).unwrap_or(100),
             max_connections: opts.max_connections.or(file.max_connections).unwrap_or(512).max(1),
+            header_timeout: std::time::Duration::from_secs(
+                opts.header_timeout.or(file.header_timeout).unwrap_or(15).max(1),
+            ),
+            // hyper needs room for at least one read buffer.
+            max_header_bytes: opts.max_header_bytes.or(file.max_header_bytes).unwrap_or(64 << 10).max(8192),
             trusted_proxies: opts.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default(),
             hook_timeout: std::time::Duration::from_secs(
                 opts.hook_timeout.or(file.hook_timeout).unwrap_or(30),

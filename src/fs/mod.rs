@@ -96,6 +96,8 @@ pub struct MediaFs {
     /// (device, inode) of the state dir, so a walk never descends into it.
     state_dir_id: (u64, u64),
     xattr: XattrMode,
+    /// `--follow-symlinks`: links to files and folders are followed, loops excepted.
+    follow_symlinks: bool,
     meta_cache: MetaCache,
     favorites: FavoriteFile,
     /// Files or folders the walk could not read.
@@ -104,7 +106,12 @@ pub struct MediaFs {
 
 impl MediaFs {
     /// Checks the media folder and prepares the state dir; errors are start-up sentences.
-    pub fn try_open(root: &Path, state_dir: &Path, xattr: XattrMode) -> anyhow::Result<MediaFs> {
+    pub fn try_open(
+        root: &Path,
+        state_dir: &Path,
+        xattr: XattrMode,
+        follow_symlinks: bool,
+    ) -> anyhow::Result<MediaFs> {
         let hint =
             "point spis at your photos with --media DIR (or SPIS_MEDIA, or `media` in the config file)";
         let meta = match std::fs::metadata(root) {
@@ -130,6 +137,7 @@ impl MediaFs {
             state_dir: state_dir.to_path_buf(),
             state_dir_id: (sd.dev(), sd.ino()),
             xattr,
+            follow_symlinks,
             meta_cache: MetaCache::load(state_dir.join("meta-cache.bin"))
                 .context("reading the metadata cache in the state dir")?,
             favorites: FavoriteFile::load(state_dir.join("favorites.txt"))
@@ -148,7 +156,8 @@ impl MediaFs {
 
     /// Walks the media folder depth first, calling `found` for every regular file whose name
     /// `accept` takes and `folder` for every folder listed (with its mtime). Hidden entries (a
-    /// leading `.`), symlinks, special files and the state dir are skipped.
+    /// leading `.`), special files and the state dir are skipped, and so are symlinks unless
+    /// `--follow-symlinks`.
     pub fn walk(
         &self,
         from: &[u8],
@@ -172,7 +181,7 @@ impl MediaFs {
     /// order. An unreadable folder is counted and logged, and its error returned.
     pub fn list_dir(&self, dir: &[u8], accept: &dyn Fn(&[u8]) -> bool) -> io::Result<Listing> {
         let abs = RelPath { dir: &[], name: dir }.under(&self.root);
-        let read = std::fs::symlink_metadata(&abs).and_then(|m| {
+        let read = self.metadata(&abs).and_then(|m| {
             if m.is_dir() {
                 std::fs::read_dir(&abs).map(|e| (m, e))
             } else {
@@ -197,8 +206,16 @@ impl MediaFs {
                 continue;
             }
             // SECURITY: d_type comes from readdir without following links, so a symlink is
-            // never mistaken for the folder or file it points to.
+            // never mistaken for the folder or file it points to, unless links are followed.
             let Ok(ft) = entry.file_type() else { continue };
+            let (ft, followed) = if ft.is_symlink() {
+                match self.follow(&abs, name) {
+                    Some(m) => (m.file_type(), Some(m)),
+                    None => continue,
+                }
+            } else {
+                (ft, None)
+            };
             if ft.is_dir() {
                 // Skip the state dir when it lives inside the media folder.
                 if entry.metadata().is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id) {
@@ -206,7 +223,7 @@ impl MediaFs {
                 }
                 listing.subdirs.push(join(dir, name));
             } else if ft.is_file() && accept(name) {
-                match entry.metadata() {
+                match followed.map_or_else(|| entry.metadata(), Ok) {
                     Ok(m) => listing.files.push(Found {
                         dir: dir.to_vec(),
                         name: name.to_vec(),
@@ -226,15 +243,63 @@ impl MediaFs {
         Ok(listing)
     }
 
+    /// What a symlink at `abs_dir/name` leads to, when links are followed and it is neither the
+    /// state dir nor a folder that contains the link (which would list it for ever).
+    fn follow(&self, abs_dir: &Path, name: &[u8]) -> Option<Metadata> {
+        if !self.follow_symlinks {
+            return None;
+        }
+        let m = std::fs::metadata(abs_dir.join(std::ffi::OsStr::from_bytes(name))).ok()?;
+        if m.is_dir() {
+            let target = (m.dev(), m.ino());
+            if target == self.state_dir_id {
+                return None;
+            }
+            // The folders the walk came through, as followed: a loop leads back to one of them.
+            let mut up = Some(abs_dir);
+            while let Some(dir) = up {
+                if std::fs::metadata(dir).is_ok_and(|d| (d.dev(), d.ino()) == target) {
+                    tracing::debug!(link = %abs_dir.join(std::ffi::OsStr::from_bytes(name)).display(), "not following a link that loops");
+                    return None;
+                }
+                if dir == self.root {
+                    break;
+                }
+                up = dir.parent();
+            }
+        }
+        Some(m)
+    }
+
+    /// Metadata of a path below the root: of a link itself unless links are followed.
+    fn metadata(&self, abs: &Path) -> io::Result<Metadata> {
+        if self.follow_symlinks { std::fs::metadata(abs) } else { std::fs::symlink_metadata(abs) }
+    }
+
+    /// Opens a media file for reading; see [`open_media`].
+    fn open(&self, abs: &Path) -> io::Result<File> {
+        open_media(abs, self.follow_symlinks)
+    }
+
+    /// Whether links are followed (`--follow-symlinks`).
+    pub fn follows_symlinks(&self) -> bool {
+        self.follow_symlinks
+    }
+
+    /// Whether `name` in the folder `dir` is a link to a folder that is followed.
+    pub fn followed_dir(&self, dir: &[u8], name: &[u8]) -> bool {
+        self.follow(&RelPath { dir: &[], name: dir }.under(&self.root), name).is_some_and(|m| m.is_dir())
+    }
+
     /// The size and mtime of one media file, `None` when it is gone or not a regular file.
     pub fn stat(&self, rel: RelPath<'_>) -> Option<Found> {
-        let m = std::fs::symlink_metadata(rel.under(&self.root)).ok().filter(|m| m.is_file())?;
+        let m = self.metadata(&rel.under(&self.root)).ok().filter(|m| m.is_file())?;
         Some(Found { dir: rel.dir.to_vec(), name: rel.name.to_vec(), size: m.len(), mtime_ns: mtime_ns(&m) })
     }
 
     /// A folder's mtime, which changes whenever an entry is added, removed or renamed in it.
     pub fn dir_mtime(&self, dir: &[u8]) -> io::Result<i64> {
-        let m = std::fs::symlink_metadata(RelPath { dir: &[], name: dir }.under(&self.root))?;
+        let m = self.metadata(&RelPath { dir: &[], name: dir }.under(&self.root))?;
         if !m.is_dir() {
             return Err(io::ErrorKind::NotADirectory.into());
         }
@@ -249,13 +314,13 @@ impl MediaFs {
 
     /// Whether a folder below the root is the state dir (which is never indexed or watched).
     pub fn is_state_dir(&self, dir: &[u8]) -> bool {
-        std::fs::symlink_metadata(RelPath { dir: &[], name: dir }.under(&self.root))
+        self.metadata(&RelPath { dir: &[], name: dir }.under(&self.root))
             .is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id)
     }
 
     /// Opens a media file for reading its header.
     pub fn open_reader(&self, rel: RelPath<'_>) -> io::Result<BufReader<File>> {
-        Ok(BufReader::with_capacity(16 * 1024, open_no_follow(&rel.under(&self.root))?))
+        Ok(BufReader::with_capacity(16 * 1024, self.open(&rel.under(&self.root))?))
     }
 
     /// The absolute path of a media file, for an external decoder to open.
@@ -266,7 +331,7 @@ impl MediaFs {
     /// Reads a whole media file for decoding, refusing one larger than `max_bytes` before reading.
     pub fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
         use std::io::Read as _;
-        let file = open_no_follow(&rel.under(&self.root))?;
+        let file = self.open(&rel.under(&self.root))?;
         let len = file.metadata()?.len();
         if len > max_bytes {
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("{len} bytes")));
@@ -279,9 +344,10 @@ impl MediaFs {
 
     /// Opens a media file for serving, with its current metadata.
     pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
-        let path = rel.under(&self.root);
-        let file =
-            tokio::task::spawn_blocking(move || open_no_follow(&path)).await.map_err(io::Error::other)??;
+        let (path, follow) = (rel.under(&self.root), self.follow_symlinks);
+        let file = tokio::task::spawn_blocking(move || open_media(&path, follow))
+            .await
+            .map_err(io::Error::other)??;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
@@ -343,7 +409,7 @@ impl MediaFs {
             match done {
                 Ok(()) => {
                     // The attribute is durable once the inode is on disk.
-                    open_no_follow(&path)?.sync_all()?;
+                    self.open(&path)?.sync_all()?;
                     if !on {
                         // It may also have been stored in the list while attributes were unavailable.
                         self.favorites.set(&key, false)?;
@@ -366,13 +432,15 @@ impl MediaFs {
     }
 }
 
-/// Opens read-only without following a final symlink and without blocking on a FIFO.
-fn open_no_follow(path: &Path) -> io::Result<File> {
+/// Opens read-only without blocking on a FIFO, and without following a final symlink unless
+/// `follow` (`--follow-symlinks`).
+fn open_media(path: &Path, follow: bool) -> io::Result<File> {
     // SECURITY: O_NOFOLLOW refuses a symlink swapped in after the walk; O_NONBLOCK makes opening
     // a FIFO return at once instead of hanging a worker until a writer appears.
+    let no_follow = if follow { 0 } else { libc::O_NOFOLLOW };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(no_follow | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));

@@ -36,10 +36,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
-/// How long a client may take to send its request headers (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
-/// The most a request line and headers may take.
-const MAX_HEAD_BYTES: usize = 64 << 10;
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,6 +80,11 @@ pub struct HttpOpts {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// How long a client may take to send its request headers (slowloris guard); hyper also
+    /// applies it to an idle keep-alive connection waiting for its next request.
+    pub header_timeout: Duration,
+    /// The most a request line and headers may take; more is a 431.
+    pub max_header_bytes: usize,
 }
 
 pub async fn serve(
@@ -111,10 +112,10 @@ pub async fn serve(
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(opts.header_timeout)
         .keep_alive(true)
-        // SECURITY: a request head is at most 64 KiB and 100 headers; anything larger is a 431.
-        .max_buf_size(MAX_HEAD_BYTES)
+        // SECURITY: a request head is bounded in bytes and at most 100 headers; larger is a 431.
+        .max_buf_size(opts.max_header_bytes)
         .max_headers(100);
     let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     tokio::pin!(shutdown);

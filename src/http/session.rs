@@ -18,6 +18,8 @@ use super::{App, Body, full};
 use crate::auth::COOKIE;
 
 const MAX_BODY: usize = 4096;
+/// The longest a small JSON body may take to arrive after its headers.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `GET /api/session`: whether a login is needed, whether a password must be chosen first, and
 /// whether this request is logged in.
@@ -108,9 +110,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request<Incoming>) -> Result<T, ApiError> {
-    let bytes: Bytes = Limited::new(req.body_mut(), MAX_BODY)
-        .collect()
+    // SECURITY: bounded in size and in time, so a body trickled a byte at a time (slowloris after
+    // the headers) does not hold the request open.
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.body_mut(), MAX_BODY).collect());
+    let bytes: Bytes = read
         .await
+        .map_err(|_| {
+            ApiError::BadBody(format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs()))
+        })?
         .map_err(|_| ApiError::BadBody(format!("at most {MAX_BODY} bytes of JSON")))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))

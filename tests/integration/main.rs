@@ -4,6 +4,7 @@
 
 mod access;
 mod api_errors;
+mod attacks;
 mod favorites;
 mod hostile;
 mod library;
