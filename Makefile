@@ -9,10 +9,11 @@ AARCH64_BIN := $(TARGET_DIR)/aarch64-unknown-linux-musl/release/spis
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
 
-.PHONY: help run test lint msrv unit web aarch64 static bench fuzz build clean
+.PHONY: help run test lint msrv unit web aarch64 static bench fuzz build image buildroot-check clean
 
 help: ## List the verbs
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s
+", $$1, $$2}'
 
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
@@ -56,6 +57,13 @@ fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZ
 
 build: ## Release binary in target/release/spis
 	$(CARGO) build --release --locked
+
+image: ## Appliance sdcard.img for a Raspberry Pi CM4 with Buildroot (internet; BUILDROOT, O, BR2_DL_DIR)
+	scripts/static.sh aarch64-unknown-linux-musl
+	scripts/buildroot.sh image
+
+buildroot-check: ## Offline: defconfig resolves, check-package, shellcheck (BUILDROOT=a Buildroot checkout)
+	scripts/buildroot.sh check
 
 clean: ## Remove build output
 	$(CARGO) clean
