@@ -12,18 +12,18 @@ FUZZ_SECONDS ?= 60
 .PHONY: help run test lint msrv unit web aarch64 static bench fuzz build image buildroot-check clean
 
 help: ## List the verbs
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s
-", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
 test: lint msrv unit web aarch64 ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
-lint: ## No C in the dependency tree, cargo fmt --check, clippy with warnings as errors
+lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with warnings as errors
 	scripts/setup-test-deps.sh
 	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
+	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh)
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ships)

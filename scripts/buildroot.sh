@@ -118,7 +118,7 @@ check() {
 
 	echo "== shellcheck"
 	local scripts=()
-	mapfile -t scripts < <(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' "$external" "$root/rootfs"; echo "$0")
+	mapfile -t scripts < <(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' "$external" "$root/rootfs" "$root/scripts")
 	shellcheck "${scripts[@]}"
 	printf '%s\n' "${scripts[@]#"$root/"}"
 	echo "== ok: Buildroot $BUILDROOT_VERSION"
