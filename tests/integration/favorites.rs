@@ -132,6 +132,83 @@ fn an_acknowledged_favorite_survives_kill_9() {
 }
 
 #[test]
+fn kill_9_in_a_loop_during_favorite_writes_loses_no_acknowledged_favorite() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    const FILES: usize = 24;
+    const WRITERS: usize = 4;
+    for args in [&[][..], &["--xattr", "off"][..]] {
+        let dirs = Dirs::new();
+        let names: Vec<String> = (0..FILES).map(|i| format!("f{i:02}.jpg")).collect();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (PLAIN_JPEG, n.as_str())).collect();
+        copy_from_corpus(&dirs.media, &pairs);
+        let original = std::fs::read(dirs.media.join("f00.jpg")).unwrap();
+        // What the server acknowledged last for each file, and what was in flight when it died.
+        let acked: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        let mut in_flight: HashMap<String, bool> = HashMap::new();
+        let toggles = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for round in 0..6u64 {
+            let server = Server::start(&dirs.media, &dirs.state, args);
+            server.wait_indexed();
+            // Every state after a crash is one the server acknowledged, or the one in flight.
+            for item in server.all_items("", 100) {
+                let name = item["name"].as_str().unwrap().to_owned();
+                let now = item["favorite"].as_bool().unwrap();
+                let expected = acked.lock().unwrap().get(&name).copied().unwrap_or(false);
+                assert!(
+                    now == expected || in_flight.get(&name) == Some(&now),
+                    "{args:?} round {round}: {name} is {now}, acknowledged {expected}"
+                );
+                acked.lock().unwrap().insert(name, now);
+            }
+            in_flight.clear();
+            let ids: Vec<(String, String)> = server
+                .all_items("", 100)
+                .iter()
+                .map(|i| (i["name"].as_str().unwrap().to_owned(), i["id"].as_str().unwrap().to_owned()))
+                .collect();
+            let base = server.base.clone();
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    let mine: Vec<(String, String)> = ids.iter().skip(w).step_by(WRITERS).cloned().collect();
+                    let (acked, base, toggles) = (Arc::clone(&acked), base.clone(), Arc::clone(&toggles));
+                    std::thread::spawn(move || {
+                        for step in 0..10_000usize {
+                            let (name, id) = &mine[step % mine.len()];
+                            let on = !acked.lock().unwrap().get(name).copied().unwrap_or(false);
+                            let url = format!("{base}/api/media/{id}/favorite");
+                            let agent = crate::util::agent();
+                            let sent =
+                                if on { agent.put(&url).send_empty() } else { agent.delete(&url).call() };
+                            match sent {
+                                Ok(r) if r.status() == 200 => {
+                                    acked.lock().unwrap().insert(name.clone(), on);
+                                    toggles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                // Killed mid-request: the outcome of this one is unknown.
+                                _ => return Some((name.clone(), on)),
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(40 + round * 37));
+            server.kill9();
+            for w in writers {
+                if let Some((name, on)) = w.join().unwrap() {
+                    in_flight.insert(name, on);
+                }
+            }
+        }
+        let toggles = toggles.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(toggles >= 24, "{args:?}: only {toggles} writes were acknowledged before the kills");
+        eprintln!("{args:?}: {toggles} acknowledged favorite writes across 6 kill -9s");
+        assert_eq!(std::fs::read(dirs.media.join("f00.jpg")).unwrap(), original, "the photo is untouched");
+    }
+}
+
+#[test]
 fn favorites_never_change_the_original() {
     let dirs = Dirs::new();
     setup(&dirs);
