@@ -9,7 +9,7 @@ AARCH64_BIN := $(TARGET_DIR)/aarch64-unknown-linux-musl/release/spis
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
 
-.PHONY: help run test lint msrv unit web aarch64 static bench fuzz build image buildroot-check clean
+.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build image buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit web aarch64 ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit web soak aarch64 ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with warnings as errors
 	scripts/setup-test-deps.sh
@@ -39,6 +39,10 @@ web: ## The web app in a real browser (Debian chromium via playwright-core) agai
 	@# A new deploy needs a web app that can change under the running server: --web-dir.
 	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SPIS_WEB_DIR="$(CURDIR)/web" \
 	  SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh --test-name-pattern="new deploy"
+
+soak: ## 60 s of wrk at 256 connections while files come and go and the folder vanishes and returns
+	$(CARGO) build --locked
+	SPIS_BIN="$(TARGET_DIR)/debug/spis" scripts/soak.sh
 
 aarch64: ## The static aarch64 (Pi) binary, smoke-tested under qemu-aarch64-static
 	scripts/static.sh aarch64-unknown-linux-musl

@@ -17,6 +17,7 @@ command -v heif-convert >/dev/null 2>&1 || command -v heif-dec >/dev/null 2>&1 |
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if ((${#missing[@]})); then
   echo "setup-test-deps: installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
