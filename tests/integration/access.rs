@@ -111,6 +111,38 @@ fn forged_and_stale_sessions_are_refused() {
 }
 
 #[test]
+fn a_correctly_signed_but_expired_session_is_refused() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let (dirs, server) = start(&["--session-days", "1"]);
+    let cookie = session_cookie(&post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]));
+    assert_eq!(get(&server, "/api/media", &[("Cookie", cookie.as_str())]).status, 200);
+    // Sign sessions with the server's own key, issued just inside and just outside the day.
+    let key = std::fs::read(dirs.state.join("session.key")).unwrap();
+    let value = cookie.strip_prefix("spis_session=").unwrap();
+    let (payload, _) = value.rsplit_once('.').unwrap();
+    let fields: Vec<&str> = payload.split('.').collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let signed = |issued: u64| {
+        let payload = format!("{}.{issued}.{}.{}", fields[0], fields[2], fields[3]);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(payload.as_bytes());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("spis_session={payload}.{sig}")
+    };
+    let fresh = signed(now - 86_400 + 120);
+    assert_eq!(
+        get(&server, "/api/media", &[("Cookie", fresh.as_str())]).status,
+        200,
+        "the test signs correctly"
+    );
+    let expired = signed(now - 86_400 - 1);
+    get(&server, "/api/media", &[("Cookie", expired.as_str())]).assert_error(401, "unauthorized");
+    let future = signed(now + 3600);
+    get(&server, "/api/media", &[("Cookie", future.as_str())]).assert_error(401, "unauthorized");
+}
+
+#[test]
 fn cross_origin_changes_and_websockets_are_refused() {
     let (_dirs, server) = start(&[]);
     let cookie = session_cookie(&post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]));
