@@ -18,9 +18,20 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# Real nginx in front of spis for the proxy tests (they start their own, on 127.0.0.1 only).
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if ((${#missing[@]})); then
   echo "setup-test-deps: installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start services (nginx would listen on 0.0.0.0:80): policy-rc.d says no.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    trap 'rm -f "$guard"' EXIT
+    printf '#!/bin/sh\nexit 101\n' >"$guard"
+    chmod +x "$guard"
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f "$guard"
 fi

@@ -17,6 +17,11 @@ use serde::Deserialize;
 /// Where the config file is looked for when `--config` is not given.
 const DEFAULT_CONFIG_FILE: &str = "/etc/spis/spis.toml";
 
+/// The default config file, when it exists (and so is read).
+pub fn default_config_file() -> Option<&'static Path> {
+    Some(Path::new(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file())
+}
+
 /// spis: the Simple Private Image Server.
 ///
 /// Serves a private gallery of the photos and videos in a folder. What is extracted from each file
@@ -51,6 +56,57 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Print a deployment file made from this configuration: a reverse proxy in front of spis
+    /// (nginx, caddy), a hardened systemd unit, or a docker compose file.
+    Template(TemplateArgs),
+}
+
+/// `spis template ...`
+#[derive(Debug, Clone, clap::Args)]
+pub struct TemplateArgs {
+    /// What to render.
+    #[arg(value_enum)]
+    pub kind: TemplateKind,
+    /// The name the gallery is reached by (the proxy's server name and TLS certificate).
+    #[arg(long, default_value = "photos.example.org", value_name = "NAME")]
+    pub server_name: String,
+    /// Where the proxy listens. [default: 443 with TLS, 80 without]
+    #[arg(long, value_name = "ADDR")]
+    pub proxy_listen: Option<String>,
+    /// Plain HTTP in the proxy (a LAN without certificates); the default terminates TLS there.
+    #[arg(long)]
+    pub no_tls: bool,
+    /// The spis servers to proxy to, comma-separated (replicas are balanced round robin).
+    /// [default: the configured listen address]
+    #[arg(long, value_delimiter = ',', value_name = "ADDR,...")]
+    pub upstream: Vec<SocketAddr>,
+    /// TLS certificate for nginx. [default: certbot's path for --server-name]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// TLS key for nginx. [default: certbot's path for --server-name]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
+}
+
+/// See `spis template`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateKind {
+    Nginx,
+    Caddy,
+    Systemd,
+    DockerCompose,
+}
+
+impl TemplateKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateKind::Nginx => "nginx",
+            TemplateKind::Caddy => "caddy",
+            TemplateKind::Systemd => "systemd",
+            TemplateKind::DockerCompose => "docker-compose",
+        }
+    }
 }
 
 /// `spis token ...`

@@ -12,6 +12,7 @@ pub mod http;
 pub mod library;
 mod logging;
 pub mod systemd;
+pub mod template;
 pub mod thumbs;
 
 #[doc(hidden)]
@@ -35,6 +36,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck => healthcheck(&config),
         Command::HashPassword => hash_password(),
         Command::Token { action } => token(&config, action),
+        Command::Template(args) => {
+            let file = cli.config.clone().or_else(|| config::default_config_file().map(Into::into));
+            print!("{}", template::render(&config, file.as_deref(), &args)?);
+            Ok(())
+        }
     }
 }
 

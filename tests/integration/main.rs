@@ -10,6 +10,7 @@ mod hostile;
 mod library;
 mod live;
 mod originals;
+mod proxy;
 mod startup;
 mod thumbs;
 mod util;

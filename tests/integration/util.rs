@@ -305,6 +305,23 @@ impl Events {
         events
     }
 
+    /// Connects to a full `ws://` URL with extra request headers (a cookie, an Origin), e.g.
+    /// through a proxy, and waits for `hello`.
+    pub fn connect_url(url: &str, headers: &[(&str, &str)]) -> Events {
+        use tungstenite::client::IntoClientRequest as _;
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut()
+                .insert(tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let (ws, resp) = tungstenite::connect(req).expect("connecting to /api/events");
+        assert_eq!(resp.status(), 101);
+        let mut events = Events { ws };
+        let hello = events.next(Duration::from_secs(10)).expect("a hello message");
+        assert_eq!(hello["type"], "hello", "{hello}");
+        events
+    }
+
     /// The next JSON message (pings are answered, `indexing` progress skipped), or `None` when
     /// nothing came within `timeout`.
     pub fn next(&mut self, timeout: Duration) -> Option<Value> {
