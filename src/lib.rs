@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod http;
 pub mod library;
 mod logging;
+pub mod metrics;
 pub mod systemd;
 pub mod template;
 pub mod thumbs;

@@ -31,7 +31,8 @@ pub fn is_public(method: &Method, segments: &[&str]) -> bool {
         ["api", "health"] => true,
         ["api", "session"] => method == Method::GET,
         ["api", "login" | "logout" | "setup"] => method == Method::POST,
-        ["api", ..] => false,
+        ["api", ..] | ["metrics"] => false,
+        // The web app's page and assets: the login page needs them.
         _ => true,
     }
 }

@@ -11,6 +11,7 @@ mod events;
 pub mod file;
 mod guard;
 mod memo;
+mod metrics;
 mod routes;
 mod session;
 
@@ -55,6 +56,8 @@ pub struct App {
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
     /// that happens to have the same number now.
     run_id: u64,
+    /// Requests by route and status, and their latency, for `/metrics`.
+    pub metrics: metrics::HttpMetrics,
     /// Flips to true on shutdown, so WebSocket clients get a close frame.
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Open WebSocket connections (they outlive their HTTP connection), waited for on shutdown.
@@ -105,6 +108,7 @@ pub async fn serve(
         trusted_proxies: opts.trusted_proxies,
         memo: memo::Memo::new(64),
         run_id,
+        metrics: metrics::HttpMetrics::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         sockets: tokio::sync::watch::channel(0).0,
     });

@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
 use super::guard::{self, Caller};
-use super::{App, Body, Peer, api, assets, events, session};
+use super::{App, Body, Peer, api, assets, events, metrics, session};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -32,6 +32,7 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     h.entry(hyper::header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(hyper::header::HeaderValue::from_static("nosniff"));
     h.entry(hyper::header::REFERRER_POLICY).or_insert(hyper::header::HeaderValue::from_static("same-origin"));
+    app.metrics.record(&path, resp.status(), started.elapsed());
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"
@@ -110,6 +111,8 @@ async fn dispatch(
         ["api", "login" | "logout" | "setup" | "password"] => not_allowed("POST"),
         ["api", ..] if segments_known(segments) => not_allowed("GET, HEAD"),
         ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
+        ["metrics"] if get => Ok(metrics::render(app)),
+        ["metrics"] => not_allowed("GET, HEAD"),
         // The web app.
         _ if get => {
             Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))

@@ -93,6 +93,8 @@ pub struct ThumbStats {
     pub failed: AtomicU64,
     pub memory_hits: AtomicU64,
     pub disk_hits: AtomicU64,
+    /// Time to make one file's renditions (thumbnail and preview).
+    pub render_time: crate::metrics::Histogram,
     /// Background pass: items to look at, and looked at so far.
     pub background_total: AtomicU64,
     pub background_done: AtomicU64,
@@ -166,6 +168,11 @@ impl Thumbs {
             fresh: Mutex::new(std::collections::VecDeque::new()),
             fresh_ready: Condvar::new(),
         })
+    }
+
+    /// New files waiting for their thumbnail.
+    pub fn fresh_queued(&self) -> usize {
+        lock(&self.fresh).len()
     }
 
     /// Asks for an item's thumbnail and preview to be made now, ahead of the background pass
@@ -377,9 +384,11 @@ impl Thumbs {
             render::Target { long_side: self.opts.thumb_px },
         ];
         let (quality, limits) = (self.opts.quality, self.opts.limits.clone());
+        let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
             render::render(&bytes, format, orientation, &targets, quality, &limits)
         });
+        self.stats.render_time.observe(started.elapsed());
         let rendered = match rendered {
             Ok(r) => r,
             Err(e) => {

@@ -276,3 +276,48 @@ fn no_auth_opens_everything() {
     assert_eq!(get(&server, "/api/media", &[]).status, 200);
     Events::connect(&server, "");
 }
+
+#[test]
+fn metrics_are_prometheus_text_for_a_scraper_with_a_token() {
+    let (dirs, server) = start(&[]);
+    post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
+    get(&server, "/metrics", &[]).assert_error(401, "unauthorized");
+    let out = Command::new(env!("CARGO_BIN_EXE_spis"))
+        .args(["token", "create", "prometheus", "--state-dir"])
+        .arg(&dirs.state)
+        .env_remove("SPIS_CONFIG")
+        .output()
+        .unwrap();
+    let bearer = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let auth = [("Authorization", bearer.as_str())];
+    wait_until("indexed", || get(&server, "/api/health", &[]).json()["ready"] == true);
+    let list = get(&server, "/api/media", &auth).json();
+    let thumb = list["items"][0]["thumb"].as_str().unwrap().to_owned();
+    assert_eq!(get(&server, &thumb, &auth).status, 200);
+    get(&server, "/api/media/AAAAAAAAAAA", &auth).assert_error(404, "unknown_media");
+    let r = get(&server, "/metrics", &auth);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(r.body).unwrap();
+    let sample = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(sample(r#"spis_http_requests_total{route="list",status="200"}"#), 1.0);
+    assert_eq!(sample(r#"spis_http_requests_total{route="item",status="404"}"#), 1.0);
+    assert_eq!(sample(r#"spis_http_requests_total{route="metrics",status="401"}"#), 1.0);
+    assert_eq!(sample(r#"spis_http_request_duration_seconds_count{route="thumb"}"#), 1.0);
+    assert_eq!(sample(r#"spis_http_request_duration_seconds_bucket{route="thumb",le="+Inf"}"#), 1.0);
+    assert_eq!(sample(r#"spis_index_items{kind="image"}"#), 1.0);
+    assert_eq!(sample("spis_thumbnails_generated_total"), 1.0);
+    assert_eq!(sample("spis_thumbnail_generation_seconds_count"), 1.0);
+    assert_eq!(sample(r#"spis_thumbnail_cache_requests_total{result="miss"}"#), 1.0);
+    assert_eq!(sample("spis_websocket_clients"), 0.0);
+    assert!(sample("spis_process_resident_memory_bytes") > 1e6);
+    // Every line is a comment or `name{labels} value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
