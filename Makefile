@@ -8,8 +8,11 @@ AARCH64_BIN := $(TARGET_DIR)/aarch64-unknown-linux-musl/release/spis
 
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?=
 
-.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build image buildroot-check clean
+.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build install uninstall image buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -61,6 +64,12 @@ fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZ
 
 build: ## Release binary in target/release/spis
 	$(CARGO) build --release --locked
+
+install: $(if $(BIN),,build) ## Binary to PREFIX/bin, systemd unit, sysusers, /etc/spis/spis.toml if none (BIN, DESTDIR)
+	BIN="$(or $(BIN),$(TARGET_DIR)/release/spis)" PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh install
+
+uninstall: ## Remove what install put there; keeps an edited config and the state dir
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh uninstall
 
 image: ## Appliance sdcard.img for a Raspberry Pi CM4 with Buildroot (internet; BUILDROOT, O, BR2_DL_DIR)
 	scripts/static.sh aarch64-unknown-linux-musl
