@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BIN ?=
 
-.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build install uninstall image buildroot-check clean
+.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build install uninstall deploy-check image buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ install: $(if $(BIN),,build) ## Binary to PREFIX/bin, systemd unit, sysusers, /e
 
 uninstall: ## Remove what install put there; keeps an edited config and the state dir
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh uninstall
+
+deploy-check: ## Offline: make install into a temp DESTDIR, hadolint, compose and Kubernetes manifests
+	scripts/deploy/check.sh
 
 image: ## Appliance sdcard.img for a Raspberry Pi CM4 with Buildroot (internet; BUILDROOT, O, BR2_DL_DIR)
 	scripts/static.sh aarch64-unknown-linux-musl
