@@ -62,6 +62,9 @@ pub enum AuthError {
     Io(#[from] std::io::Error),
 }
 
+/// A file's (mtime, inode): changes whenever it is rewritten.
+type FileVersion = (Option<SystemTime>, u64);
+
 #[derive(Debug)]
 pub struct Auth {
     disabled: bool,
@@ -70,6 +73,9 @@ pub struct Auth {
     key: [u8; 32],
     /// The argon2id PHC string, `None` until one is chosen.
     password: RwLock<Option<String>>,
+    /// The stored password file's version when last read, and when it was last checked: another
+    /// replica sharing the state dir may set or change the password.
+    password_seen: Mutex<(Option<FileVersion>, Instant)>,
     max_age: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     tokens: Mutex<TokenCache>,
@@ -100,6 +106,7 @@ impl Auth {
             state_dir: state_dir.to_path_buf(),
             key,
             password: RwLock::new(password),
+            password_seen: Mutex::new((private::version(&state_dir.join(PASSWORD_FILE)), Instant::now())),
             max_age: opts.session_max_age,
             failures: Mutex::new(HashMap::new()),
             tokens: Mutex::new(TokenCache::default()),
@@ -113,7 +120,36 @@ impl Auth {
 
     /// Protected, but no password chosen yet: the first-run page may set one.
     pub fn needs_setup(&self) -> bool {
+        self.refresh_password();
         !self.disabled && self.password.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// Re-reads the stored password when its file changed (at most every 500 ms): set up or
+    /// changed through another replica, it applies here too, and ends the old sessions here too.
+    fn refresh_password(&self) {
+        if self.from_config || self.disabled {
+            return;
+        }
+        let path = self.state_dir.join(PASSWORD_FILE);
+        let mut seen = self.password_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.1.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        seen.1 = Instant::now();
+        let now = private::version(&path);
+        if now == seen.0 {
+            return;
+        }
+        seen.0 = now;
+        match private::read_optional(&path) {
+            Ok(stored) => {
+                let stored = stored.map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+                if stored.as_deref().is_some_and(|p| PasswordHash::new(p).is_ok()) {
+                    *self.password.write().unwrap_or_else(|p| p.into_inner()) = stored;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot re-read the password hash in the state dir"),
+        }
     }
 
     pub fn session_max_age(&self) -> Duration {
@@ -122,6 +158,7 @@ impl Auth {
 
     /// Whether a session cookie value is valid now.
     pub fn check_session(&self, value: &str) -> bool {
+        self.refresh_password();
         let Some((payload, sig)) = value.rsplit_once('.') else { return false };
         let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else { return false };
         let mut mac = self.mac();
@@ -153,6 +190,7 @@ impl Auth {
         if let Some(wait) = self.login_delay(peer) {
             return Err(AuthError::TooManyAttempts(wait.as_secs().max(1)));
         }
+        self.refresh_password();
         let Some(hash) = self.password.read().unwrap_or_else(|p| p.into_inner()).clone() else {
             return Err(AuthError::NotSet);
         };
@@ -187,7 +225,10 @@ impl Auth {
             return Err(AuthError::AlreadySet);
         }
         let hash = hash_password(password);
-        private::write(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())?;
+        // Only the first: a replica sharing the state dir may have been set up a moment ago.
+        if !private::create_new(&self.state_dir.join(PASSWORD_FILE), hash.as_bytes())? {
+            return Err(AuthError::AlreadySet);
+        }
         *current = Some(hash);
         drop(current);
         Ok(self.issue_session())
@@ -312,9 +353,14 @@ fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             path.display()
         ),
         None => {
+            // Replicas starting together on an empty state dir: the first key written wins and
+            // every replica uses it, so a session is valid on all of them.
             let key = random::<32>();
-            private::write(path, &key).with_context(|| format!("writing {}", path.display()))?;
-            Ok(key)
+            if private::create_new(path, &key).with_context(|| format!("writing {}", path.display()))? {
+                return Ok(key);
+            }
+            let bytes = private::read_optional(path)?.unwrap_or_default();
+            bytes.try_into().map_err(|_| anyhow::anyhow!("{} is damaged (not 32 bytes)", path.display()))
         }
     }
 }

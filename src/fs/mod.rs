@@ -6,6 +6,7 @@
 //! or, where those cannot be written, into files in the state dir.
 
 pub mod cache;
+pub mod journal;
 pub mod private;
 mod state;
 pub mod watch;
@@ -100,6 +101,8 @@ pub struct MediaFs {
     follow_symlinks: bool,
     meta_cache: MetaCache,
     favorites: FavoriteFile,
+    /// Favorite changes made by other servers sharing the state dir, and ours for them.
+    journal: journal::Journal,
     /// Files or folders the walk could not read.
     pub walk_errors: AtomicU64,
 }
@@ -142,6 +145,7 @@ impl MediaFs {
                 .context("reading the metadata cache in the state dir")?,
             favorites: FavoriteFile::load(state_dir.join("favorites.txt"))
                 .context("reading favorites.txt in the state dir")?,
+            journal: journal::Journal::open(state_dir).context("creating replicas/ in the state dir")?,
             walk_errors: AtomicU64::new(0),
         })
     }
@@ -421,6 +425,25 @@ impl MediaFs {
             }
         }
         self.favorites.set(&key, on)
+    }
+
+    /// Tells other servers sharing the state dir that item `id` became (or stopped being) a
+    /// favorite here.
+    pub fn announce_favorite(&self, id: u64, on: bool) {
+        if let Err(e) = self.journal.record(id, on) {
+            tracing::warn!(error = %e, "cannot write replicas/ in the state dir; other servers see this favorite after a rescan");
+        }
+    }
+
+    /// Favorite changes other servers sharing the state dir made since the last call.
+    pub fn replica_changes(&self) -> journal::Changes {
+        let changes = self.journal.poll();
+        if changes != journal::Changes::None
+            && let Err(e) = self.favorites.reload()
+        {
+            tracing::warn!(error = %e, "cannot re-read favorites.txt in the state dir");
+        }
+        changes
     }
 
     /// Follows a rename within the media folder in the state-dir files (favorites and metadata

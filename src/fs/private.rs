@@ -2,7 +2,7 @@
 //! written atomically and readable by their owner only.
 
 use std::io;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -22,6 +22,29 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     super::write_atomic(path, bytes)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// Creates the file with `bytes` (mode 0600) only if it does not exist yet, atomically even on
+/// NFS (a temp file hard-linked into place): `false` when another process, possibly another
+/// replica sharing the state dir, created it first.
+pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = super::temp_name(path);
+    let written =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// What changes when the file is rewritten (mtime and inode), for caches of its content.

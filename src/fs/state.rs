@@ -127,12 +127,39 @@ pub(super) struct FavoriteFile {
 
 impl FavoriteFile {
     pub(super) fn load(path: PathBuf) -> io::Result<FavoriteFile> {
-        let set = match std::fs::read(&path) {
-            Ok(bytes) => bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(unescape).collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashSet::new(),
-            Err(e) => return Err(e),
-        };
+        let set = read_set(&path)?;
         Ok(FavoriteFile { path, set: Mutex::new(set) })
+    }
+
+    /// Reads the file again (another replica sharing the state dir may have changed it).
+    pub(super) fn reload(&self) -> io::Result<()> {
+        let fresh = read_set(&self.path)?;
+        *self.lock() = fresh;
+        Ok(())
+    }
+
+    /// Changes the set as `change` says (it returns whether anything changed) and writes it,
+    /// starting from the file as it is now, under an exclusive lock on `favorites.txt.lock`:
+    /// replicas sharing the state dir never overwrite each other's favorites.
+    fn update(&self, change: impl FnOnce(&mut HashSet<Vec<u8>>) -> bool) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let mut memory = self.lock();
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_extension("txt.lock"))?;
+        // SAFETY: flock on a descriptor we own; released when `lock` is closed below.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut set = read_set(&self.path)?;
+        if change(&mut set) {
+            write_set(&self.path, &set)?;
+        }
+        *memory = set;
+        drop(lock);
+        Ok(())
     }
 
     pub(super) fn contains(&self, key: &[u8]) -> bool {
@@ -141,39 +168,35 @@ impl FavoriteFile {
 
     /// Moves the favorites of a renamed file, or of everything below a renamed folder.
     pub(super) fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
-        let mut set = self.lock();
-        let moved = rename_keys(set.iter(), from, to);
-        if moved.is_empty() {
+        if !self.lock().iter().any(|k| k.starts_with(from)) {
             return Ok(());
         }
-        for (old, new) in moved {
-            set.remove(&old);
-            set.insert(new);
-        }
-        write_set(&self.path, &set)
+        self.update(|set| {
+            let moved = rename_keys(set.iter(), from, to);
+            for (old, new) in &moved {
+                set.remove(old);
+                set.insert(new.clone());
+            }
+            !moved.is_empty()
+        })
     }
 
     /// Adds or removes `key` and rewrites the file before returning; unchanged sets skip the write.
+    /// On an error memory keeps the file's state before the change (not acknowledged).
     pub(super) fn set(&self, key: &[u8], on: bool) -> io::Result<()> {
-        let mut set = self.lock();
-        let changed = if on { set.insert(key.to_vec()) } else { set.remove(key) };
-        if !changed {
-            return Ok(());
-        }
-        if let Err(e) = write_set(&self.path, &set) {
-            // Not on disk means not acknowledged: undo, so memory matches the file.
-            if on {
-                set.remove(key);
-            } else {
-                set.insert(key.to_vec());
-            }
-            return Err(e);
-        }
-        Ok(())
+        self.update(|set| if on { set.insert(key.to_vec()) } else { set.remove(key) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
         self.set.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn read_set(path: &std::path::Path) -> io::Result<HashSet<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(unescape).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(HashSet::new()),
+        Err(e) => Err(e),
     }
 }
 

@@ -20,6 +20,9 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let ip = guard::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
+    if path.starts_with("/api/") {
+        app.lib.sync_replicas();
+    }
     let mut resp = if app.limiter.allow(ip) {
         let https = guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
         checked(app, &mut req, &path, Client { ip, https }).await.unwrap_or_else(ApiError::into_response)

@@ -154,9 +154,39 @@ impl Library {
         };
         // Disk first, memory second: a failed write leaves the index unchanged.
         self.fs.set_favorite(RelPath { dir: &dir, name: &name }, on)?;
+        self.fs.announce_favorite(id, on);
         let item = self.write().set_favorite(id, on).cloned().ok_or(FavoriteError::NotFound)?;
         self.emit(MediaEvent::Changed(item.clone()));
         Ok(item)
+    }
+
+    /// Applies the favorites other servers sharing the state dir changed (replicas behind a load
+    /// balancer): called before answering, it costs one stat when nothing changed.
+    pub fn sync_replicas(&self) {
+        let changes = match self.fs.replica_changes() {
+            crate::fs::journal::Changes::None => return,
+            crate::fs::journal::Changes::Some(changes) => changes,
+            crate::fs::journal::Changes::Resync => {
+                // Entries were missed: every favorite from disk again.
+                let index = self.read();
+                index
+                    .iter()
+                    .map(|i| (i.id, self.fs.is_favorite(RelPath { dir: index.dir_of(i), name: &i.name })))
+                    .collect()
+            }
+        };
+        for (id, on) in changes {
+            let changed = {
+                let mut index = self.write();
+                match index.get(id) {
+                    Some(item) if item.favorite != on => index.set_favorite(id, on).cloned(),
+                    _ => None,
+                }
+            };
+            if let Some(item) = changed {
+                self.emit(MediaEvent::Changed(item));
+            }
+        }
     }
 
     /// Attaches a thumbhash to an item if it still has this file version.

@@ -11,6 +11,7 @@ mod library;
 mod live;
 mod originals;
 mod proxy;
+mod replicas;
 mod startup;
 mod thumbs;
 mod util;
