@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BIN ?=
 
-.PHONY: help run test lint msrv unit web soak aarch64 static bench fuzz build install uninstall deploy-check image buildroot-check clean
+.PHONY: help run test lint msrv unit web soak aarch64 qemu-test deploy-check static bench fuzz build install uninstall image buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit web soak aarch64 ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit web soak aarch64 qemu-test deploy-check ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with warnings as errors
 	scripts/setup-test-deps.sh
@@ -50,6 +50,11 @@ soak: ## 60 s of wrk at 256 connections while files come and go and the folder v
 aarch64: ## The static aarch64 (Pi) binary, smoke-tested under qemu-aarch64-static
 	scripts/static.sh aarch64-unknown-linux-musl
 	scripts/smoke-aarch64.sh "$(AARCH64_BIN)"
+
+qemu-test: ## Boot rootfs/, spis.service and the aarch64 binary under systemd in qemu-system-aarch64 (TCG)
+	scripts/static.sh aarch64-unknown-linux-musl
+	$(CARGO) build --locked
+	SPIS_HOST_BIN="$(TARGET_DIR)/debug/spis" scripts/qemu-test.sh "$(AARCH64_BIN)"
 
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
