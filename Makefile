@@ -77,7 +77,8 @@ uninstall: ## Remove what install put there; keeps an edited config and the stat
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh uninstall
 
 deploy-check: ## Offline: make install into a temp DESTDIR, hadolint, compose and Kubernetes manifests
-	scripts/deploy/check.sh
+	$(CARGO) build --locked
+	SPIS_BIN="$(TARGET_DIR)/debug/spis" scripts/deploy/check.sh
 
 image: ## Appliance sdcard.img for a Raspberry Pi CM4 with Buildroot (internet; BUILDROOT, O, BR2_DL_DIR)
 	scripts/static.sh aarch64-unknown-linux-musl

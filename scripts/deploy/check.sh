@@ -172,8 +172,12 @@ check_dockerfile() {
 }
 
 check_compose() {
-	check "docker-compose.yml parses; photos :ro, /state volume, 8080, unless-stopped, healthcheck" \
-		"$venv/bin/python" - "$deploy/docker-compose.yml" <<'EOF'
+	check_compose_file "$deploy/docker-compose.yml" docker-compose.yml
+}
+
+check_compose_file() {
+	check "$2 parses; photos :ro, /state volume, 8080, unless-stopped, healthcheck, hardening" \
+		"$venv/bin/python" - "$1" <<'EOF'
 import os, sys, yaml
 path = sys.argv[1]
 doc = yaml.safe_load(open(path))
@@ -184,9 +188,22 @@ assert any(v.split(":")[1] == "/state" for v in vols), f"no /state volume: {vols
 assert any(str(p).endswith(":8080") for p in s["ports"]), s["ports"]
 assert s["restart"] == "unless-stopped", s["restart"]
 assert s["healthcheck"]["test"] == ["CMD", "/spis", "healthcheck"], s["healthcheck"]
-ctx = os.path.join(os.path.dirname(path), s["build"]["context"])
-assert os.path.isfile(os.path.join(ctx, s["build"]["dockerfile"])), "build.dockerfile not found from build.context"
+if "build" in s:
+    ctx = os.path.join(os.path.dirname(path), s["build"]["context"])
+    assert os.path.isfile(os.path.join(ctx, s["build"]["dockerfile"])), "build.dockerfile not found from build.context"
+assert s.get("read_only") is True and s.get("cap_drop") == ["ALL"], "hardening"
 EOF
+}
+
+# `spis template docker-compose` renders the same shape from a configuration.
+check_rendered_compose() {
+	local bin=${SPIS_BIN:-}
+	if [[ -z $bin || ! -x $bin ]]; then
+		echo "skip    spis template docker-compose (no SPIS_BIN)"
+		return
+	fi
+	"$bin" template docker-compose --media /srv/photos --listen 127.0.0.1:8080 >"$tmp/rendered-compose.yml"
+	check_compose_file "$tmp/rendered-compose.yml" "spis template docker-compose"
 }
 
 check_kubernetes() {
@@ -236,6 +253,7 @@ trap 'rm -rf "$tmp"' EXIT
 check_install "$tmp"
 check_dockerfile
 check_compose
+check_rendered_compose
 check_kubernetes
 check "shellcheck scripts/install.sh $deploy/check.sh" shellcheck scripts/install.sh "$deploy/check.sh"
 
