@@ -248,9 +248,16 @@ pub struct Opts {
     #[arg(long, env = "SPIS_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
     pub max_header_bytes: Option<usize>,
 
-    /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated.
-    #[arg(long, env = "SPIS_TRUSTED_PROXIES", global = true, value_name = "IP,...", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or
+    /// networks (`10.0.0.0/8`, for an ingress whose address changes), comma-separated.
+    #[arg(
+        long,
+        env = "SPIS_TRUSTED_PROXIES",
+        global = true,
+        value_name = "IP[/BITS],...",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<IpNet>>,
 
     /// Seconds an --on-new-media run may take before it is killed. [default: 30]
     #[arg(long, env = "SPIS_HOOK_TIMEOUT", global = true, value_name = "SECONDS")]
@@ -259,6 +266,67 @@ pub struct Opts {
     /// --on-new-media runs at once; more wait their turn. [default: 2]
     #[arg(long, env = "SPIS_HOOK_CONCURRENCY", global = true, value_name = "N")]
     pub hook_concurrency: Option<usize>,
+}
+
+/// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    bits: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.bits)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<IpNet, String> {
+        let (addr, bits) = s.trim().split_once('/').map_or((s.trim(), None), |(a, b)| (a, Some(b)));
+        let addr: std::net::IpAddr =
+            addr.parse().map_err(|_| format!("{s:?} is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => b
+                .parse::<u8>()
+                .ok()
+                .filter(|&b| b <= max)
+                .ok_or_else(|| format!("{s:?}: bits must be 0-{max}"))?,
+        };
+        Ok(IpNet { addr, bits })
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.bits == max { write!(f, "{}", self.addr) } else { write!(f, "{}/{}", self.addr, self.bits) }
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// See `--watch`.
@@ -307,7 +375,7 @@ pub struct Config {
     pub max_connections: usize,
     pub header_timeout: std::time::Duration,
     pub max_header_bytes: usize,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
     pub hook_timeout: std::time::Duration,
     pub hook_concurrency: usize,
 }

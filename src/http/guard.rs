@@ -14,6 +14,7 @@ use hyper::{HeaderMap, Method, header};
 
 use super::error::ApiError;
 use crate::auth::{Auth, COOKIE};
+use crate::config::IpNet;
 
 /// Who is asking, as far as the guard cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,22 +131,31 @@ impl RateLimiter {
     }
 }
 
-/// The client's address: the peer, or the address a trusted proxy says it forwarded for.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|n| n.contains(ip))
+}
+
+/// The client's address: the peer, or, from a trusted proxy, the nearest address in
+/// X-Forwarded-For that is not itself a trusted proxy (a chain such as CDN, then ingress).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
         return peer;
     }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse().ok())
-        .unwrap_or(peer)
+    let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) else { return peer };
+    let mut nearest = peer;
+    for hop in forwarded.rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+        nearest = ip;
+        if !is_trusted(ip, trusted) {
+            break;
+        }
+    }
+    nearest
 }
 
 /// Whether the client reached us over TLS (through a trusted proxy that says so).
-pub fn is_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> bool {
-    trusted.contains(&peer)
+pub fn is_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+    is_trusted(peer, trusted)
         && headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -214,8 +224,19 @@ mod tests {
     fn forwarded_addresses_count_only_from_trusted_proxies() {
         let h = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.4"), ("x-forwarded-proto", "https")]);
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(client_ip(proxy, &h, &[proxy]), "198.51.100.4".parse::<IpAddr>().unwrap());
+        let one: IpNet = "10.0.0.2".parse().unwrap();
+        assert_eq!(client_ip(proxy, &h, &[one]), "198.51.100.4".parse::<IpAddr>().unwrap());
         assert_eq!(client_ip(proxy, &h, &[]), proxy);
-        assert!(is_https(proxy, &h, &[proxy]) && !is_https(proxy, &h, &[]));
+        assert!(is_https(proxy, &h, &[one]) && !is_https(proxy, &h, &[]));
+        // A network of proxies, and a chain through two of them: the nearest untrusted hop.
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        let chain = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.2.3")]);
+        assert_eq!(client_ip(proxy, &chain, &[net]), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip("10.9.9.9".parse().unwrap(), &h, &[one]), "10.9.9.9".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert!(net.contains(mapped) && !net.contains("11.0.0.1".parse().unwrap()));
+        assert!("fd00::/8".parse::<IpNet>().unwrap().contains("fd12::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err() && "nope".parse::<IpNet>().is_err());
+        assert_eq!("0.0.0.0/0".parse::<IpNet>().unwrap().to_string(), "0.0.0.0/0");
     }
 }

@@ -50,7 +50,7 @@ pub struct App {
     web: assets::Source,
     auth: Arc<crate::auth::Auth>,
     limiter: guard::RateLimiter,
-    trusted_proxies: Vec<std::net::IpAddr>,
+    trusted_proxies: Vec<crate::config::IpNet>,
     /// List and facet answers, reused while the index is unchanged.
     memo: memo::Memo,
     /// Differs between runs, so an ETag from an earlier run never matches an index generation
@@ -80,7 +80,7 @@ pub struct HttpOpts {
     pub auth: Arc<crate::auth::Auth>,
     /// Requests a second per client address (bursts of 4x); 0 for no limit.
     pub rate_limit: u32,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<crate::config::IpNet>,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// How long a client may take to send its request headers (slowloris guard); hyper also
