@@ -74,7 +74,7 @@ install_files() {
 
 Next steps:
   1. Edit $config: media (your photo folder), listen (0.0.0.0:8080 to reach it
-     from other machines), state_dir = "/var/lib/spis".
+     from other machines). The state dir is /var/lib/spis (the unit's StateDirectory).
      The spis user must be able to read the media folder; outside /data, /media, /mnt and /srv
      add ReadWritePaths= (or ReadOnlyPaths=) with \`systemctl edit spis\`.
   2. systemctl enable --now spis

@@ -136,7 +136,8 @@ pub struct Opts {
     pub listen: Option<SocketAddr>,
 
     /// Folder for caches and state that cannot live on the media files.
-    /// [default: $XDG_STATE_HOME/spis, ~/.local/state/spis, or /var/lib/spis as root]
+    /// [default: $STATE_DIRECTORY (systemd), $XDG_STATE_HOME/spis, ~/.local/state/spis, or
+    /// /var/lib/spis as root]
     #[arg(long, env = "SPIS_STATE_DIR", global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -463,6 +464,11 @@ impl Config {
 /// `$XDG_STATE_HOME/spis`, else `~/.local/state/spis`; `/var/lib/spis` for root, as system
 /// services keep their state there.
 fn default_state_dir(env: &HashMap<String, String>) -> PathBuf {
+    // Under systemd with StateDirectory= (the unit): the directory it made for us.
+    if let Some(dir) = env.get("STATE_DIRECTORY").and_then(|d| d.split(':').next()).filter(|d| !d.is_empty())
+    {
+        return PathBuf::from(dir);
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
     if is_root {
@@ -591,7 +597,9 @@ mod tests {
     }
 
     #[test]
-    fn default_state_dir_follows_xdg() {
+    fn default_state_dir_follows_systemd_then_xdg() {
+        let systemd = HashMap::from([("STATE_DIRECTORY".to_owned(), "/var/lib/spis:/other".to_owned())]);
+        assert_eq!(default_state_dir(&systemd), PathBuf::from("/var/lib/spis"));
         // SAFETY: as above.
         if unsafe { libc::geteuid() } == 0 {
             assert_eq!(default_state_dir(&HashMap::new()), PathBuf::from("/var/lib/spis"));
