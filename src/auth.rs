@@ -28,6 +28,8 @@ pub const COOKIE: &str = "spis_session";
 const KEY_FILE: &str = "session.key";
 const PASSWORD_FILE: &str = "password.hash";
 const TOKENS_FILE: &str = "tokens.txt";
+/// Sessions ended by a logout before they expired: `<nonce> <expiry unix seconds>` per line.
+const LOGGED_OUT_FILE: &str = "logged-out.txt";
 /// Failed logins from one address allowed before each further attempt must wait (1 s, then 2 s,
 /// 4 s, ... up to 15 minutes after the latest failure).
 const FREE_FAILURES: u32 = 5;
@@ -79,6 +81,8 @@ pub struct Auth {
     max_age: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     tokens: Mutex<TokenCache>,
+    /// The logged-out sessions' nonces, re-read when the file changes (another replica).
+    logged_out: Mutex<(Option<FileVersion>, std::collections::HashSet<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +114,7 @@ impl Auth {
             max_age: opts.session_max_age,
             failures: Mutex::new(HashMap::new()),
             tokens: Mutex::new(TokenCache::default()),
+            logged_out: Mutex::new((None, std::collections::HashSet::new())),
         })
     }
 
@@ -172,7 +177,47 @@ impl Auth {
         };
         let Ok(issued) = issued.parse::<u64>() else { return false };
         let now = unix_now();
-        epoch == self.epoch() && issued <= now + 60 && now.saturating_sub(issued) < self.max_age.as_secs()
+        epoch == self.epoch()
+            && issued <= now + 60
+            && now.saturating_sub(issued) < self.max_age.as_secs()
+            && parts.next().is_none_or(|nonce| !self.is_logged_out(nonce))
+    }
+
+    /// Ends a session on the server too: a copy of the cookie stops working. Only a valid
+    /// session is recorded, until it would have expired anyway.
+    pub fn logout(&self, value: &str) -> Result<(), AuthError> {
+        if !self.check_session(value) {
+            return Ok(());
+        }
+        let Some(nonce) = value.split('.').nth(3) else { return Ok(()) };
+        let path = self.state_dir.join(LOGGED_OUT_FILE);
+        let now = unix_now();
+        let mut lines: Vec<String> = private::read_optional(&path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t > now))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("{nonce} {}", now + self.max_age.as_secs()));
+        private::write(&path, (lines.join("\n") + "\n").as_bytes())?;
+        Ok(())
+    }
+
+    fn is_logged_out(&self, nonce: &str) -> bool {
+        let path = self.state_dir.join(LOGGED_OUT_FILE);
+        let mut cache = self.logged_out.lock().unwrap_or_else(|p| p.into_inner());
+        let version = private::version(&path);
+        if version != cache.0 {
+            let text = private::read_optional(&path).ok().flatten().unwrap_or_default();
+            cache.1 = String::from_utf8_lossy(&text)
+                .lines()
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned)
+                .collect();
+            cache.0 = version;
+        }
+        cache.1.contains(nonce)
     }
 
     /// A new session cookie value.

@@ -85,7 +85,7 @@ async fn dispatch(
         // Logging in.
         ["api", "session"] if get => session::status(app, req),
         ["api", "login"] if post => session::login(app, req, client.ip, client.https).await,
-        ["api", "logout"] if post => Ok(session::logout()),
+        ["api", "logout"] if post => session::logout(app, req).await,
         ["api", "setup"] if post => session::setup(app, req, client.https).await,
         ["api", "password"] if post => session::change(app, req, client.ip, client.https).await,
 

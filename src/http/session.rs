@@ -86,9 +86,15 @@ pub async fn change(
 }
 
 /// `POST /api/logout`: clears the cookie.
-pub fn logout() -> Response<Body> {
+/// `POST /api/logout`: clears the cookie, and ends the session on the server too, so a copy of
+/// the cookie (another browser tab's excepted: they share it) stops working.
+pub async fn logout(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    if let Some(value) = guard::session_cookie(req.headers()).map(str::to_owned) {
+        let auth = std::sync::Arc::clone(&app.auth);
+        blocking(move || auth.logout(&value)).await?;
+    }
     let clear = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    json(StatusCode::OK, serde_json::json!({ "logged_in": false }), Some(clear))
+    Ok(json(StatusCode::OK, serde_json::json!({ "logged_in": false }), Some(clear)))
 }
 
 fn with_cookie(app: &App, value: &str, https: bool) -> Response<Body> {

@@ -105,9 +105,14 @@ fn forged_and_stale_sessions_are_refused() {
     let fresh = session_cookie(&r);
     get(&server, "/api/media", &with).assert_error(401, "unauthorized");
     assert_eq!(get(&server, "/api/media", &[("Cookie", fresh.as_str())]).status, 200);
-    // Logging out clears the cookie.
+    // Logging out clears the cookie, and ends the session on the server: a copy is refused.
     let out = post(&server, "/api/logout", "", &[("Cookie", fresh.as_str())]);
+    assert_eq!(out.status, 200);
     assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    get(&server, "/api/media", &[("Cookie", fresh.as_str())]).assert_error(401, "unauthorized");
+    // Other sessions go on.
+    let other = session_cookie(&post(&server, "/api/login", r#"{"password":"battery staple"}"#, &[]));
+    assert_eq!(get(&server, "/api/media", &[("Cookie", other.as_str())]).status, 200);
 }
 
 #[test]
