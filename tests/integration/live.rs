@@ -222,7 +222,16 @@ fn a_client_that_stops_reading_is_told_to_resync() {
 fn an_overflowing_event_queue_recovers_by_rescanning() {
     // A queue of 4 changes cannot hold a burst: the same path as a kernel IN_Q_OVERFLOW.
     let (dirs, server) = start(&["--watch-queue", "4"]);
+    server.wait_indexed();
+    for d in 0..10 {
+        std::fs::create_dir_all(dirs.media.join(format!("burst/{d}"))).unwrap();
+    }
+    wait_until("the folders are watched", || server.json("/api/status")["watch"]["watched_folders"] == 12);
+    // Stopped while the files are written, the server finds their events waiting in the
+    // kernel's queue and reads them in one go: more than 4 at once, every time (not a race).
+    crate::util::signal_pid(server.pid(), libc::SIGSTOP);
     let expected = copy_many(&dirs.media, 2000);
+    crate::util::signal_pid(server.pid(), libc::SIGCONT);
     wait_until("all 2000 files are listed", || server.json("/api/status")["items"] == 2000);
     assert_eq!(names(&server), expected);
     let watch = &server.json("/api/status")["watch"];
