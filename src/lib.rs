@@ -116,7 +116,8 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
         };
-        http::serve(library, hooks, opts, listener, stopping).await?;
+        http::serve(std::sync::Arc::clone(&library), hooks, opts, listener, stopping).await?;
+        library.fs.leave_replicas();
         Ok::<_, anyhow::Error>(())
     })?;
     tracing::info!("stopped");

@@ -435,6 +435,11 @@ impl MediaFs {
         }
     }
 
+    /// This server stops announcing favorites (a clean shutdown).
+    pub fn leave_replicas(&self) {
+        self.journal.leave();
+    }
+
     /// Favorite changes other servers sharing the state dir made since the last call.
     pub fn replica_changes(&self) -> journal::Changes {
         let changes = self.journal.poll();
