@@ -89,6 +89,8 @@ const SETTLE_NS: i64 = 2_000_000_000;
 /// place (which does not change their folder's mtime).
 const DEEP_EVERY: u32 = 12;
 const META_FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often the live thread applies favorites changed by other servers (requests also do).
+const REPLICA_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How often the live thread checks that the media folder is still the one it watches.
 const ROOT_CHECK_EVERY: Duration = Duration::from_secs(2);
 
@@ -158,6 +160,7 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     let mut inotify_alive = mode.starts_with("inotify");
     let mut batch = Vec::new();
     let mut last_meta_flush = Instant::now();
+    let mut last_replica_sync = Instant::now();
     loop {
         if inotify_alive {
             match rx.recv_timeout(Duration::from_millis(200)) {
@@ -190,6 +193,12 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
             }
             overflowed.store(false, Ordering::Release);
             guarded(|| live.rescan(b"", true));
+        }
+        if last_replica_sync.elapsed() >= REPLICA_SYNC_EVERY {
+            // Favorites changed through other servers sharing the state dir reach this one's
+            // WebSocket clients even when nobody asks this server anything.
+            last_replica_sync = Instant::now();
+            guarded(|| lib.sync_replicas());
         }
         if last_meta_flush.elapsed() >= META_FLUSH_EVERY {
             // Only writes when records were added to it (no xattrs on this filesystem): at most

@@ -90,6 +90,23 @@ fn replicas_behind_nginx_share_sessions_favorites_files_and_thumbnails() {
         let favs = call("GET", &r.url("/api/media?favorite=true"), &token, None).json();
         assert_eq!(favs["items"].as_array().unwrap().len(), 1, "{}", r.base);
     }
+    // A phone watching another replica hears of it live, without asking that replica anything.
+    let ws_url = format!("{}/api/events", replicas[2].base.replacen("http://", "ws://", 1));
+    let mut events = crate::util::Events::connect_url(&ws_url, &token);
+    assert_eq!(
+        call("PUT", &replicas[0].url(&format!("/api/media/{}/favorite", ids(&replicas[0])[1])), &token, None)
+            .status,
+        200
+    );
+    let changed =
+        events.next(Duration::from_secs(30)).expect("a changed event from the other replica's favorite");
+    assert_eq!(
+        (changed["type"].as_str(), changed["item"]["favorite"].as_bool()),
+        (Some("changed"), Some(true)),
+        "{changed}"
+    );
+    drop(events);
+
     // And unset directly on one replica, seen by the others.
     assert_eq!(
         call("DELETE", &replicas[1].url(&format!("/api/media/{id}/favorite")), &token, None).status,
