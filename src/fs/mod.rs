@@ -498,15 +498,32 @@ pub fn mtime_ns(m: &Metadata) -> i64 {
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file, never a torn
 /// one: temp file in the same folder, fsync, rename, fsync the folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`], the new file created with `mode` (less the umask, as `File::create` does
+/// with 0666), so a secret is never readable by others, not even for a moment.
+pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = write_temp(path, bytes, mode)?;
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// A new, synced temp file beside `path` holding `bytes`, created with `mode`, for the caller to
+/// rename or link into place; nothing is left behind when writing it fails.
+pub(crate) fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = temp_name(path);
-    let mut f = File::create(&tmp)?;
-    let res = f.write_all(bytes).and_then(|()| f.sync_all());
-    if let Err(e) = res {
+    let written =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    Ok(tmp)
 }

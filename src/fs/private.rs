@@ -2,7 +2,7 @@
 //! written atomically and readable by their owner only.
 
 use std::io;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -20,7 +20,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    super::write_atomic(path, bytes)?;
+    super::write_atomic_mode(path, bytes, 0o600)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
@@ -28,17 +28,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// NFS (a temp file hard-linked into place): `false` when another process, possibly another
 /// replica sharing the state dir, created it first.
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    use std::io::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = super::temp_name(path);
-    let written =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        });
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let tmp = super::write_temp(path, bytes, 0o600)?;
+    let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(true),
