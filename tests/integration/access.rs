@@ -205,17 +205,7 @@ fn brute_force_logins_are_slowed_down() {
 fn api_tokens_work_until_revoked() {
     let (dirs, server) = start(&[]);
     post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
-    let spis = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_spis"))
-            .args(args)
-            .arg("--state-dir")
-            .arg(&dirs.state)
-            .env_remove("SPIS_CONFIG")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let spis = |args: &[&str]| crate::util::spis_cli(&dirs.state, args);
     let token = spis(&["token", "create", "backup-script"]).trim().to_owned();
     assert!(token.starts_with("spis_") && token.len() > 40, "{token}");
     assert_eq!(spis(&["token", "list"]), "backup-script\n");
@@ -287,13 +277,8 @@ fn metrics_are_prometheus_text_for_a_scraper_with_a_token() {
     let (dirs, server) = start(&[]);
     post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
     get(&server, "/metrics", &[]).assert_error(401, "unauthorized");
-    let out = Command::new(env!("CARGO_BIN_EXE_spis"))
-        .args(["token", "create", "prometheus", "--state-dir"])
-        .arg(&dirs.state)
-        .env_remove("SPIS_CONFIG")
-        .output()
-        .unwrap();
-    let bearer = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let token = crate::util::spis_cli(&dirs.state, &["token", "create", "prometheus"]);
+    let bearer = format!("Bearer {}", token.trim());
     let auth = [("Authorization", bearer.as_str())];
     wait_until("indexed", || get(&server, "/api/health", &[]).json()["ready"] == true);
     let list = get(&server, "/api/media", &auth).json();

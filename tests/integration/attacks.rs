@@ -14,17 +14,9 @@ const SECRET: &[u8] = b"SPIS-TEST-SECRET-7c1d";
 
 /// One raw request; the status and the body (the connection is closed after one answer).
 fn raw(server: &Server, request: &[u8]) -> (u16, Vec<u8>) {
-    let addr = server.base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(request).unwrap();
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body =
-        answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(Vec::new(), |i| answer[i + 4..].to_vec());
-    (status, body)
+    let stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    let (status, _, body) = crate::util::exchange(stream, request);
+    (status, body.unwrap_or_default())
 }
 
 fn get(server: &Server, target: &str) -> (u16, Vec<u8>) {

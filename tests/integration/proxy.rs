@@ -2,7 +2,6 @@
 //! the app, thumbnails, Range requests and WebSocket events through the proxy, and forwarded
 //! headers believed only from the trusted proxy.
 
-use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -128,40 +127,14 @@ fn request_from(src: Ipv4Addr, base: &str, head: &str) -> (u16, String, Vec<u8>)
 /// As [`request_from`], with a JSON body.
 fn post_from(src: Ipv4Addr, base: &str, head: &str, body: &str) -> (u16, String, Vec<u8>) {
     let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
-    let mut s = connect_from(src, addr);
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let length = if body.is_empty() {
         String::new()
     } else {
         format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len())
     };
-    s.write_all(format!("{head}{length}Host: {addr}\r\nConnection: close\r\n\r\n{body}").as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
-    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head, answer[split + 4..].to_vec())
-}
-
-fn make_video(path: &Path) {
-    let status = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=10",
-            "-t",
-            "2",
-        ])
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg (make test installs it)");
-    assert!(status.success());
+    let request = format!("{head}{length}Host: {addr}\r\nConnection: close\r\n\r\n{body}");
+    let (status, head, body) = crate::util::exchange(connect_from(src, addr), request.as_bytes());
+    (status, head, body.expect("an HTTP answer"))
 }
 
 fn auth_server(dirs: &Dirs, args: &[&str]) -> Server {
@@ -179,7 +152,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 fn the_app_thumbnails_ranges_and_events_work_through_nginx() {
     let dirs = Dirs::new();
     copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "photo.jpg")]);
-    make_video(&dirs.media.join("clip.mp4"));
+    crate::util::make_video(&dirs.media.join("clip.mp4"), "2", &[]);
     let server = auth_server(&dirs, &["--trusted-proxies", "127.0.0.1"]);
     wait_until("indexed", || server.json("/api/health")["ready"] == true);
     let nginx = Nginx::start(&[server.base.trim_start_matches("http://")]);

@@ -3,7 +3,6 @@
 //! replicas at once are identical and whole; a replica killed mid-load costs at most the request
 //! in flight.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,13 +29,8 @@ fn replicas_behind_nginx_share_sessions_favorites_files_and_thumbnails() {
         copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, &format!("p{i}.jpg"))]);
     }
     // A token for talking to each replica directly (tokens live in the shared state dir).
-    let out = Command::new(env!("CARGO_BIN_EXE_spis"))
-        .args(["token", "create", "test", "--state-dir"])
-        .arg(&dirs.state)
-        .env_remove("SPIS_CONFIG")
-        .output()
-        .unwrap();
-    let bearer = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let token = crate::util::spis_cli(&dirs.state, &["token", "create", "test"]);
+    let bearer = format!("Bearer {}", token.trim());
     let token = [("Authorization", bearer.as_str())];
     // No rate limit: all the load comes from this test, through nginx.
     let env = [("SPIS_NO_AUTH", "false"), ("SPIS_RATE_LIMIT", "0")];

@@ -321,23 +321,11 @@ fn videos_get_a_poster_frame_through_ffmpeg() {
     // Real videos made by ffmpeg itself: a 2 s MP4, a WebM shorter than the 1 s seek, and a
     // Matroska file with a recording date.
     for (name, secs) in [("clip.mp4", "2"), ("short.webm", "0.3"), ("dated.mkv", "1.5")] {
-        let status = std::process::Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x240:rate=10",
-                "-t",
-                secs,
-            ])
-            .args(["-pix_fmt", "yuv420p", "-metadata", "creation_time=2019-02-03T04:05:06Z"])
-            .arg(dirs.media.join(name))
-            .status()
-            .unwrap();
-        assert!(status.success(), "ffmpeg could not make {name}");
+        crate::util::make_video(
+            &dirs.media.join(name),
+            secs,
+            &["-metadata", "creation_time=2019-02-03T04:05:06Z"],
+        );
     }
     let server = Server::start(&dirs.media, &dirs.state, ON_DEMAND);
     server.wait_indexed();

@@ -374,3 +374,53 @@ impl Events {
         out
     }
 }
+
+/// Runs a `spis` subcommand on the state dir `state` (`--state-dir` appended), asserts that it
+/// succeeded, and returns what it printed.
+pub fn spis_cli(state: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_spis"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("SPIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A real video made by ffmpeg (a test pattern, `secs` long), with more output options in `extra`.
+pub fn make_video(path: &Path, secs: &str, extra: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-t",
+            secs,
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .args(extra)
+        .arg(path)
+        .status()
+        .expect("ffmpeg (make test installs it)");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+}
+
+/// Sends raw request bytes over `stream` and reads until the server closes: the status (0 when
+/// there is none), the head, and the body (`None` when no blank line ends a head).
+pub fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16, String, Option<Vec<u8>>) {
+    use std::io::{Read as _, Write as _};
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n");
+    let head = String::from_utf8_lossy(&answer[..split.unwrap_or(answer.len())]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, split.map(|i| answer[i + 4..].to_vec()))
+}
