@@ -80,16 +80,10 @@ pub struct Auth {
     password_seen: Mutex<(Option<FileVersion>, Instant)>,
     max_age: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    tokens: Mutex<TokenCache>,
-    /// The logged-out sessions' nonces, re-read when the file changes (another replica).
-    logged_out: Mutex<(Option<FileVersion>, std::collections::HashSet<String>)>,
-}
-
-#[derive(Debug, Default)]
-struct TokenCache {
-    mtime: Option<(Option<SystemTime>, u64)>,
-    /// (name, hex SHA-256 of the token)
-    entries: Vec<(String, String)>,
+    /// The stored tokens: (name, hex SHA-256 of the token).
+    tokens: Mutex<private::Reloaded<Vec<(String, String)>>>,
+    /// The logged-out sessions' nonces.
+    logged_out: Mutex<private::Reloaded<std::collections::HashSet<String>>>,
 }
 
 impl Auth {
@@ -113,8 +107,8 @@ impl Auth {
             password_seen: Mutex::new((private::version(&state_dir.join(PASSWORD_FILE)), Instant::now())),
             max_age: opts.session_max_age,
             failures: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(TokenCache::default()),
-            logged_out: Mutex::new((None, std::collections::HashSet::new())),
+            tokens: Mutex::default(),
+            logged_out: Mutex::default(),
         })
     }
 
@@ -205,19 +199,16 @@ impl Auth {
     }
 
     fn is_logged_out(&self, nonce: &str) -> bool {
-        let path = self.state_dir.join(LOGGED_OUT_FILE);
         let mut cache = self.logged_out.lock().unwrap_or_else(|p| p.into_inner());
-        let version = private::version(&path);
-        if version != cache.0 {
-            let text = private::read_optional(&path).ok().flatten().unwrap_or_default();
-            cache.1 = String::from_utf8_lossy(&text)
+        let nonces = cache.get(&self.state_dir.join(LOGGED_OUT_FILE), |path| {
+            let text = private::read_optional(path).ok().flatten().unwrap_or_default();
+            String::from_utf8_lossy(&text)
                 .lines()
                 .filter_map(|l| l.split(' ').next())
                 .map(str::to_owned)
-                .collect();
-            cache.0 = version;
-        }
-        cache.1.contains(nonce)
+                .collect()
+        });
+        nonces.contains(nonce)
     }
 
     /// A new session cookie value.
@@ -297,15 +288,10 @@ impl Auth {
     pub fn check_token(&self, token: &str) -> bool {
         let digest = hex(&sha2::Sha256::digest(token.as_bytes()));
         let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let path = self.state_dir.join(TOKENS_FILE);
-        // Modified time and inode: a rewrite (temp file renamed over) is always noticed.
-        let mtime = private::version(&path);
-        if mtime != cache.mtime {
-            cache.entries = read_tokens(&path).unwrap_or_default();
-            cache.mtime = mtime;
-        }
+        let entries =
+            cache.get(&self.state_dir.join(TOKENS_FILE), |path| read_tokens(path).unwrap_or_default());
         // Constant-time over each stored hash, so timing says nothing about how close a guess was.
-        cache.entries.iter().fold(false, |found, (_, h)| found | constant_eq(h.as_bytes(), digest.as_bytes()))
+        entries.iter().fold(false, |found, (_, h)| found | constant_eq(h.as_bytes(), digest.as_bytes()))
     }
 
     fn mac(&self) -> HmacSha256 {

@@ -41,6 +41,27 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// A value parsed from a small state file, parsed again whenever the file is rewritten (by this
+/// process, by `spis token`, or by another replica sharing the state dir): one stat per use.
+#[derive(Debug, Default)]
+pub struct Reloaded<T> {
+    version: Option<(Option<SystemTime>, u64)>,
+    value: T,
+}
+
+impl<T> Reloaded<T> {
+    /// The value for the file as it is now; `parse` runs only when it changed.
+    pub fn get(&mut self, path: &Path, parse: impl FnOnce(&Path) -> T) -> &T {
+        // Modified time and inode: a rewrite (temp file renamed over) is always noticed.
+        let now = version(path);
+        if now != self.version {
+            self.value = parse(path);
+            self.version = now;
+        }
+        &self.value
+    }
+}
+
 /// What changes when the file is rewritten (mtime and inode), for caches of its content.
 pub fn version(path: &Path) -> Option<(Option<SystemTime>, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.ino()))
