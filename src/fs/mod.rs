@@ -5,6 +5,7 @@
 //! remembers about them goes into `user.spis.*` attributes (which change neither bytes nor mtime)
 //! or, where those cannot be written, into files in the state dir.
 
+mod beneath;
 pub mod cache;
 pub mod journal;
 pub mod private;
@@ -14,14 +15,16 @@ pub mod xattr;
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, bail};
 
 use crate::config::XattrMode;
+use beneath::{Kind, Open, Stat};
 use state::{FavoriteFile, MetaCache};
 
 /// Attribute holding what was extracted from a file (see `library::record`).
@@ -49,6 +52,7 @@ impl RelPath<'_> {
         k
     }
 
+    /// The absolute path, for log lines and the hook program: never opened by spis itself.
     fn under(&self, root: &Path) -> PathBuf {
         let mut p = root.to_path_buf();
         if !self.dir.is_empty() {
@@ -90,9 +94,13 @@ pub enum MetaSource {
 }
 
 /// The media folder and the state dir, with the fallbacks between them.
+///
+/// SECURITY: every call below the media root goes through [`beneath::Root`], which resolves the
+/// relative path without following links (unless `--follow-symlinks`); nothing here opens a path
+/// made by joining strings.
 #[derive(Debug)]
 pub struct MediaFs {
-    root: PathBuf,
+    root: beneath::Root,
     state_dir: PathBuf,
     /// (device, inode) of the state dir, so a walk never descends into it.
     state_dir_id: (u64, u64),
@@ -135,10 +143,12 @@ impl MediaFs {
             format!("cannot create the state dir {} (choose another with --state-dir)", state_dir.display())
         })?;
         let sd = std::fs::metadata(state_dir)?;
+        let state_dir_id = (sd.dev(), sd.ino());
         Ok(MediaFs {
-            root,
+            root: beneath::Root::try_open(&root, follow_symlinks, state_dir_id)
+                .with_context(|| format!("opening the media folder {}", root.display()))?,
             state_dir: state_dir.to_path_buf(),
-            state_dir_id: (sd.dev(), sd.ino()),
+            state_dir_id,
             xattr,
             follow_symlinks,
             meta_cache: MetaCache::load(state_dir.join("meta-cache.bin"))
@@ -151,7 +161,7 @@ impl MediaFs {
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -184,62 +194,69 @@ impl MediaFs {
     /// Lists one folder: its media files (with size and mtime) and its subfolders, both in name
     /// order. An unreadable folder is counted and logged, and its error returned.
     pub fn list_dir(&self, dir: &[u8], accept: &dyn Fn(&[u8]) -> bool) -> io::Result<Listing> {
-        let abs = RelPath { dir: &[], name: dir }.under(&self.root);
-        let read = self.metadata(&abs).and_then(|m| {
-            if m.is_dir() {
-                std::fs::read_dir(&abs).map(|e| (m, e))
-            } else {
-                Err(io::ErrorKind::NotADirectory.into())
-            }
-        });
-        let (meta, entries) = match read {
+        let opened = self.root.open(dir, Open::Dir).and_then(|fd| Ok((beneath::fstat(&fd)?, fd)));
+        let (meta, fd) = match opened {
             Ok(r) => r,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
                     self.walk_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(folder = %abs.display(), error = %e, "cannot read folder, skipping it");
+                    let folder = RelPath { dir: &[], name: dir }.under(self.root());
+                    tracing::warn!(folder = %folder.display(), error = %e, "cannot read folder, skipping it");
                 }
                 return Err(e);
             }
         };
-        let mut listing = Listing { mtime_ns: mtime_ns(&meta), files: Vec::new(), subdirs: Vec::new() };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.as_bytes();
+        let mut listing = Listing { mtime_ns: meta.mtime_ns, files: Vec::new(), subdirs: Vec::new() };
+        let mut buf = Vec::with_capacity(32 * 1024);
+        let mut entries = rustix::fs::RawDir::new(&fd, buf.spare_capacity_mut());
+        while let Some(entry) = entries.next() {
+            let Ok(entry) = entry else {
+                self.walk_errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            };
+            let name = entry.file_name().to_bytes();
             if name.starts_with(b".") {
                 continue;
             }
             // SECURITY: d_type comes from readdir without following links, so a symlink is
             // never mistaken for the folder or file it points to, unless links are followed.
-            let Ok(ft) = entry.file_type() else { continue };
-            let (ft, followed) = if ft.is_symlink() {
-                match self.follow(&abs, name) {
-                    Some(m) => (m.file_type(), Some(m)),
+            let kind = match entry.file_type() {
+                rustix::fs::FileType::RegularFile => Kind::File,
+                rustix::fs::FileType::Directory => Kind::Dir,
+                rustix::fs::FileType::Symlink => Kind::Symlink,
+                rustix::fs::FileType::Unknown => match beneath::stat_in(&fd, name) {
+                    Ok(st) => st.kind,
+                    Err(_) => continue,
+                },
+                _ => Kind::Other,
+            };
+            let stat = if kind == Kind::Symlink {
+                match self.follow(&fd, dir, name) {
+                    Some(st) => Ok(st),
                     None => continue,
                 }
             } else {
-                (ft, None)
+                beneath::stat_in(&fd, name)
             };
-            if ft.is_dir() {
-                // Skip the state dir when it lives inside the media folder.
-                if entry.metadata().is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id) {
+            let st = match stat {
+                Ok(st) => st,
+                // Deleted since readdir: simply not there any more.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    self.walk_errors.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                listing.subdirs.push(join(dir, name));
-            } else if ft.is_file() && accept(name) {
-                match followed.map_or_else(|| entry.metadata(), Ok) {
-                    Ok(m) => listing.files.push(Found {
-                        dir: dir.to_vec(),
-                        name: name.to_vec(),
-                        size: m.len(),
-                        mtime_ns: mtime_ns(&m),
-                    }),
-                    // Deleted since readdir: simply not there any more.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(_) => {
-                        self.walk_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            };
+            match st.kind {
+                // Skip the state dir when it lives inside the media folder.
+                Kind::Dir if st.id() != self.state_dir_id => listing.subdirs.push(join(dir, name)),
+                Kind::File if accept(name) => listing.files.push(Found {
+                    dir: dir.to_vec(),
+                    name: name.to_vec(),
+                    size: st.size,
+                    mtime_ns: st.mtime_ns,
+                }),
+                _ => {}
             }
         }
         listing.subdirs.sort_unstable();
@@ -247,42 +264,57 @@ impl MediaFs {
         Ok(listing)
     }
 
-    /// What a symlink at `abs_dir/name` leads to, when links are followed and it is neither the
-    /// state dir nor a folder that contains the link (which would list it for ever).
-    fn follow(&self, abs_dir: &Path, name: &[u8]) -> Option<Metadata> {
+    /// What a symlink `name` in the open folder `dir` leads to, when links are followed and it is
+    /// neither the state dir nor a folder that contains the link (which would list it for ever).
+    fn follow(&self, dir_fd: &OwnedFd, dir: &[u8], name: &[u8]) -> Option<Stat> {
         if !self.follow_symlinks {
             return None;
         }
-        let m = std::fs::metadata(abs_dir.join(std::ffi::OsStr::from_bytes(name))).ok()?;
-        if m.is_dir() {
-            let target = (m.dev(), m.ino());
-            if target == self.state_dir_id {
+        let target = beneath::stat_following(dir_fd, name).ok()?;
+        if target.kind == Kind::Dir {
+            if target.id() == self.state_dir_id {
                 return None;
             }
             // The folders the walk came through, as followed: a loop leads back to one of them.
-            let mut up = Some(abs_dir);
-            while let Some(dir) = up {
-                if std::fs::metadata(dir).is_ok_and(|d| (d.dev(), d.ino()) == target) {
-                    tracing::debug!(link = %abs_dir.join(std::ffi::OsStr::from_bytes(name)).display(), "not following a link that loops");
+            let mut d = dir;
+            loop {
+                if self.stat_rel(d).is_ok_and(|h| h.id() == target.id()) {
+                    tracing::debug!(link = %String::from_utf8_lossy(&join(dir, name)), "not following a link that loops");
                     return None;
                 }
-                if dir == self.root {
+                if d.is_empty() {
                     break;
                 }
-                up = dir.parent();
+                d = d.iter().rposition(|&b| b == b'/').map_or(&[][..], |i| &d[..i]);
             }
         }
-        Some(m)
+        self.root.accept_link(join(dir, name), target.id());
+        Some(target)
     }
 
-    /// Metadata of a path below the root: of a link itself unless links are followed.
-    fn metadata(&self, abs: &Path) -> io::Result<Metadata> {
-        if self.follow_symlinks { std::fs::metadata(abs) } else { std::fs::symlink_metadata(abs) }
+    /// Stat of a path below the root (of a link itself unless links are followed).
+    fn stat_rel(&self, rel: &[u8]) -> io::Result<Stat> {
+        beneath::fstat(self.root.open(rel, Open::Path)?)
     }
 
-    /// Opens a media file for reading; see [`open_media`].
-    fn open(&self, abs: &Path) -> io::Result<File> {
-        open_media(abs, self.follow_symlinks)
+    /// Opens a media file for reading; a FIFO, device or folder found there is refused.
+    fn open(&self, rel: RelPath<'_>) -> io::Result<File> {
+        let file = File::from(self.root.open(&rel.key(), Open::Read)?);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok(file)
+    }
+
+    /// Opens a media file for its attributes: never through a link, even with
+    /// `--follow-symlinks`, so an attribute never lands on a file outside the media folder (the
+    /// state dir keeps what belongs to files reached through links).
+    fn open_for_attrs(&self, rel: RelPath<'_>) -> io::Result<OwnedFd> {
+        let fd = self.root.open_no_links(&rel.key(), Open::Read)?;
+        if beneath::fstat(&fd)?.kind != Kind::File {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok(fd)
     }
 
     /// Whether links are followed (`--follow-symlinks`).
@@ -292,50 +324,56 @@ impl MediaFs {
 
     /// Whether `name` in the folder `dir` is a link to a folder that is followed.
     pub fn followed_dir(&self, dir: &[u8], name: &[u8]) -> bool {
-        self.follow(&RelPath { dir: &[], name: dir }.under(&self.root), name).is_some_and(|m| m.is_dir())
+        self.follow_symlinks
+            && self.root.open(dir, Open::Dir).is_ok_and(|fd| self.follow(&fd, dir, name).is_some_and(|st| st.kind == Kind::Dir))
     }
 
     /// The size and mtime of one media file, `None` when it is gone or not a regular file.
     pub fn stat(&self, rel: RelPath<'_>) -> Option<Found> {
-        let m = self.metadata(&rel.under(&self.root)).ok().filter(|m| m.is_file())?;
-        Some(Found { dir: rel.dir.to_vec(), name: rel.name.to_vec(), size: m.len(), mtime_ns: mtime_ns(&m) })
+        let st = self.stat_rel(&rel.key()).ok().filter(|st| st.kind == Kind::File)?;
+        Some(Found { dir: rel.dir.to_vec(), name: rel.name.to_vec(), size: st.size, mtime_ns: st.mtime_ns })
     }
 
     /// A folder's mtime, which changes whenever an entry is added, removed or renamed in it.
     pub fn dir_mtime(&self, dir: &[u8]) -> io::Result<i64> {
-        let m = self.metadata(&RelPath { dir: &[], name: dir }.under(&self.root))?;
-        if !m.is_dir() {
+        let st = self.stat_rel(dir)?;
+        if st.kind != Kind::Dir {
             return Err(io::ErrorKind::NotADirectory.into());
         }
-        Ok(mtime_ns(&m))
+        Ok(st.mtime_ns)
     }
 
     /// The media folder's (device, inode) now: `None` when it is gone (an unplugged USB stick),
-    /// a new value when something else is mounted or created there.
+    /// a new value when something else is mounted or created there (which is then opened).
     pub fn root_identity(&self) -> Option<(u64, u64)> {
-        std::fs::symlink_metadata(&self.root).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+        self.root.identity()
     }
 
     /// Whether a folder below the root is the state dir (which is never indexed or watched).
     pub fn is_state_dir(&self, dir: &[u8]) -> bool {
-        self.metadata(&RelPath { dir: &[], name: dir }.under(&self.root))
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.state_dir_id)
+        self.stat_rel(dir).is_ok_and(|st| st.id() == self.state_dir_id)
     }
 
     /// Opens a media file for reading its header.
     pub fn open_reader(&self, rel: RelPath<'_>) -> io::Result<BufReader<File>> {
-        Ok(BufReader::with_capacity(16 * 1024, self.open(&rel.under(&self.root))?))
+        Ok(BufReader::with_capacity(16 * 1024, self.open(rel)?))
     }
 
-    /// The absolute path of a media file, for an external decoder to open.
+    /// The absolute path of a media file, for log lines and the hook program only.
     pub fn path_of(&self, rel: RelPath<'_>) -> PathBuf {
-        rel.under(&self.root)
+        rel.under(self.root())
+    }
+
+    /// Opens a media file for an external decoder, which gets the open file (as its standard
+    /// input), never a path it would resolve again itself.
+    pub fn open_for_tool(&self, rel: RelPath<'_>) -> io::Result<File> {
+        self.open(rel)
     }
 
     /// Reads a whole media file for decoding, refusing one larger than `max_bytes` before reading.
     pub fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
         use std::io::Read as _;
-        let file = self.open(&rel.under(&self.root))?;
+        let file = self.open(rel)?;
         let len = file.metadata()?.len();
         if len > max_bytes {
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, format!("{len} bytes")));
@@ -348,22 +386,28 @@ impl MediaFs {
 
     /// Opens a media file for serving, with its current metadata.
     pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
-        let (path, follow) = (rel.under(&self.root), self.follow_symlinks);
-        let file = tokio::task::spawn_blocking(move || open_media(&path, follow))
-            .await
-            .map_err(io::Error::other)??;
+        let file = tokio::task::block_in_place(|| self.open(rel))?;
         let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file"));
-        }
         Ok((tokio::fs::File::from_std(file), meta))
+    }
+
+    /// The stored metadata record of a file and whether it is a favorite, with one open: what
+    /// the indexer asks of every file.
+    pub fn read_attrs(&self, rel: RelPath<'_>) -> (Option<(Vec<u8>, MetaSource)>, bool) {
+        let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
+        (self.read_meta_from(fd.as_ref(), rel), self.is_favorite_from(fd.as_ref(), rel))
     }
 
     /// The stored metadata record of a file: its attribute, else the state-dir cache.
     pub fn read_meta(&self, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
-        if self.xattr == XattrMode::Auto {
+        let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
+        self.read_meta_from(fd.as_ref(), rel)
+    }
+
+    fn read_meta_from(&self, fd: Option<&OwnedFd>, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
+        if let Some(fd) = fd {
             let mut buf = [0u8; 1024];
-            if let Ok(Some(v)) = xattr::get(&rel.under(&self.root), META_ATTR, &mut buf) {
+            if let Ok(Some(v)) = xattr::get(fd, META_ATTR, &mut buf) {
                 return Some((v.to_vec(), MetaSource::Xattr));
             }
         }
@@ -373,8 +417,10 @@ impl MediaFs {
     /// Remembers a metadata record: on the file where possible, else in the state-dir cache
     /// (written out by [`MediaFs::flush_meta_cache`]).
     pub fn write_meta(&self, rel: RelPath<'_>, record: &[u8]) -> MetaSource {
-        if self.xattr == XattrMode::Auto {
-            match xattr::set(&rel.under(&self.root), META_ATTR, record) {
+        if self.xattr == XattrMode::Auto
+            && let Ok(fd) = self.open_for_attrs(rel)
+        {
+            match xattr::set(&fd, META_ATTR, record) {
                 Ok(()) => {
                     self.meta_cache.remove(&rel.key());
                     return MetaSource::Xattr;
@@ -394,9 +440,14 @@ impl MediaFs {
 
     /// Whether a file is a favorite, by its attribute or the state-dir list.
     pub fn is_favorite(&self, rel: RelPath<'_>) -> bool {
-        if self.xattr == XattrMode::Auto {
+        let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
+        self.is_favorite_from(fd.as_ref(), rel)
+    }
+
+    fn is_favorite_from(&self, fd: Option<&OwnedFd>, rel: RelPath<'_>) -> bool {
+        if let Some(fd) = fd {
             let mut buf = [0u8; 8];
-            if let Ok(Some(_)) = xattr::get(&rel.under(&self.root), FAVORITE_ATTR, &mut buf) {
+            if let Ok(Some(_)) = xattr::get(fd, FAVORITE_ATTR, &mut buf) {
                 return true;
             }
         }
@@ -404,26 +455,36 @@ impl MediaFs {
     }
 
     /// Marks or unmarks a favorite durably: when this returns Ok, a crash or power loss keeps it.
+    /// A file that cannot be reached beneath the root (gone, or a link on the way that is not
+    /// followed) is `NotFound`, and nothing is written anywhere.
     pub fn set_favorite(&self, rel: RelPath<'_>, on: bool) -> io::Result<()> {
-        let path = rel.under(&self.root);
         let key = rel.key();
         if self.xattr == XattrMode::Auto {
-            let done =
-                if on { xattr::set(&path, FAVORITE_ATTR, b"1") } else { xattr::remove(&path, FAVORITE_ATTR) };
-            match done {
-                Ok(()) => {
-                    // The attribute is durable once the inode is on disk.
-                    self.open(&path)?.sync_all()?;
-                    if !on {
-                        // It may also have been stored in the list while attributes were unavailable.
-                        self.favorites.set(&key, false)?;
+            // Reached without links: its attribute. Reached only through a followed link: the
+            // state dir, so the link's target is never written.
+            match self.open_for_attrs(rel) {
+                Ok(fd) => {
+                    let done =
+                        if on { xattr::set(&fd, FAVORITE_ATTR, b"1") } else { xattr::remove(&fd, FAVORITE_ATTR) };
+                    match done {
+                        Ok(()) => {
+                            // The attribute is durable once the inode is on disk.
+                            rustix::fs::fsync(&fd)?;
+                            if !on {
+                                // It may also have been stored in the list while attributes were unavailable.
+                                self.favorites.set(&key, false)?;
+                            }
+                            return Ok(());
+                        }
+                        Err(xattr::XattrError::Unsupported(_)) => {}
+                        Err(xattr::XattrError::Io(e)) => return Err(e),
                     }
-                    return Ok(());
                 }
-                Err(xattr::XattrError::Unsupported(_)) => {}
-                Err(xattr::XattrError::Io(e)) => return Err(e),
+                Err(e) if !self.follow_symlinks => return Err(e),
+                Err(_) => {}
             }
         }
+        self.open(rel)?;
         self.favorites.set(&key, on)
     }
 
@@ -458,22 +519,6 @@ impl MediaFs {
         self.meta_cache.rename(from, to);
         self.favorites.rename(from, to)
     }
-}
-
-/// Opens read-only without blocking on a FIFO, and without following a final symlink unless
-/// `follow` (`--follow-symlinks`).
-fn open_media(path: &Path, follow: bool) -> io::Result<File> {
-    // SECURITY: O_NOFOLLOW refuses a symlink swapped in after the walk; O_NONBLOCK makes opening
-    // a FIFO return at once instead of hanging a worker until a writer appears.
-    let no_follow = if follow { 0 } else { libc::O_NOFOLLOW };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(no_follow | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    Ok(file)
 }
 
 /// A hidden temp name beside `path`, unique per process and call: replicas on other hosts may

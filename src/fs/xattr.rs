@@ -1,14 +1,14 @@
-//! Extended attributes through the raw `lgetxattr`/`lsetxattr`/`lremovexattr` syscalls.
+//! Extended attributes through the raw `fgetxattr`/`fsetxattr`/`fremovexattr` syscalls.
 //!
-//! The `l` variants act on a symlink itself, never on what it points to, so a link planted in the
-//! media folder cannot make spis write to a file outside it. The one rule: an attribute that is
+//! They act on a file already opened beneath the media root (see `beneath`), never on a path, so
+//! a link planted anywhere on the way cannot make spis read or write a file outside it. The rule: an attribute that is
 //! unsupported where it lives is `Ok(None)` on read and [`XattrError::Unsupported`] on write, so
 //! callers can fall back to the state dir instead of failing.
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::AsFd;
+
+use rustix::io::Errno;
 
 /// Why an attribute could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -39,55 +39,28 @@ impl XattrError {
     }
 }
 
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-}
-
-fn c_name(name: &str) -> CString {
-    CString::new(name).expect("attribute names are constants without NUL")
-}
-
-/// Reads attribute `name` into `buf`; `Ok(None)` when it is absent or attributes are unsupported.
-/// Values larger than `buf` are treated as absent: spis never writes them, so they are not ours.
-pub fn get<'b>(path: &Path, name: &str, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
-    let p = c_path(path)?;
-    let n = c_name(name);
-    // SAFETY: both strings are NUL-terminated and live across the call; buf is valid for
-    // buf.len() writable bytes.
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len >= 0 {
-        return Ok(Some(&buf[..len as usize]));
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENODATA | libc::ENOTSUP | libc::ERANGE | libc::EACCES | libc::EPERM) => Ok(None),
-        _ => Err(e),
+/// Reads attribute `name` of an open file into `buf`; `Ok(None)` when it is absent or attributes
+/// are unsupported. Values larger than `buf` are treated as absent: spis never writes them, so
+/// they are not ours.
+pub fn get<'b>(fd: impl AsFd, name: &str, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
+    match rustix::fs::fgetxattr(fd, name, &mut *buf) {
+        Ok(len) => Ok(Some(&buf[..len])),
+        Err(Errno::NODATA | Errno::NOTSUP | Errno::RANGE | Errno::ACCESS | Errno::PERM) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Sets attribute `name` to `value`.
-pub fn set(path: &Path, name: &str, value: &[u8]) -> Result<(), XattrError> {
-    let p = c_path(path).map_err(XattrError::Io)?;
-    let n = c_name(name);
-    // SAFETY: both strings are NUL-terminated; value is valid for value.len() bytes.
-    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 { Ok(()) } else { Err(XattrError::classify(io::Error::last_os_error())) }
+/// Sets attribute `name` of an open file to `value`.
+pub fn set(fd: impl AsFd, name: &str, value: &[u8]) -> Result<(), XattrError> {
+    rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty())
+        .map_err(|e| XattrError::classify(e.into()))
 }
 
-/// Removes attribute `name`; removing an absent attribute succeeds.
-pub fn remove(path: &Path, name: &str) -> Result<(), XattrError> {
-    let p = c_path(path).map_err(XattrError::Io)?;
-    let n = c_name(name);
-    // SAFETY: both strings are NUL-terminated and live across the call.
-    let rc = unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENODATA) => Ok(()),
-        _ => Err(XattrError::classify(e)),
+/// Removes attribute `name` of an open file; removing an absent attribute succeeds.
+pub fn remove(fd: impl AsFd, name: &str) -> Result<(), XattrError> {
+    match rustix::fs::fremovexattr(fd, name) {
+        Ok(()) | Err(Errno::NODATA) => Ok(()),
+        Err(e) => Err(XattrError::classify(e.into())),
     }
 }
 
@@ -97,21 +70,22 @@ mod tests {
 
     #[test]
     fn set_get_remove_round_trip_on_a_real_file() {
-        let path = std::env::temp_dir().join(format!("spis-xattr-{}", std::process::id()));
-        std::fs::write(&path, b"x").unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let fd = file.as_file();
         let mut buf = [0u8; 64];
-        assert_eq!(get(&path, "user.spis.test", &mut buf).unwrap(), None);
-        set(&path, "user.spis.test", b"hello").unwrap();
-        assert_eq!(get(&path, "user.spis.test", &mut buf).unwrap(), Some(&b"hello"[..]));
-        remove(&path, "user.spis.test").unwrap();
-        remove(&path, "user.spis.test").unwrap();
-        assert_eq!(get(&path, "user.spis.test", &mut buf).unwrap(), None);
-        std::fs::remove_file(&path).unwrap();
+        assert_eq!(get(fd, "user.spis.test", &mut buf).unwrap(), None);
+        set(fd, "user.spis.test", b"hello").unwrap();
+        assert_eq!(get(fd, "user.spis.test", &mut buf).unwrap(), Some(&b"hello"[..]));
+        remove(fd, "user.spis.test").unwrap();
+        remove(fd, "user.spis.test").unwrap();
+        assert_eq!(get(fd, "user.spis.test", &mut buf).unwrap(), None);
     }
 
     #[test]
-    fn missing_file_is_an_error_not_absent() {
-        let mut buf = [0u8; 8];
-        assert!(get(Path::new("/nonexistent/spis"), "user.x", &mut buf).is_err());
+    fn a_value_larger_than_the_buffer_counts_as_absent() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        set(file.as_file(), "user.spis.test", &[7u8; 100]).unwrap();
+        let mut small = [0u8; 8];
+        assert_eq!(get(file.as_file(), "user.spis.test", &mut small).unwrap(), None);
     }
 }

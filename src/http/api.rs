@@ -255,6 +255,8 @@ pub async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>
             Ok(json(StatusCode::OK, &ItemJson::new(&index, &item)))
         }
         Err(FavoriteError::NotFound) => Err(ApiError::UnknownMedia(id::encode(id))),
+        // Gone since it was indexed (or a link swapped in on the way): nothing was written.
+        Err(FavoriteError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::FileMissing),
         Err(FavoriteError::Io(e)) => Err(ApiError::FavoriteNotStored(e)),
     }
 }

@@ -149,7 +149,8 @@ pub(super) fn insert(index: &mut Index, r: Resolved) -> (Inserted, u64) {
 pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
     let p = &lib.progress;
     let rel = RelPath { dir: &f.dir, name: &f.name };
-    let stored = lib.fs.read_meta(rel).and_then(|(bytes, source)| {
+    let (stored, favorite) = lib.fs.read_attrs(rel);
+    let stored = stored.and_then(|(bytes, source)| {
         Meta::decode_valid(&bytes, f.size, f.mtime_ns).map(|meta| (meta, source))
     });
     let mut meta = match stored {
@@ -181,7 +182,6 @@ pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
             meta
         }
     };
-    let favorite = lib.fs.is_favorite(rel);
     let camera = meta.camera.take();
     let item = build_item(lib, &f, &meta, favorite);
     Some(Resolved { item, dir: f.dir, camera })

@@ -4,10 +4,19 @@
 //! Each runs as a subprocess with a fixed argument list (never a shell), its output written to a
 //! temp file in the cache, and a time limit after which it is killed. The rule: a missing,
 //! failing or slow tool costs a placeholder and one log line, never a stalled worker.
+//!
+//! SECURITY: a tool never gets a path below the media folder to resolve itself (a folder swapped
+//! for a link would lead it outside): it gets the file spis opened beneath the root as its
+//! standard input, and the name [`INPUT`], which reopens exactly that file.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// What the tools are told to read: their own standard input, reopened as a seekable file
+/// (MP4's index may be at its end), not a pipe.
+const INPUT: &str = "/proc/self/fd/0";
 
 /// How long one tool may run before it is killed.
 const TIME_LIMIT: Duration = Duration::from_secs(30);
@@ -40,31 +49,30 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Decodes a HEIF/AVIF file to a JPEG (quality 92, orientation applied by libheif) at `out`.
-pub fn heif_to_jpeg(tool: &Path, input: &Path, out: &Path) -> Result<Vec<u8>, String> {
+pub fn heif_to_jpeg(tool: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let mut cmd = Command::new(tool);
-    cmd.args(["-q", "92"]).arg(input).arg(out);
-    run(cmd, out)
+    cmd.args(["-q", "92", INPUT]).arg(out);
+    run(cmd, input, out)
 }
 
 /// The frame one second into a video (or its first frame, for shorter ones) as a JPEG at `out`.
-pub fn video_poster(ffmpeg: &Path, input: &Path, out: &Path) -> Result<Vec<u8>, String> {
+pub fn video_poster(ffmpeg: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let attempt = |seek: &str| {
         let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i"])
-            .arg(input)
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i", INPUT])
             // Square pixels and at most 1600 px wide: the pipeline never needs more.
             .args(["-frames:v", "1", "-vf", "scale='min(1600,iw)':-2", "-q:v", "3", "-f", "image2"])
             .arg(out);
-        run(cmd, out)
+        run(cmd, input.try_clone().map_err(|e| e.to_string())?, out)
     };
     attempt("1").or_else(|_| attempt("0"))
 }
 
 /// Runs a tool to completion within [`TIME_LIMIT`] and reads the file it wrote.
-fn run(mut cmd: Command, out: &Path) -> Result<Vec<u8>, String> {
+fn run(mut cmd: Command, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let _ = std::fs::remove_file(out);
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(input))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

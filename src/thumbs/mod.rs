@@ -362,11 +362,14 @@ impl Thumbs {
                 (bytes, format, item.orientation)
             }
             Source::External(tool) => {
-                let input = lib.fs.path_of(rel);
+                let input = lib.fs.open_for_tool(rel).map_err(|e| {
+                    tracing::warn!(file = %name, error = %e, "cannot open for a thumbnail");
+                    "unreadable"
+                })?;
                 let out = self.disk.temp_path(&id::encode(item.id), "jpg");
                 let made = match item.kind() {
-                    Kind::Video => external::video_poster(tool, &input, &out),
-                    Kind::Image => external::heif_to_jpeg(tool, &input, &out),
+                    Kind::Video => external::video_poster(tool, input, &out),
+                    Kind::Image => external::heif_to_jpeg(tool, input, &out),
                 };
                 // Both tools apply the file's rotation themselves.
                 let bytes = made.map_err(|e| {

@@ -208,3 +208,62 @@ fn symlinks_out_of_the_media_folder_are_only_followed_when_asked() {
         server.all_items("", 100).iter().any(|i| i["name"] == "later.jpg")
     });
 }
+
+/// A folder of the media folder swapped for a symlink after indexing (a share user, a camera
+/// account or another local user can do this), with the watcher off so nothing re-indexes: the
+/// old item's URLs reach nothing outside, for every route, with and without
+/// `--follow-symlinks`, and its favorite lands nowhere.
+#[test]
+fn a_folder_swapped_for_a_link_after_indexing_reaches_nothing_outside() {
+    for follow in [false, true] {
+        for depth in [1, 2] {
+            let dirs = Dirs::new();
+            copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a/b/second.jpg")]);
+            // The same names outside, holding a different (valid) photo with the secret appended.
+            let outside = dirs.media.parent().unwrap().join("outside");
+            let mut secret_jpeg = std::fs::read(corpus().join("pypi-scikit-image-0.26.0/skimage/data/retina.jpg")).unwrap();
+            secret_jpeg.extend_from_slice(SECRET);
+            std::fs::create_dir_all(outside.join("b")).unwrap();
+            std::fs::write(outside.join("second.jpg"), &secret_jpeg).unwrap();
+            std::fs::write(outside.join("b/second.jpg"), &secret_jpeg).unwrap();
+            let mut args = vec!["--watch", "off", "--thumb-workers", "0", "--resize-sizes", "64"];
+            if follow {
+                args.push("--follow-symlinks");
+            }
+            let server = Server::start(&dirs.media, &dirs.state, &args);
+            server.wait_indexed();
+            let id = server.item_named("second.jpg")["id"].as_str().unwrap().to_owned();
+            // One level up (a/b) or two (a) becomes a link to the folder outside.
+            let swapped = if depth == 1 { dirs.media.join("a/b") } else { dirs.media.join("a") };
+            std::fs::rename(&swapped, swapped.with_file_name("moved")).unwrap();
+            std::os::unix::fs::symlink(&outside, &swapped).unwrap();
+            let target = if depth == 1 { outside.join("second.jpg") } else { outside.join("b/second.jpg") };
+            assert!(std::fs::read(dirs.media.join("a/b/second.jpg")).unwrap().ends_with(SECRET));
+
+            let case = format!("follow={follow} depth={depth}");
+            for route in ["original", "thumb", "preview", "resize?w=64", "details"] {
+                let (status, body) = get(&server, &format!("/api/media/{id}/{route}"));
+                assert!(!contains(&body, SECRET), "{case} {route}: the secret leaked");
+                // Nothing made from the file outside: a 404, or the placeholder picture for a
+                // file that cannot be read (thumbnails), or a 422 (resize).
+                assert!(!body.starts_with(b"\xff\xd8"), "{case} {route}: a JPEG made from the target");
+                let text = String::from_utf8_lossy(&body);
+                match route {
+                    "thumb" | "preview" => assert!(status == 404 || text.starts_with("<svg"), "{case} {route}: {status} {text}"),
+                    "resize?w=64" => assert!(matches!(status, 404 | 422), "{case} {route}: {status} {text}"),
+                    _ => assert_eq!(status, 404, "{case} {route}: {text}"),
+                }
+            }
+            let fav = server.put(&format!("/api/media/{id}/favorite"));
+            fav.assert_error(404, "file_missing");
+            assert!(crate::util::get_xattr(&target, "user.spis.favorite").is_none(), "{case}: xattr on the target");
+            assert!(crate::util::get_xattr(&target, "user.spis.meta").is_none(), "{case}");
+            // Put back, the same item is served again (the refusal was the link, not the item).
+            std::fs::remove_file(&swapped).unwrap();
+            std::fs::rename(swapped.with_file_name("moved"), &swapped).unwrap();
+            let original = server.get(&format!("/api/media/{id}/original"));
+            assert_eq!(original.status, 200, "{case}");
+            assert_eq!(original.body, std::fs::read(corpus().join(PLAIN_JPEG)).unwrap());
+        }
+    }
+}
