@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BIN ?=
 
-.PHONY: help run test lint msrv unit web soak aarch64 qemu-test deploy-check static bench fuzz build install uninstall image buildroot-check clean
+.PHONY: help run test lint msrv unit api web soak aarch64 qemu-test deploy-check static bench fuzz build install uninstall image buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,13 +20,13 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit web soak aarch64 qemu-test deploy-check ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit api web soak aarch64 qemu-test deploy-check ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with warnings as errors
 	scripts/setup-test-deps.sh
 	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
-	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh)
+	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh tests/api/*.sh)
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ships)
@@ -35,6 +35,10 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
+
+api: ## The API against its OpenAPI document (/api/openapi.json): schemathesis, every check
+	$(CARGO) build --locked
+	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/schemathesis.sh
 
 web: ## The web app in a real browser (Debian chromium via playwright-core) against the real server
 	$(CARGO) build --locked

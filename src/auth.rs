@@ -321,8 +321,11 @@ fn verify(hash: &str, password: &str) -> bool {
         .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// The shortest household password accepted.
+pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
+
 fn check_strength(password: &str) -> Result<(), AuthError> {
-    if password.chars().count() < 8 { Err(AuthError::TooShort) } else { Ok(()) }
+    if password.chars().count() < MIN_PASSWORD_CHARS { Err(AuthError::TooShort) } else { Ok(()) }
 }
 
 /// `spis token create NAME`: a new token, printed once; only its hash is kept.

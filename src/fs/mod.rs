@@ -325,7 +325,10 @@ impl MediaFs {
     /// Whether `name` in the folder `dir` is a link to a folder that is followed.
     pub fn followed_dir(&self, dir: &[u8], name: &[u8]) -> bool {
         self.follow_symlinks
-            && self.root.open(dir, Open::Dir).is_ok_and(|fd| self.follow(&fd, dir, name).is_some_and(|st| st.kind == Kind::Dir))
+            && self
+                .root
+                .open(dir, Open::Dir)
+                .is_ok_and(|fd| self.follow(&fd, dir, name).is_some_and(|st| st.kind == Kind::Dir))
     }
 
     /// The size and mtime of one media file, `None` when it is gone or not a regular file.
@@ -464,8 +467,11 @@ impl MediaFs {
             // state dir, so the link's target is never written.
             match self.open_for_attrs(rel) {
                 Ok(fd) => {
-                    let done =
-                        if on { xattr::set(&fd, FAVORITE_ATTR, b"1") } else { xattr::remove(&fd, FAVORITE_ATTR) };
+                    let done = if on {
+                        xattr::set(&fd, FAVORITE_ATTR, b"1")
+                    } else {
+                        xattr::remove(&fd, FAVORITE_ATTR)
+                    };
                     match done {
                         Ok(()) => {
                             // The attribute is durable once the inode is on disk.

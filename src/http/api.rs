@@ -263,7 +263,15 @@ pub async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>
 
 /// `GET /api/media/{id}/original`: the file itself, with ranges and validators.
 pub async fn original(lib: &Library, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let download = query_pairs(req.uri().query()).any(|(k, v)| k == "download" && v != "0");
+    let mut download = false;
+    for (key, value) in query_pairs(req.uri().query()) {
+        match (key.as_ref(), value.as_ref()) {
+            ("download", "0") => download = false,
+            ("download", "1") => download = true,
+            ("download", _) => return Err(ApiError::bad("download", "0 or 1")),
+            (other, _) => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
+        }
+    }
     serve_file(lib, id, req, download, "private, no-cache").await
 }
 
@@ -310,41 +318,8 @@ pub async fn rendition(
 /// `GET /api/media/{id}/resize?w=&h=&fit=contain|cover&format=jpeg|png`: one picture for a
 /// box, for static sites. Sizes must come from the configured list, so the cache stays bounded.
 pub async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let allowed = &app.lib.thumbs.opts().resize_sizes;
-    let size_param = |name: &str, v: &str| {
-        v.parse::<u32>().ok().filter(|n| allowed.contains(n)).ok_or_else(|| {
-            let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
-            ApiError::bad(name, format!("one of {}", list.join(", ")))
-        })
-    };
-    let (mut w, mut h, mut fit, mut encoding) = (None, None, render::Fit::Contain, render::Encoding::Jpeg);
-    for (key, value) in query_pairs(req.uri().query()) {
-        match key.as_ref() {
-            "w" => w = Some(size_param("w", &value)?),
-            "h" => h = Some(size_param("h", &value)?),
-            "fit" => {
-                fit = match value.as_ref() {
-                    "contain" => render::Fit::Contain,
-                    "cover" => render::Fit::Cover,
-                    _ => return Err(ApiError::bad("fit", "contain or cover")),
-                }
-            }
-            "format" => {
-                encoding = match value.as_ref() {
-                    "jpeg" => render::Encoding::Jpeg,
-                    "png" => render::Encoding::Png,
-                    _ => return Err(ApiError::bad("format", "jpeg or png")),
-                }
-            }
-            other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
-        }
-    }
-    let w = w.ok_or_else(|| ApiError::bad("w", "required: the width of the box"))?;
-    // Without a height the box is as tall as it needs to be; covering it then means fitting it.
-    let (h, fit) = match h {
-        Some(h) => (h, fit),
-        None => (u32::from(u16::MAX), render::Fit::Contain),
-    };
+    let ResizeQuery { w, h, fit, encoding } =
+        ResizeQuery::parse(req.uri().query(), &app.lib.thumbs.opts().resize_sizes)?;
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let made = {
         let _slot = app.lib.thumbs.decode_slot().await;
@@ -392,6 +367,58 @@ async fn serve_file(
         cache_control,
     };
     Ok(file::serve(req.method(), req.headers(), file, &info).await)
+}
+
+/// The parameters of `/api/media/{id}/resize`: a box from the configured sizes, how to fill it
+/// and the encoding.
+#[derive(Debug, PartialEq)]
+pub(super) struct ResizeQuery {
+    w: u32,
+    /// `u16::MAX` when no height is asked: the box is as tall as it needs to be.
+    h: u32,
+    fit: render::Fit,
+    encoding: render::Encoding,
+}
+
+impl ResizeQuery {
+    pub(super) fn parse(query: Option<&str>, sizes: &[u32]) -> Result<ResizeQuery, ApiError> {
+        let size = |name: &str, v: &str| {
+            v.parse::<u32>().ok().filter(|n| sizes.contains(n)).ok_or_else(|| {
+                let list: Vec<String> = sizes.iter().map(u32::to_string).collect();
+                ApiError::bad(name, format!("one of {}", list.join(", ")))
+            })
+        };
+        let (mut w, mut h, mut fit, mut encoding) =
+            (None, None, render::Fit::Contain, render::Encoding::Jpeg);
+        for (key, value) in query_pairs(query) {
+            let v = value.as_ref();
+            match key.as_ref() {
+                "w" => w = Some(size("w", v)?),
+                "h" => h = Some(size("h", v)?),
+                "fit" => {
+                    fit = match v {
+                        "contain" => render::Fit::Contain,
+                        "cover" => render::Fit::Cover,
+                        _ => return Err(ApiError::bad("fit", "contain or cover")),
+                    }
+                }
+                "format" => {
+                    encoding = match v {
+                        "jpeg" => render::Encoding::Jpeg,
+                        "png" => render::Encoding::Png,
+                        _ => return Err(ApiError::bad("format", "jpeg or png")),
+                    }
+                }
+                other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
+            }
+        }
+        let w = w.ok_or_else(|| ApiError::bad("w", "required: the width of the box"))?;
+        // Without a height the box is as tall as it needs to be; covering it then means fitting it.
+        Ok(match h {
+            Some(h) => ResizeQuery { w, h, fit, encoding },
+            None => ResizeQuery { w, h: u32::from(u16::MAX), fit: render::Fit::Contain, encoding },
+        })
+    }
 }
 
 /// The parameters shared by `/api/media` and `/api/facets`.
@@ -581,4 +608,44 @@ fn folder_tree(index: &Index, counts: &[u64]) -> serde_json::Value {
         })
     }
     to_json("", "", &root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_queries_take_configured_sizes_and_nothing_else() {
+        let sizes = [320, 640];
+        let q = ResizeQuery::parse(Some("w=640&h=320&fit=cover&format=png"), &sizes).unwrap();
+        assert_eq!(
+            q,
+            ResizeQuery { w: 640, h: 320, fit: render::Fit::Cover, encoding: render::Encoding::Png }
+        );
+        // No height: as tall as needed, and covering means fitting.
+        let q = ResizeQuery::parse(Some("fit=cover&w=320"), &sizes).unwrap();
+        assert_eq!((q.h, q.fit, q.encoding), (65535, render::Fit::Contain, render::Encoding::Jpeg));
+        for bad in
+            ["", "h=320", "w=1", "w=640&h=100", "w=x", "w=640&fit=fill", "w=640&format=gif", "w=640&q=9"]
+        {
+            assert!(ResizeQuery::parse(Some(bad), &sizes).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_queries_refuse_what_they_do_not_know() {
+        let q = ListQuery::parse(Some("limit=5&order=asc&year=2020&month=2&kind=video&favorite=1")).unwrap();
+        assert_eq!(
+            (q.limit, q.order, q.filter.year, q.filter.month),
+            (5, Order::OldestFirst, Some(2020), Some(2))
+        );
+        assert_eq!(q.cursor, None);
+        let c = id::encode_cursor((-5, 7));
+        assert_eq!(ListQuery::parse(Some(&format!("cursor={c}"))).unwrap().cursor, Some((-5, 7)));
+        for bad in
+            ["limit=0", "limit=501", "cursor=", "month=13", "kind=gif", "favorite=yes", "order=up", "x=1"]
+        {
+            assert!(ListQuery::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! What every request passes before its handler: the per-client rate limit, authentication and
 //! the cross-origin check.
 //!
-//! The rule: only the page, its assets, the manifest, `/api/health` and the login endpoints are
-//! public; every other `/api` path (media URLs included) needs a valid session cookie or API
-//! token, and a browser request from another origin can never change anything.
+//! The rule: who may call a route is written in the route table (`routes::ROUTES`): only the
+//! page, its assets, the manifest, `/api/health` and the login endpoints are public; every other
+//! `/api` path (media URLs included) needs a valid session cookie or API token, and a browser
+//! request from another origin can never change anything.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,33 +27,23 @@ pub enum Caller {
     Anonymous,
 }
 
-/// Paths anyone may reach: the login flow and health checks (the web app is not under /api).
-pub fn is_public(method: &Method, segments: &[&str]) -> bool {
-    match segments {
-        ["api", "health"] => true,
-        ["api", "session"] => method == Method::GET,
-        ["api", "login" | "logout" | "setup"] => method == Method::POST,
-        ["api", ..] | ["metrics"] => false,
-        // The web app's page and assets: the login page needs them.
-        _ => true,
-    }
-}
-
 /// Identifies the caller from the cookie or bearer token.
 pub fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
     if !auth.required() {
         return Caller::Anyone;
     }
-    if let Some(token) = headers
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        && auth.check_token(token.trim())
-    {
-        return Caller::Token;
-    }
-    match session_cookie(headers) {
-        Some(v) if auth.check_session(v) => Caller::Session,
+        .map(str::trim);
+    // SECURITY: every credential a request presents must hold: a forged or stale cookie beside a
+    // good token (or a bad token beside a good cookie) is refused, not skipped over.
+    match (token, session_cookie(headers)) {
+        (Some(t), cookie) if auth.check_token(t) && cookie.is_none_or(|c| auth.check_session(c)) => {
+            Caller::Token
+        }
+        (None, Some(c)) if auth.check_session(c) => Caller::Session,
         _ => Caller::Anonymous,
     }
 }

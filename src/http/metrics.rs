@@ -8,14 +8,20 @@ use std::time::Duration;
 
 use hyper::{Response, StatusCode, header};
 
+use super::routes::{APP_SLOT, OTHER_SLOT, ROUTES};
 use super::{App, Body, full};
 use crate::metrics::{self, Histogram};
 
-/// Route labels: a fixed set, so a scan of random URLs cannot grow the series.
-const ROUTES: &[&str] = &[
-    "list", "item", "original", "thumb", "preview", "resize", "details", "favorite", "events", "status",
-    "health", "facets", "session", "login", "logout", "setup", "password", "metrics", "app", "other",
-];
+/// Route labels: the route table's, then the web app's and unknown paths'; a fixed set, so a
+/// scan of random URLs cannot grow the series.
+fn label(slot: usize) -> &'static str {
+    match ROUTES.get(slot) {
+        Some(spec) => spec.label,
+        None if slot == APP_SLOT => "app",
+        None => "other",
+    }
+}
+const SLOTS: usize = OTHER_SLOT + 1;
 /// Status labels kept apart; any other code is counted under "other".
 const CODES: &[u16] = &[200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 413, 416, 426, 429, 431, 500, 503];
 
@@ -29,42 +35,21 @@ pub struct HttpMetrics {
 impl Default for HttpMetrics {
     fn default() -> HttpMetrics {
         HttpMetrics {
-            requests: (0..ROUTES.len() * (CODES.len() + 1)).map(|_| AtomicU64::new(0)).collect(),
-            latency: (0..ROUTES.len()).map(|_| Histogram::new(metrics::REQUEST_BOUNDS)).collect(),
+            requests: (0..SLOTS * (CODES.len() + 1)).map(|_| AtomicU64::new(0)).collect(),
+            latency: (0..SLOTS).map(|_| Histogram::new(metrics::REQUEST_BOUNDS)).collect(),
         }
     }
 }
 
 impl HttpMetrics {
-    /// Counts one answered request.
-    pub fn record(&self, path: &str, status: StatusCode, took: Duration) {
-        let route = route_of(path);
+    /// Counts one answered request of the route in `slot` (see `routes::Matched::slot`; the
+    /// method does not matter: a 405 is still that route).
+    pub fn record(&self, route: usize, status: StatusCode, took: Duration) {
+        let route = route.min(SLOTS - 1);
         let code = CODES.iter().position(|&c| c == status.as_u16()).unwrap_or(CODES.len());
         self.requests[route * (CODES.len() + 1) + code].fetch_add(1, Ordering::Relaxed);
         self.latency[route].observe(took);
     }
-}
-
-/// The route label of a path (the method does not matter: a 405 is still that route).
-fn route_of(path: &str) -> usize {
-    let mut s = path.trim_start_matches('/').split('/');
-    let label = match (s.next(), s.next(), s.next(), s.next(), s.next()) {
-        (Some("metrics"), None, ..) => "metrics",
-        (Some("api"), Some("media"), None, ..) => "list",
-        (Some("api"), Some("media"), Some(_), None, _) => "item",
-        (Some("api"), Some("media"), Some(_), Some(which), None) => match which {
-            "original" | "thumb" | "preview" | "resize" | "details" | "favorite" => which,
-            _ => "other",
-        },
-        (Some("api"), Some(which), None, ..) => match which {
-            "events" | "status" | "health" | "facets" | "session" | "login" | "logout" | "setup"
-            | "password" => which,
-            _ => "other",
-        },
-        (Some("api"), ..) => "other",
-        _ => "app",
-    };
-    ROUTES.iter().position(|&r| r == label).unwrap_or(ROUTES.len() - 1)
 }
 
 /// The whole exposition.
@@ -77,7 +62,8 @@ pub fn render(app: &App) -> Response<Body> {
         "counter",
         "Requests answered, by route and status.",
     );
-    for (r, route) in ROUTES.iter().enumerate() {
+    for r in 0..SLOTS {
+        let route = label(r);
         for c in 0..=CODES.len() {
             let n = m.requests[r * (CODES.len() + 1) + c].load(Ordering::Relaxed);
             if n > 0 {
@@ -92,7 +78,8 @@ pub fn render(app: &App) -> Response<Body> {
         "histogram",
         "Time from the request to its response head, by route.",
     );
-    for (r, route) in ROUTES.iter().enumerate() {
+    for r in 0..SLOTS {
+        let route = label(r);
         if m.latency[r].count() > 0 {
             m.latency[r].write(
                 &mut out,
@@ -244,17 +231,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_map_to_a_fixed_set_of_routes() {
-        let label = |p: &str| ROUTES[route_of(p)];
-        assert_eq!(label("/api/media"), "list");
-        assert_eq!(label("/api/media/AAAAAAAAAAA"), "item");
-        assert_eq!(label("/api/media/AAAAAAAAAAA/thumb"), "thumb");
-        assert_eq!(label("/api/media/AAAAAAAAAAA/favorite"), "favorite");
-        assert_eq!(label("/api/media/x/nonsense"), "other");
-        assert_eq!(label("/api/events"), "events");
-        assert_eq!(label("/api/whatever/deep/path"), "other");
-        assert_eq!(label("/"), "app");
-        assert_eq!(label("/assets/v1/app.js"), "app");
-        assert_eq!(label("/metrics"), "metrics");
+    fn every_slot_has_its_own_label() {
+        let labels: std::collections::HashSet<_> = (0..SLOTS).map(label).collect();
+        assert_eq!(labels.len(), SLOTS);
+        assert_eq!(label(APP_SLOT), "app");
+        assert_eq!(label(OTHER_SLOT), "other");
+        let m = HttpMetrics::default();
+        m.record(usize::MAX, StatusCode::OK, Duration::ZERO);
+        assert_eq!(
+            m.requests[OTHER_SLOT * (CODES.len() + 1)].load(Ordering::Relaxed),
+            1,
+            "out of range is other"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod file;
 mod guard;
 mod memo;
 mod metrics;
+mod openapi;
 mod routes;
 mod session;
 
@@ -58,6 +59,8 @@ pub struct App {
     run_id: u64,
     /// Requests by route and status, and their latency, for `/metrics`.
     pub metrics: metrics::HttpMetrics,
+    /// `/api/openapi.json`, made from the route table and this server's resize sizes.
+    openapi: bytes::Bytes,
     /// Flips to true on shutdown, so WebSocket clients get a close frame.
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Open WebSocket connections (they outlive their HTTP connection), waited for on shutdown.
@@ -99,6 +102,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let run_id =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let openapi = openapi::document(&library.thumbs.opts().resize_sizes);
     let app = Arc::new(App {
         lib: library,
         hooks,
@@ -109,6 +113,7 @@ pub async fn serve(
         memo: memo::Memo::new(64),
         run_id,
         metrics: metrics::HttpMetrics::default(),
+        openapi,
         shutdown: tokio::sync::watch::channel(false).0,
         sockets: tokio::sync::watch::channel(0).0,
     });

@@ -1,6 +1,8 @@
 //! Every route of the server in one table, read top to bottom.
 //!
-//! The rule: a path is split into segments and matched here only; handlers receive typed
+//! The rule: a route is one entry in [`ROUTES`] (its path, methods, who may call it, its metric
+//! label and its OpenAPI description) and one arm in [`dispatch`]; the 405 answers, the guard,
+//! the metric labels and `/api/openapi.json` are all read from the table. Handlers receive typed
 //! arguments (a decoded id, never a path), and anything unmatched is a JSON 404 or 405.
 
 use std::sync::Arc;
@@ -11,21 +13,347 @@ use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
 use super::guard::{self, Caller};
-use super::{App, Body, Peer, api, assets, events, metrics, session};
+use super::openapi::{Doc, Param, Reply};
+use super::{App, Body, Peer, api, assets, events, metrics, openapi, session};
 use crate::library::id;
 use crate::thumbs::Rendition;
+
+/// What a route does: the arm of [`dispatch`] that answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Route {
+    Session,
+    Login,
+    Logout,
+    Setup,
+    Password,
+    Health,
+    Status,
+    List,
+    Facets,
+    Events,
+    Item,
+    Original,
+    Details,
+    Resize,
+    Thumb,
+    Preview,
+    Favorite,
+    OpenApi,
+    Metrics,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone: the login flow and health checks.
+    Public,
+    /// The household: a session cookie or an API token (or anyone with `--no-auth`).
+    Household,
+}
+
+/// The methods a route answers, and the `Allow` header that lists them.
+#[derive(Debug)]
+pub(crate) struct Methods {
+    pub list: &'static [Method],
+    pub allow: &'static str,
+}
+
+const GET: Methods = Methods { list: &[Method::GET, Method::HEAD], allow: "GET, HEAD" };
+/// A WebSocket upgrade is a GET; a HEAD cannot upgrade.
+const GET_ONLY: Methods = Methods { list: &[Method::GET], allow: "GET" };
+const POST: Methods = Methods { list: &[Method::POST], allow: "POST" };
+const PUT_DELETE: Methods = Methods { list: &[Method::PUT, Method::DELETE], allow: "PUT, DELETE" };
+
+/// One entry of the table.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    pub route: Route,
+    /// Path segments; `{id}` stands for a media id.
+    pub path: &'static [&'static str],
+    pub methods: Methods,
+    pub access: Access,
+    /// The `route` label of its metrics.
+    pub label: &'static str,
+    pub doc: Doc,
+}
+
+use Access::{Household, Public};
+
+const LIST_FILTERS: &[Param] = &[
+    Param::int("year", "Only items taken in this year", 1, 9999),
+    Param::int("month", "Only items taken in this month (with year)", 1, 12),
+    Param::text(
+        "dir",
+        "Only items in this folder and below (a `dir` of an item, or a folder from /api/facets)",
+    ),
+    Param::choice("favorite", "Only favorites (true) or only the others (false)", &["true", "false"]),
+    Param::choice("kind", "Only images or only videos", &["image", "video"]),
+];
+const LIST_PAGING: &[Param] = &[
+    Param::int("limit", "Items on this page", 1, 500),
+    Param::pattern("cursor", "The `next_cursor` of the previous page", openapi::CURSOR_PATTERN),
+    Param::choice("order", "Newest first (desc, the default) or oldest first", &["desc", "asc"]),
+];
+const PICTURE: Reply = Reply::Binary(&["image/jpeg", "image/svg+xml"]);
+
+/// Every route, read top to bottom.
+pub(crate) const ROUTES: &[Spec] = &[
+    // Logging in.
+    Spec {
+        route: Route::Session,
+        path: &["api", "session"],
+        methods: GET,
+        access: Public,
+        label: "session",
+        doc: Doc::new("Whether a password is needed or must be chosen, and whether this client is logged in")
+            .reply(Reply::Json("Session")),
+    },
+    Spec {
+        route: Route::Login,
+        path: &["api", "login"],
+        methods: POST,
+        access: Public,
+        label: "login",
+        doc: Doc::new("Log in with the household password: sets the session cookie")
+            .body("Password")
+            .reply(Reply::Json("Ok")),
+    },
+    Spec {
+        route: Route::Logout,
+        path: &["api", "logout"],
+        methods: POST,
+        access: Public,
+        label: "logout",
+        doc: Doc::new("End this session, here and on every replica").reply(Reply::Json("Ok")),
+    },
+    Spec {
+        route: Route::Setup,
+        path: &["api", "setup"],
+        methods: POST,
+        access: Public,
+        label: "setup",
+        doc: Doc::new("Choose the household password on the first visit")
+            .body("NewPassword")
+            .reply(Reply::Json("Ok")),
+    },
+    Spec {
+        route: Route::Password,
+        path: &["api", "password"],
+        methods: POST,
+        access: Household,
+        label: "password",
+        doc: Doc::new("Change the household password; every other session ends")
+            .body("PasswordChange")
+            .reply(Reply::Json("Ok")),
+    },
+    // The JSON API.
+    Spec {
+        route: Route::Health,
+        path: &["api", "health"],
+        methods: GET,
+        access: Public,
+        label: "health",
+        doc: Doc::new("Liveness, and whether the first index is complete").reply(Reply::Json("Health")),
+    },
+    Spec {
+        route: Route::Status,
+        path: &["api", "status"],
+        methods: GET,
+        access: Household,
+        label: "status",
+        doc: Doc::new("Index, thumbnail, watch and hook counters").reply(Reply::Json("Status")),
+    },
+    Spec {
+        route: Route::List,
+        path: &["api", "media"],
+        methods: GET,
+        access: Household,
+        label: "list",
+        doc: Doc::new("One page of photos and videos, newest first by default")
+            .params(LIST_PAGING)
+            .params(LIST_FILTERS)
+            .reply(Reply::Json("Page")),
+    },
+    Spec {
+        route: Route::Facets,
+        path: &["api", "facets"],
+        methods: GET,
+        access: Household,
+        label: "facets",
+        doc: Doc::new("Years and months, folders, and kind and favorite totals, with counts")
+            .params(LIST_FILTERS)
+            .reply(Reply::Json("Facets")),
+    },
+    Spec {
+        route: Route::Events,
+        path: &["api", "events"],
+        methods: GET_ONLY,
+        access: Household,
+        label: "events",
+        doc: Doc::new("WebSocket: items added, changed and removed as they happen (426 without an upgrade)")
+            .params(LIST_FILTERS)
+            .reply(Reply::Upgrade),
+    },
+    Spec {
+        route: Route::Item,
+        path: &["api", "media", "{id}"],
+        methods: GET,
+        access: Household,
+        label: "item",
+        doc: Doc::new("One item").reply(Reply::Json("Item")),
+    },
+    Spec {
+        route: Route::Original,
+        path: &["api", "media", "{id}", "original"],
+        methods: GET,
+        access: Household,
+        label: "original",
+        doc: Doc::new("The file itself, with ranges and validators")
+            .params(&[Param::choice("download", "Ask the browser to save it (1)", &["0", "1"])])
+            .reply(Reply::Binary(&["*/*"])),
+    },
+    Spec {
+        route: Route::Details,
+        path: &["api", "media", "{id}", "details"],
+        methods: GET,
+        access: Household,
+        label: "details",
+        doc: Doc::new("Camera make, model and lens, read from the file").reply(Reply::Json("Details")),
+    },
+    Spec {
+        route: Route::Resize,
+        path: &["api", "media", "{id}", "resize"],
+        methods: GET,
+        access: Household,
+        label: "resize",
+        doc: Doc::new("The picture fitted into a box of a configured size (resize_sizes)")
+            .params(&[
+                Param::size("w", "Width of the box, one of resize_sizes").required(),
+                Param::size("h", "Height of the box, one of resize_sizes (none: as tall as needed)"),
+                Param::choice(
+                    "fit",
+                    "Fit inside the box, or cover it and crop the middle",
+                    &["contain", "cover"],
+                ),
+                Param::choice("format", "Encoding", &["jpeg", "png"]),
+            ])
+            .reply(Reply::Binary(&["image/jpeg", "image/png"])),
+    },
+    Spec {
+        route: Route::Thumb,
+        path: &["api", "media", "{id}", "thumb"],
+        methods: GET,
+        access: Household,
+        label: "thumb",
+        doc: Doc::new("The 400 px thumbnail (a placeholder picture when none can be made)").reply(PICTURE),
+    },
+    Spec {
+        route: Route::Preview,
+        path: &["api", "media", "{id}", "preview"],
+        methods: GET,
+        access: Household,
+        label: "preview",
+        doc: Doc::new("The 1600 px preview (a placeholder picture when none can be made)").reply(PICTURE),
+    },
+    Spec {
+        route: Route::Favorite,
+        path: &["api", "media", "{id}", "favorite"],
+        methods: PUT_DELETE,
+        access: Household,
+        label: "favorite",
+        doc: Doc::new("Mark (PUT) or unmark (DELETE) a favorite; answers once it is durable")
+            .reply(Reply::Json("Item")),
+    },
+    Spec {
+        route: Route::OpenApi,
+        path: &["api", "openapi.json"],
+        methods: GET,
+        access: Household,
+        label: "openapi",
+        doc: Doc::new("This document").reply(Reply::Json("OpenApi")),
+    },
+    Spec {
+        route: Route::Metrics,
+        path: &["metrics"],
+        methods: GET,
+        access: Household,
+        label: "metrics",
+        doc: Doc::new("Prometheus metrics (send an API token)").reply(Reply::Binary(&["text/plain"])),
+    },
+];
+
+/// Metric slots after the table's: the web app's pages and assets, and unknown API paths.
+pub(crate) const APP_SLOT: usize = ROUTES.len();
+pub(crate) const OTHER_SLOT: usize = ROUTES.len() + 1;
+
+/// What a request path is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Matched<'p> {
+    /// An entry of the table, with its `{id}` segment if it has one.
+    Api { slot: usize, id: Option<&'p str> },
+    /// An `/api` (or `/metrics`) path that is not in the table.
+    Unknown,
+    /// The web app: its page, assets and manifest.
+    App,
+}
+
+impl Matched<'_> {
+    pub fn parse<'p>(segments: &[&'p str]) -> Matched<'p> {
+        'specs: for (slot, spec) in ROUTES.iter().enumerate() {
+            if spec.path.len() != segments.len() {
+                continue;
+            }
+            let mut id = None;
+            for (want, got) in spec.path.iter().zip(segments) {
+                if *want == "{id}" {
+                    id = Some(*got);
+                } else if want != got {
+                    continue 'specs;
+                }
+            }
+            return Matched::Api { slot, id };
+        }
+        match segments.first() {
+            Some(&"api" | &"metrics") => Matched::Unknown,
+            _ => Matched::App,
+        }
+    }
+
+    /// The metric slot: an index into [`ROUTES`], or [`APP_SLOT`], or [`OTHER_SLOT`].
+    pub fn slot(&self) -> usize {
+        match self {
+            Matched::Api { slot, .. } => *slot,
+            Matched::Unknown => OTHER_SLOT,
+            Matched::App => APP_SLOT,
+        }
+    }
+
+    fn access(&self) -> Access {
+        match self {
+            Matched::Api { slot, .. } => ROUTES[*slot].access,
+            // SECURITY: an unknown API path says nothing (not even 404) to an anonymous client.
+            Matched::Unknown => Household,
+            // The login page needs the page and its assets.
+            Matched::App => Public,
+        }
+    }
+}
 
 pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let matched = Matched::parse(&segments);
     let ip = guard::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
-    if path.starts_with("/api/") {
+    if segments.first() == Some(&"api") {
         app.lib.sync_replicas();
     }
     let mut resp = if app.limiter.allow(ip) {
         let https = guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
-        checked(app, &mut req, &path, Client { ip, https }).await.unwrap_or_else(ApiError::into_response)
+        checked(app, &mut req, &path, &segments, matched, Client { ip, https })
+            .await
+            .unwrap_or_else(ApiError::into_response)
     } else {
         ApiError::RateLimited.into_response()
     };
@@ -35,7 +363,7 @@ pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Re
     h.entry(hyper::header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(hyper::header::HeaderValue::from_static("nosniff"));
     h.entry(hyper::header::REFERRER_POLICY).or_insert(hyper::header::HeaderValue::from_static("same-origin"));
-    app.metrics.record(&path, resp.status(), started.elapsed());
+    app.metrics.record(matched.slot(), resp.status(), started.elapsed());
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64, "request"
@@ -51,90 +379,119 @@ struct Client {
 }
 
 /// The guard, then the table: a cross-origin change or an unauthenticated private path never
-/// reaches a handler.
+/// reaches a handler, and a known path with another method is a 405 naming the right ones.
 async fn checked(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
     path: &str,
+    segments: &[&str],
+    matched: Matched<'_>,
     client: Client,
 ) -> Result<Response<Body>, ApiError> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    guard::check_origin(req.method(), req.headers(), segments == ["api", "events"])?;
-    if !guard::is_public(req.method(), &segments)
-        && guard::caller(&app.auth, req.headers()) == Caller::Anonymous
-    {
+    let websocket = matches!(matched, Matched::Api { slot, .. } if ROUTES[slot].route == Route::Events);
+    guard::check_origin(req.method(), req.headers(), websocket)?;
+    if matched.access() == Household && guard::caller(&app.auth, req.headers()) == Caller::Anonymous {
         return Err(ApiError::Unauthorized);
     }
-    dispatch(app, req, path, &segments, client).await
+    let method = req.method();
+    match matched {
+        Matched::Api { slot, id } => {
+            let spec = &ROUTES[slot];
+            if !spec.methods.list.contains(method) {
+                return Err(ApiError::MethodNotAllowed {
+                    method: method.to_string(),
+                    allow: spec.methods.allow,
+                });
+            }
+            dispatch(app, req, spec.route, id, client).await
+        }
+        Matched::Unknown => Err(ApiError::NoRoute(path.to_owned())),
+        Matched::App if *method == Method::GET || *method == Method::HEAD => {
+            Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))
+        }
+        Matched::App => Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: GET.allow }),
+    }
 }
 
+/// One arm per route of the table.
 async fn dispatch(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
-    path: &str,
-    segments: &[&str],
+    route: Route,
+    id: Option<&str>,
     client: Client,
 ) -> Result<Response<Body>, ApiError> {
     let lib = &app.lib;
-    let m = &req.method().clone();
-    let get = m == Method::GET || m == Method::HEAD;
-    let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: m.to_string(), allow });
-
-    let post = m == Method::POST;
-    match segments {
-        // Logging in.
-        ["api", "session"] if get => session::status(app, req),
-        ["api", "login"] if post => session::login(app, req, client.ip, client.https).await,
-        ["api", "logout"] if post => session::logout(app, req).await,
-        ["api", "setup"] if post => session::setup(app, req, client.https).await,
-        ["api", "password"] if post => session::change(app, req, client.ip, client.https).await,
-
-        // The JSON API.
-        ["api", "health"] if get => Ok(api::health(lib)),
-        ["api", "status"] if get => Ok(api::status(app)),
-        ["api", "media"] if get => api::list(app, req),
-        ["api", "facets"] if get => api::facets(app, req),
-        ["api", "events"] if m == Method::GET => events::upgrade(app, req),
-        ["api", "media", raw] if get => api::item(lib, media_id(raw)?),
-        ["api", "media", raw, "original"] if get => api::original(lib, media_id(raw)?, req).await,
-        ["api", "media", raw, "details"] if get => api::details(lib, media_id(raw)?).await,
-        ["api", "media", raw, "resize"] if get => api::resize(app, media_id(raw)?, req).await,
-        ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {
-            api::rendition(lib, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
-        }
-        ["api", "media", raw, "favorite"] if m == Method::PUT => {
-            api::favorite(lib, media_id(raw)?, true).await
-        }
-        ["api", "media", raw, "favorite"] if m == Method::DELETE => {
-            api::favorite(lib, media_id(raw)?, false).await
-        }
-
-        // Known paths, wrong method.
-        ["api", "media", _, "favorite"] => not_allowed("PUT, DELETE"),
-        ["api", "login" | "logout" | "setup" | "password"] => not_allowed("POST"),
-        ["api", ..] if segments_known(segments) => not_allowed("GET, HEAD"),
-        ["api", ..] => Err(ApiError::NoRoute(path.to_owned())),
-        ["metrics"] if get => Ok(metrics::render(app)),
-        ["metrics"] => not_allowed("GET, HEAD"),
-        // The web app.
-        _ if get => {
-            Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))
-        }
-        _ => not_allowed("GET, HEAD"),
+    let id = || media_id(id.unwrap_or(""));
+    match route {
+        Route::Session => session::status(app, req),
+        Route::Login => session::login(app, req, client.ip, client.https).await,
+        Route::Logout => session::logout(app, req).await,
+        Route::Setup => session::setup(app, req, client.https).await,
+        Route::Password => session::change(app, req, client.ip, client.https).await,
+        Route::Health => Ok(api::health(lib)),
+        Route::Status => Ok(api::status(app)),
+        Route::List => api::list(app, req),
+        Route::Facets => api::facets(app, req),
+        Route::Events => events::upgrade(app, req),
+        Route::Item => api::item(lib, id()?),
+        Route::Original => api::original(lib, id()?, req).await,
+        Route::Details => api::details(lib, id()?).await,
+        Route::Resize => api::resize(app, id()?, req).await,
+        Route::Thumb => api::rendition(lib, id()?, Rendition::Thumb, req).await,
+        Route::Preview => api::rendition(lib, id()?, Rendition::Preview, req).await,
+        Route::Favorite => api::favorite(lib, id()?, *req.method() == Method::PUT).await,
+        Route::OpenApi => Ok(openapi::serve(&app.openapi)),
+        Route::Metrics => Ok(metrics::render(app)),
     }
-}
-
-/// Whether an `/api` path exists for some method (so the answer is 405, not 404).
-fn segments_known(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["api", "health" | "status" | "media" | "facets" | "events" | "session"]
-            | ["api", "media", _]
-            | ["api", "media", _, "original" | "thumb" | "preview" | "resize" | "details"]
-    )
 }
 
 fn media_id(raw: &str) -> Result<u64, ApiError> {
     // A malformed id cannot name any media: same answer as an unknown one.
     id::decode(raw).ok_or_else(|| ApiError::UnknownMedia(raw.chars().take(64).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(path: &str) -> Matched<'_> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // The segments borrow from `path`, so the match can be returned.
+        match Matched::parse(&segments) {
+            Matched::Api { slot, id } => Matched::Api { slot, id },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn every_path_of_the_table_matches_its_own_entry_only() {
+        for (slot, spec) in ROUTES.iter().enumerate() {
+            let path = format!("/{}", spec.path.join("/").replace("{id}", "AAAAAAAAAAA"));
+            match parse(&path) {
+                Matched::Api { slot: s, id } => {
+                    assert_eq!(s, slot, "{path}");
+                    assert_eq!(id.is_some(), spec.path.contains(&"{id}"), "{path}");
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let labels: std::collections::HashSet<_> = ROUTES.iter().map(|s| s.label).collect();
+        assert_eq!(labels.len(), ROUTES.len(), "metric labels are unique");
+        let routes: std::collections::HashSet<_> = ROUTES.iter().map(|s| s.route).collect();
+        assert_eq!(routes.len(), ROUTES.len(), "each route has one entry");
+    }
+
+    #[test]
+    fn paths_outside_the_table_are_unknown_api_paths_or_the_app() {
+        for p in ["/api/media/x/nonsense", "/api/whatever/deep/path", "/api", "/api/", "/metrics/x"] {
+            assert!(matches!(parse(p), Matched::Unknown), "{p}");
+        }
+        for p in ["/", "/assets/v1/app.js", "/manifest.webmanifest", "/apix"] {
+            assert!(matches!(parse(p), Matched::App), "{p}");
+        }
+        assert_eq!(ROUTES[parse("/api/media").slot()].label, "list");
+        assert_eq!(parse("/").slot(), APP_SLOT);
+        assert_eq!(parse("/api/nope").slot(), OTHER_SLOT);
+    }
 }

@@ -311,3 +311,62 @@ fn metrics_are_prometheus_text_for_a_scraper_with_a_token() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
 }
+
+/// The route table, as the server publishes it, walked path by path and method by method:
+/// anonymous callers get 401 on every private route and never on a public one, and a method the
+/// table does not list is a 405 naming the ones it does.
+#[test]
+fn every_route_of_the_table_refuses_anonymous_callers_unless_public() {
+    let (dirs, server) = start(&[]);
+    post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]);
+    let token = crate::util::spis_cli(&dirs.state, &["token", "create", "walker"]);
+    let bearer = format!("Bearer {}", token.trim());
+    let auth = [("Authorization", bearer.as_str())];
+    wait_until("indexed", || get(&server, "/api/health", &[]).json()["ready"] == true);
+    get(&server, "/api/openapi.json", &[]).assert_error(401, "unauthorized");
+    let doc = get(&server, "/api/openapi.json", &auth).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let id = get(&server, "/api/media", &auth).json()["items"][0]["id"].as_str().unwrap().to_owned();
+    let paths = doc["paths"].as_object().unwrap();
+    for known in ["/api/media", "/api/media/{id}/original", "/api/login", "/api/openapi.json", "/metrics"] {
+        assert!(paths.contains_key(known), "{known} is missing from the document");
+    }
+    let (mut public, mut private) = (0, 0);
+    for (template, ops) in paths {
+        let path = template.replace("{id}", &id);
+        let ops = ops.as_object().unwrap();
+        let mut allowed: Vec<String> = ops.keys().map(|m| m.to_uppercase()).collect();
+        for (method, op) in ops {
+            let method = method.to_uppercase();
+            let anonymous = server.request(&method, &path, &[]);
+            if op["security"].as_array().unwrap().is_empty() {
+                public += 1;
+                assert_ne!(anonymous.status, 401, "{method} {path} is public");
+            } else {
+                private += 1;
+                anonymous.assert_error(401, "unauthorized");
+                // A forged token is no better than none.
+                server
+                    .request(&method, &path, &[("Authorization", "Bearer spis_forged")])
+                    .assert_error(401, "unauthorized");
+            }
+        }
+        // Any other method: still 401 for an anonymous caller on a private path, else a 405
+        // whose Allow header lists exactly the document's methods.
+        let r = server.request("PATCH", &path, &auth);
+        r.assert_error(405, "method_not_allowed");
+        // HEAD goes with GET (except for the WebSocket) and is not written in the document.
+        let mut allow: Vec<String> =
+            r.header("allow").unwrap().split(", ").filter(|m| *m != "HEAD").map(String::from).collect();
+        allow.sort();
+        allowed.sort();
+        assert_eq!(allow, allowed, "{path}");
+    }
+    assert!(public >= 5 && private >= 14, "{public} public and {private} private operations");
+    // Every credential presented must hold: a forged cookie beside a good token is refused.
+    let forged = [auth[0], ("Cookie", "spis_session=forged")];
+    get(&server, "/api/status", &forged).assert_error(401, "unauthorized");
+    // Outside the table: an unknown API path says nothing to an anonymous client.
+    get(&server, "/api/nowhere", &[]).assert_error(401, "unauthorized");
+    get(&server, "/api/nowhere", &auth).assert_error(404, "no_route");
+}

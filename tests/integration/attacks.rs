@@ -221,7 +221,8 @@ fn a_folder_swapped_for_a_link_after_indexing_reaches_nothing_outside() {
             copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a/b/second.jpg")]);
             // The same names outside, holding a different (valid) photo with the secret appended.
             let outside = dirs.media.parent().unwrap().join("outside");
-            let mut secret_jpeg = std::fs::read(corpus().join("pypi-scikit-image-0.26.0/skimage/data/retina.jpg")).unwrap();
+            let mut secret_jpeg =
+                std::fs::read(corpus().join("pypi-scikit-image-0.26.0/skimage/data/retina.jpg")).unwrap();
             secret_jpeg.extend_from_slice(SECRET);
             std::fs::create_dir_all(outside.join("b")).unwrap();
             std::fs::write(outside.join("second.jpg"), &secret_jpeg).unwrap();
@@ -249,14 +250,19 @@ fn a_folder_swapped_for_a_link_after_indexing_reaches_nothing_outside() {
                 assert!(!body.starts_with(b"\xff\xd8"), "{case} {route}: a JPEG made from the target");
                 let text = String::from_utf8_lossy(&body);
                 match route {
-                    "thumb" | "preview" => assert!(status == 404 || text.starts_with("<svg"), "{case} {route}: {status} {text}"),
+                    "thumb" | "preview" => {
+                        assert!(status == 404 || text.starts_with("<svg"), "{case} {route}: {status} {text}")
+                    }
                     "resize?w=64" => assert!(matches!(status, 404 | 422), "{case} {route}: {status} {text}"),
                     _ => assert_eq!(status, 404, "{case} {route}: {text}"),
                 }
             }
             let fav = server.put(&format!("/api/media/{id}/favorite"));
             fav.assert_error(404, "file_missing");
-            assert!(crate::util::get_xattr(&target, "user.spis.favorite").is_none(), "{case}: xattr on the target");
+            assert!(
+                crate::util::get_xattr(&target, "user.spis.favorite").is_none(),
+                "{case}: xattr on the target"
+            );
             assert!(crate::util::get_xattr(&target, "user.spis.meta").is_none(), "{case}");
             // Put back, the same item is served again (the refusal was the link, not the item).
             std::fs::remove_file(&swapped).unwrap();

@@ -4,6 +4,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -104,7 +105,9 @@ impl Server {
     }
 
     pub fn start_with_env(media: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let log = state.with_extension(format!("log-{}", Instant::now().elapsed().as_nanos()));
+        // One log per server, even for servers started one after another on the same state.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let log = state.with_extension(format!("log-{}", STARTED.fetch_add(1, Ordering::Relaxed)));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spis"));
         cmd.arg("--media")
             .arg(media)
@@ -199,6 +202,15 @@ impl Server {
             .into_iter()
             .find(|i| i["name"] == name)
             .unwrap_or_else(|| panic!("{name} is not listed"))
+    }
+
+    /// A request with any method and no body.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = ureq::http::Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(agent().run(req.body(()).unwrap()).unwrap())
     }
 
     pub fn put(&self, path: &str) -> Reply {

@@ -1,0 +1,426 @@
+//! `GET /api/openapi.json`: the API as an OpenAPI 3.1 document, generated from the route table.
+//!
+//! The rule: paths, methods, parameters and who may call each operation come from
+//! [`super::routes::ROUTES`] and nowhere else; this module only adds the JSON schemas of the
+//! bodies (kept beside the types they describe in `api.rs` and `session.rs`, and checked against
+//! the running server by schemathesis in `make test`).
+
+use bytes::Bytes;
+use hyper::{Method, Response, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use super::routes::{Access, ROUTES};
+use super::{Body, full};
+
+/// A query parameter of a route.
+#[derive(Debug)]
+pub(crate) struct Param {
+    name: &'static str,
+    description: &'static str,
+    kind: ParamKind,
+    required: bool,
+}
+
+#[derive(Debug)]
+enum ParamKind {
+    Text,
+    /// Text of this form (a regular expression, anchored).
+    Pattern(&'static str),
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// One of the configured `resize_sizes`.
+    Size,
+    Choice(&'static [&'static str]),
+}
+
+impl Param {
+    pub const fn text(name: &'static str, description: &'static str) -> Param {
+        Param { name, description, kind: ParamKind::Text, required: false }
+    }
+
+    pub const fn int(name: &'static str, description: &'static str, min: i64, max: i64) -> Param {
+        Param { name, description, kind: ParamKind::Int { min, max }, required: false }
+    }
+
+    pub const fn pattern(name: &'static str, description: &'static str, pattern: &'static str) -> Param {
+        Param { name, description, kind: ParamKind::Pattern(pattern), required: false }
+    }
+
+    /// One of the configured `resize_sizes`.
+    pub const fn size(name: &'static str, description: &'static str) -> Param {
+        Param { name, description, kind: ParamKind::Size, required: false }
+    }
+
+    pub const fn required(mut self) -> Param {
+        self.required = true;
+        self
+    }
+
+    pub const fn choice(
+        name: &'static str,
+        description: &'static str,
+        values: &'static [&'static str],
+    ) -> Param {
+        Param { name, description, kind: ParamKind::Choice(values), required: false }
+    }
+
+    fn document(&self, sizes: &[u32]) -> Value {
+        let schema = match self.kind {
+            ParamKind::Text => json!({ "type": "string" }),
+            ParamKind::Pattern(p) => json!({ "type": "string", "pattern": p }),
+            ParamKind::Size => json!({ "type": "integer", "enum": sizes }),
+            ParamKind::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+            ParamKind::Choice(values) => json!({ "type": "string", "enum": values }),
+        };
+        json!({
+            "name": self.name,
+            "in": "query",
+            "description": self.description,
+            "required": self.required,
+            "schema": schema,
+        })
+    }
+}
+
+/// What a successful answer is.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// JSON of the named schema (see [`schemas`]).
+    Json(&'static str),
+    /// Bytes of one of these media types, with ranges and validators.
+    Binary(&'static [&'static str]),
+    /// A WebSocket upgrade.
+    Upgrade,
+}
+
+/// A route's description in the document.
+#[derive(Debug)]
+pub(crate) struct Doc {
+    summary: &'static str,
+    params: [&'static [Param]; 2],
+    body: Option<&'static str>,
+    reply: Reply,
+}
+
+impl Doc {
+    pub const fn new(summary: &'static str) -> Doc {
+        Doc { summary, params: [&[], &[]], body: None, reply: Reply::Json("Ok") }
+    }
+
+    /// Query parameters (at most two lists, e.g. paging and filters).
+    pub const fn params(mut self, params: &'static [Param]) -> Doc {
+        if self.params[0].is_empty() {
+            self.params[0] = params;
+        } else {
+            self.params[1] = params;
+        }
+        self
+    }
+
+    /// A JSON request body of the named schema.
+    pub const fn body(mut self, schema: &'static str) -> Doc {
+        self.body = Some(schema);
+        self
+    }
+
+    pub const fn reply(mut self, reply: Reply) -> Doc {
+        self.reply = reply;
+        self
+    }
+}
+
+/// The document for a server that resizes to `sizes`, made once at startup.
+pub(crate) fn document(sizes: &[u32]) -> Bytes {
+    serde_json::to_vec(&build(sizes)).expect("the document serializes").into()
+}
+
+pub(crate) fn serve(document: &Bytes) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(full(document.clone()))
+        .expect("static headers are valid")
+}
+
+/// A media id: 11 URL-safe base64 characters spelling 64 bits (so the last one carries 4).
+pub(crate) const ID_PATTERN: &str = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$";
+/// A list cursor: version 1 and 16 bytes, in 23 URL-safe base64 characters.
+pub(crate) const CURSOR_PATTERN: &str = "^A[Q-Za-f][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$";
+
+fn build(sizes: &[u32]) -> Value {
+    let mut paths = Map::new();
+    for spec in ROUTES {
+        let path = format!("/{}", spec.path.join("/"));
+        let mut ops = Map::new();
+        for method in spec.methods.list.iter().filter(|m| **m != Method::HEAD) {
+            ops.insert(method.as_str().to_ascii_lowercase(), operation(spec, method, sizes));
+        }
+        paths.insert(path, Value::Object(ops));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "spis",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The Simple Private Image Server's API. Every error is JSON: {\"error\": \"...\", \"code\": \"...\"}.",
+            "license": { "name": "MIT", "identifier": "MIT" },
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::COOKIE },
+                "token": { "type": "http", "scheme": "bearer", "description": "spis token create NAME" },
+            },
+        },
+    })
+}
+
+fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Value {
+    let doc = &spec.doc;
+    let mut params: Vec<Value> =
+        doc.params.iter().flat_map(|p| p.iter()).map(|p| p.document(sizes)).collect();
+    if spec.path.contains(&"{id}") {
+        params.insert(
+            0,
+            json!({
+                "name": "id", "in": "path", "required": true,
+                "description": "A media id, as /api/media lists them",
+                "schema": { "type": "string", "pattern": ID_PATTERN },
+            }),
+        );
+    }
+    let error = json!({ "description": "An error", "content": { "application/json": { "schema": schema_ref("Error") } } });
+    let mut responses = Map::new();
+    match doc.reply {
+        Reply::Json(schema) => {
+            responses.insert(
+                "200".into(),
+                json!({ "description": "OK", "content": { "application/json": { "schema": schema_ref(schema) } } }),
+            );
+            if *method == Method::GET {
+                responses.insert("304".into(), json!({ "description": "Not modified (If-None-Match)" }));
+            }
+        }
+        Reply::Binary(types) => {
+            let content: Map<String, Value> = types
+                .iter()
+                .map(|t| ((*t).to_owned(), json!({ "schema": { "type": "string", "format": "binary" } })))
+                .collect();
+            responses.insert("200".into(), json!({ "description": "OK", "content": content }));
+            responses
+                .insert("206".into(), json!({ "description": "Part of it (Range)", "content": content }));
+            responses.insert("304".into(), json!({ "description": "Not modified (If-None-Match)" }));
+        }
+        Reply::Upgrade => {
+            responses.insert("101".into(), json!({ "description": "Switching to the WebSocket protocol" }));
+        }
+    }
+    responses.insert("default".into(), error);
+    let security = match spec.access {
+        Access::Public => json!([]),
+        Access::Household => json!([{ "session": [] }, { "token": [] }]),
+    };
+    let mut op = json!({
+        "operationId": format!("{}_{}", spec.label, method.as_str().to_ascii_lowercase()),
+        "summary": doc.summary,
+        "parameters": params,
+        "responses": responses,
+        "security": security,
+    });
+    if let Some(body) = doc.body {
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+    }
+    op
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The bodies' schemas. Objects list the fields clients rely on as required; servers may add
+/// fields, so none is closed.
+fn schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let int = json!({ "type": "integer", "minimum": 0 });
+    let boolean = json!({ "type": "boolean" });
+    let new_password = json!({ "type": "string", "minLength": crate::auth::MIN_PASSWORD_CHARS });
+    let nullable = |t: &str| json!({ "type": [t, "null"] });
+    let counted = |key: &str, extra: Value| {
+        let mut props = json!({ key: { "type": "integer" }, "count": { "type": "integer", "minimum": 0 } });
+        if let (Some(p), Value::Object(e)) = (props.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        json!({ "type": "object", "required": [key, "count"], "properties": props })
+    };
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error", "code"],
+            "properties": {
+                "error": { "type": "string", "description": "A sentence for people" },
+                "code": { "type": "string", "pattern": "^[a-z_]+$", "description": "Stable, for programs" },
+            },
+        },
+        "Ok": { "type": "object", "required": ["logged_in"], "properties": { "logged_in": boolean } },
+        "Password": {
+            "type": "object", "required": ["password"], "additionalProperties": false,
+            "properties": { "password": string },
+        },
+        "NewPassword": {
+            "type": "object", "required": ["password"], "additionalProperties": false,
+            "properties": { "password": new_password },
+        },
+        "PasswordChange": {
+            "type": "object", "required": ["old", "new"], "additionalProperties": false,
+            "properties": { "old": string, "new": new_password },
+        },
+        "Session": {
+            "type": "object",
+            "required": ["required", "setup", "logged_in"],
+            "properties": { "required": boolean, "setup": boolean, "logged_in": boolean },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "ready"],
+            "properties": { "status": { "const": "ok" }, "ready": boolean },
+        },
+        "Status": {
+            "type": "object",
+            "required": ["version", "uptime_s", "items", "images", "videos", "favorites", "indexing",
+                         "metadata", "thumbnails", "watch", "hooks"],
+            "properties": {
+                "version": string, "uptime_s": int, "items": int, "images": int, "videos": int,
+                "favorites": int,
+                "indexing": {
+                    "type": "object",
+                    "required": ["done", "walking", "found", "indexed", "errors", "elapsed_ms"],
+                    "properties": { "done": boolean, "walking": boolean, "found": int, "indexed": int,
+                                    "errors": int, "elapsed_ms": int },
+                },
+                "metadata": { "type": "object" },
+                "thumbnails": { "type": "object" },
+                "watch": {
+                    "type": "object",
+                    "required": ["mode", "media_missing"],
+                    "properties": { "mode": string, "media_missing": boolean },
+                },
+                "hooks": { "type": "object" },
+            },
+        },
+        "Item": {
+            "type": "object",
+            "required": ["id", "name", "dir", "kind", "format", "mime", "taken", "taken_source", "width",
+                         "height", "orientation", "size", "favorite", "camera", "duration_ms", "thumbhash",
+                         "thumb", "preview", "original"],
+            "properties": {
+                "id": string, "name": string, "dir": string,
+                "kind": { "enum": ["image", "video"] },
+                "format": string, "mime": string,
+                "taken": { "type": "string", "description": "ISO 8601, with the offset where known" },
+                "taken_source": string,
+                "width": nullable("integer"), "height": nullable("integer"),
+                "orientation": { "type": "integer", "minimum": 1, "maximum": 8 },
+                "size": int, "favorite": boolean, "camera": nullable("string"),
+                "duration_ms": nullable("integer"),
+                "thumbhash": { "type": ["string", "null"], "description": "Base64 thumbhash" },
+                "thumb": string, "preview": string, "original": string,
+            },
+        },
+        "Page": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": { "type": "array", "items": schema_ref("Item") },
+                "next_cursor": nullable("string"),
+            },
+        },
+        "Folder": {
+            "type": "object",
+            "required": ["name", "count", "total"],
+            "properties": {
+                "name": string, "count": int, "total": int,
+                "children": { "type": "array", "items": schema_ref("Folder") },
+            },
+        },
+        "Facets": {
+            "type": "object",
+            "required": ["years", "folders", "images", "videos", "favorites"],
+            "properties": {
+                "years": { "type": "array", "items": counted("year", json!({
+                    "months": { "type": "array", "items": counted("month", json!({})) },
+                })) },
+                "folders": schema_ref("Folder"),
+                "images": int, "videos": int, "favorites": int,
+            },
+        },
+        "Details": {
+            "type": "object",
+            "required": ["make", "model", "lens"],
+            "properties": { "make": nullable("string"), "model": nullable("string"), "lens": nullable("string") },
+        },
+        "OpenApi": { "type": "object", "required": ["openapi", "paths"] },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_table_is_documented_with_its_methods() {
+        let doc: Value = serde_json::from_slice(&document(&[320, 640])).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), ROUTES.len());
+        for spec in ROUTES {
+            let path = format!("/{}", spec.path.join("/"));
+            let ops = paths[&path].as_object().unwrap_or_else(|| panic!("{path}"));
+            let want: Vec<String> = spec
+                .methods
+                .list
+                .iter()
+                .filter(|m| **m != Method::HEAD)
+                .map(|m| m.as_str().to_ascii_lowercase())
+                .collect();
+            assert_eq!(ops.keys().cloned().collect::<Vec<_>>().len(), want.len(), "{path}");
+            for m in &want {
+                let op = &ops[m];
+                assert_eq!(op["operationId"], format!("{}_{m}", spec.label));
+                assert_eq!(
+                    op["security"].as_array().unwrap().is_empty(),
+                    spec.access == Access::Public,
+                    "{path}"
+                );
+                // Every $ref names a schema that exists.
+                let text = op.to_string();
+                for name in text.split("#/components/schemas/").skip(1) {
+                    let name = name.split('"').next().unwrap();
+                    assert!(doc["components"]["schemas"].get(name).is_some(), "{path}: {name}");
+                }
+            }
+        }
+    }
+
+    /// The patterns, checked by hand: the last character of an id or a cursor carries 4 bits, the
+    /// first two of a cursor spell its version.
+    #[test]
+    fn ids_and_cursors_match_their_documented_patterns() {
+        let last = |s: &str| "AEIMQUYcgkosw048".contains(s.chars().last().unwrap());
+        let alphabet = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        for n in [0u64, 1, 7, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            let id = crate::library::id::encode(n);
+            assert!(id.len() == 11 && alphabet(&id) && last(&id), "{id}");
+            let cursor = crate::library::id::encode_cursor((n as i64, n));
+            let second = cursor.chars().nth(1).unwrap();
+            assert!(cursor.len() == 23 && alphabet(&cursor) && last(&cursor), "{cursor}");
+            assert!(
+                cursor.starts_with('A') && (('Q'..='Z').contains(&second) || ('a'..='f').contains(&second))
+            );
+        }
+        assert!(ID_PATTERN.contains("{10}") && CURSOR_PATTERN.contains("{20}"));
+    }
+}
