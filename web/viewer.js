@@ -1,3 +1,4 @@
+// @ts-check
 // The full-screen viewer: the 1600 px preview (the original only once zoomed in), swipe or arrow
 // keys to move, swipe down or Esc to close, double-tap/pinch/wheel to zoom, inline video,
 // favorite, download, details and a slideshow.
@@ -13,6 +14,7 @@ import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock
 const NATIVE = new Set(['jpeg', 'png', 'gif', 'webp', 'avif', 'bmp']);
 const GAP = 16;
 const MAX_ZOOM = 8;
+/** @type {Record<string, string>} what a date's source means, by `taken_source` */
 const SOURCES = { exif: 'from the camera (EXIF)', file_name: 'from the file name', mtime: 'from the file date', container: 'from the video', quicktime: 'from the video' };
 
 /**
@@ -38,7 +40,7 @@ export class Viewer extends EventTarget {
     this.prevItem = null;
     /** @type {Item|null} */
     this.nextItem = null;
-    /** Where the current item was last seen, for moving on after it is removed. */
+    /** @type {{key: string, i: number}|null} where the current item was last seen, for moving on after it is removed */
     this.lastPos = null;
     /** @type {Map<string, HTMLElement>} */
     this.slides = new Map();
@@ -48,6 +50,8 @@ export class Viewer extends EventTarget {
     this.showTimer = 0;
     this.interval = Number(localStorage.getItem('spis.slideshow') || 5);
     this.pushed = false;
+    /** @type {HTMLElement|null} what had the focus before the viewer opened */
+    this.returnFocus = null;
     this.bind();
   }
 
@@ -194,14 +198,24 @@ export class Viewer extends EventTarget {
     for (const it of [p2, n2]) if (it && it.kind === 'image') new Image().src = it.preview;
   }
 
+  /**
+   * A control of the viewer's markup, by its `data-v` name.
+   * @param {string} name
+   * @returns {HTMLElement}
+   */
+  control(name) {
+    return /** @type {HTMLElement} */ (this.root.querySelector(`[data-v="${name}"]`));
+  }
+
   /** Keeps three slides (previous, current, next) in the track, reusing the ones that stay. */
   renderSlides() {
+    /** @type {[Item|null, number][]} */
     const want = [
       [this.prevItem, -1],
       [this.item, 0],
       [this.nextItem, 1],
     ];
-    const ids = new Set(want.filter(([it]) => it).map(([it]) => it.id));
+    const ids = new Set(want.map(([it]) => it?.id).filter(Boolean));
     for (const [id, el] of this.slides) {
       if (!ids.has(id)) {
         this.dropSlide(el);
@@ -292,8 +306,8 @@ export class Viewer extends EventTarget {
   /**
    * Sizes a frame to fit the stage at the picture's aspect ratio.
    * @param {HTMLElement} frame
-   * @param {number|null} w
-   * @param {number|null} h
+   * @param {number|null|undefined} w
+   * @param {number|null|undefined} h
    */
   fit(frame, w, h) {
     const sw = this.stage.clientWidth || innerWidth;
@@ -322,17 +336,17 @@ export class Viewer extends EventTarget {
     if (!it) return;
     const { date } = wallClock(it.taken);
     const known = !Number.isNaN(date.getTime());
-    this.root.querySelector('.v-date').textContent = known ? dateFormat({ day: 'numeric', month: 'short', year: 'numeric' }).format(date) : it.name;
-    this.root.querySelector('.v-sub').textContent = known ? `${dateFormat({ hour: 'numeric', minute: '2-digit' }).format(date)} · ${it.name}` : '';
-    const fav = this.root.querySelector('[data-v="fav"]');
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-date')).textContent = known ? dateFormat({ day: 'numeric', month: 'short', year: 'numeric' }).format(date) : it.name;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-sub')).textContent = known ? `${dateFormat({ hour: 'numeric', minute: '2-digit' }).format(date)} · ${it.name}` : '';
+    const fav = this.control('fav');
     fav.setAttribute('aria-pressed', String(it.favorite));
     fav.setAttribute('aria-label', it.favorite ? 'Remove from favorites (f)' : 'Add to favorites (f)');
     fav.classList.toggle('on', it.favorite);
-    const dl = /** @type {HTMLAnchorElement} */ (this.root.querySelector('[data-v="download"]'));
+    const dl = /** @type {HTMLAnchorElement} */ (this.control('download'));
     dl.href = downloadURL(it);
     dl.setAttribute('download', it.name);
-    this.root.querySelector('[data-v="prev"]').toggleAttribute('disabled', !this.prevItem);
-    this.root.querySelector('[data-v="next"]').toggleAttribute('disabled', !this.nextItem);
+    this.control('prev').toggleAttribute('disabled', !this.prevItem);
+    this.control('next').toggleAttribute('disabled', !this.nextItem);
     if (!this.info.hidden) this.renderInfo();
   }
 
@@ -343,7 +357,7 @@ export class Viewer extends EventTarget {
   setInfo(on = this.info.hidden) {
     this.info.hidden = !on;
     this.root.classList.toggle('with-info', on);
-    this.root.querySelector('[data-v="info"]').setAttribute('aria-pressed', String(on));
+    this.control('info').setAttribute('aria-pressed', String(on));
     if (on) this.renderInfo();
     // The stage got narrower or wider: refit.
     requestAnimationFrame(() => this.refit());
@@ -353,7 +367,9 @@ export class Viewer extends EventTarget {
   renderInfo() {
     const it = this.item;
     if (!it) return;
+    /** @type {HTMLElement[]} */
     const rows = [];
+    /** @param {string} label @param {string|null|undefined} value @param {HTMLElement} [extra] */
     const row = (label, value, extra) => {
       if (!value) return;
       rows.push(h('dt', { text: label }), h('dd', {}, [h('span', { text: value }), extra]));
@@ -380,7 +396,7 @@ export class Viewer extends EventTarget {
       }),
     );
     row('File', it.name);
-    this.info.querySelector('dl').replaceChildren(...rows);
+    /** @type {HTMLElement} */ (this.info.querySelector('dl')).replaceChildren(...rows);
   }
 
   /**
@@ -391,7 +407,7 @@ export class Viewer extends EventTarget {
     this.details.set(it.id, {});
     fetch(`/api/media/${encodeURIComponent(it.id)}/details`, { credentials: 'same-origin' })
       .then((r) => (r.ok ? r.json() : {}))
-      .then((d) => {
+      .then((/** @type {{lens?: string|null}} */ d) => {
         this.details.set(it.id, d);
         if (d.lens && this.item?.id === it.id && !this.info.hidden) this.renderInfo();
       })
@@ -402,8 +418,8 @@ export class Viewer extends EventTarget {
   refit() {
     for (const [id, el] of this.slides) {
       const it = [this.item, this.prevItem, this.nextItem].find((x) => x?.id === id);
-      const img = el.querySelector('img.full');
-      this.fit(el.querySelector('.frame'), it?.width || img?.naturalWidth, it?.height || img?.naturalHeight);
+      const img = /** @type {HTMLImageElement|null} */ (el.querySelector('img.full'));
+      this.fit(/** @type {HTMLElement} */ (el.querySelector('.frame')), it?.width || img?.naturalWidth, it?.height || img?.naturalHeight);
     }
     this.resetZoom(false);
   }
@@ -431,7 +447,7 @@ export class Viewer extends EventTarget {
   /** Toggles the current item's favorite. */
   toggleFavorite() {
     if (!this.item) return;
-    const fav = this.root.querySelector('[data-v="fav"]');
+    const fav = this.control('fav');
     fav.classList.remove('pop');
     void fav.clientWidth;
     fav.classList.add('pop');
@@ -470,6 +486,7 @@ export class Viewer extends EventTarget {
     const sh = this.stage.clientHeight;
     const fw = frame.offsetWidth * z.s;
     const fh = frame.offsetHeight * z.s;
+    /** @param {number} pos @param {number} size @param {number} stage @param {number} offset */
     const clamp = (pos, size, stage, offset) => {
       const min = size <= stage ? (stage - size) / 2 : stage - size;
       const max = size <= stage ? (stage - size) / 2 : 0;
@@ -506,7 +523,7 @@ export class Viewer extends EventTarget {
     img.src = it.original;
     img.decode().then(
       () => {
-        const full = frame.querySelector('img.full');
+        const full = /** @type {HTMLImageElement|null} */ (frame.querySelector('img.full'));
         if (full) full.src = it.original;
         frame.dataset.original = 'loaded';
       },
@@ -521,7 +538,7 @@ export class Viewer extends EventTarget {
     this.playing = true;
     this.paused = false;
     this.root.classList.add('slideshow', 'chrome-hidden');
-    this.root.querySelector('.v-show').hidden = false;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-show')).hidden = false;
     this.syncShowControls();
     this.tick();
   }
@@ -532,7 +549,7 @@ export class Viewer extends EventTarget {
     this.playing = false;
     clearTimeout(this.showTimer);
     this.root.classList.remove('slideshow', 'chrome-hidden');
-    this.root.querySelector('.v-show').hidden = true;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-show')).hidden = true;
   }
 
   /** Pauses or resumes the slideshow. */
@@ -544,9 +561,8 @@ export class Viewer extends EventTarget {
 
   /** Updates the slideshow bar's pause button and interval. */
   syncShowControls() {
-    const b = this.root.querySelector('[data-v="pause"]');
-    b.replaceChildren(icon(this.paused ? 'play' : 'pause'), h('span', { text: this.paused ? 'Play' : 'Pause' }));
-    /** @type {HTMLSelectElement} */ (this.root.querySelector('[data-v="interval"]')).value = String(this.interval);
+    this.control('pause').replaceChildren(icon(this.paused ? 'play' : 'pause'), h('span', { text: this.paused ? 'Play' : 'Pause' }));
+    /** @type {HTMLSelectElement} */ (this.control('interval')).value = String(this.interval);
   }
 
   /** Plans the slideshow's next step: after the interval, or when a video ends. */
@@ -566,7 +582,8 @@ export class Viewer extends EventTarget {
 
   /** Wires buttons, keys and gestures. */
   bind() {
-    const on = (name, fn) => this.root.querySelector(`[data-v="${name}"]`).addEventListener('click', fn);
+    /** @param {string} name @param {() => void} fn */
+    const on = (name, fn) => this.control(name).addEventListener('click', fn);
     on('close', () => this.close());
     on('prev', () => this.go(-1));
     on('next', () => this.go(1));
@@ -576,7 +593,7 @@ export class Viewer extends EventTarget {
     on('slideshow', () => (this.playing ? this.stopSlideshow() : this.startSlideshow()));
     on('pause', () => this.togglePause());
     on('stop', () => this.stopSlideshow());
-    this.root.querySelector('[data-v="interval"]').addEventListener('change', (e) => {
+    this.control('interval').addEventListener('change', (e) => {
       this.interval = Number(/** @type {HTMLSelectElement} */ (e.target).value) || 5;
       localStorage.setItem('spis.slideshow', String(this.interval));
       this.tick();
@@ -597,6 +614,7 @@ export class Viewer extends EventTarget {
     const tag = /** @type {HTMLElement} */ (e.target).tagName;
     if (tag === 'SELECT' || tag === 'INPUT') return;
     const stage = this.stage.getBoundingClientRect();
+    /** @type {Record<string, () => unknown>} */
     const keys = {
       ArrowRight: () => this.go(1),
       ArrowLeft: () => this.go(-1),
@@ -627,9 +645,18 @@ export class Viewer extends EventTarget {
     const stage = this.stage;
     /** @type {Map<number, {x: number, y: number}>} */
     const pts = new Map();
+    /**
+     * The gesture under way: two fingers pinching, or one pointer that is a tap until it moves
+     * far enough to become a pan, swipe, dismiss or nothing (`none`).
+     * @type {{mode: 'pinch', d0: number, s0: number, mid: {x: number, y: number}}
+     *   | {mode: null|'pan'|'swipe'|'dismiss'|'none', x0: number, y0: number, t0: number, zx: number,
+     *     zy: number, last: {x: number, y: number}, lastT: number, vx: number, vy: number}
+     *   | null}
+     */
     let g = null;
     let lastTap = { t: 0, x: 0, y: 0 };
     let tapTimer = 0;
+    /** @param {MouseEvent} e @returns {{x: number, y: number}} the pointer on the stage */
     const local = (e) => {
       const r = stage.getBoundingClientRect();
       return { x: e.clientX - r.left, y: e.clientY - r.top };
@@ -698,6 +725,7 @@ export class Viewer extends EventTarget {
       }
     });
 
+    /** @param {PointerEvent} e */
     const end = (e) => {
       if (!pts.has(e.pointerId)) return;
       pts.delete(e.pointerId);
