@@ -36,7 +36,8 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
 
-web: ## The web app in a real browser (Debian chromium via playwright-core) against the real server
+web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server
+	tests/web/typecheck.sh
 	$(CARGO) build --locked
 	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh
 	@# A new deploy needs a web app that can change under the running server: --web-dir.
