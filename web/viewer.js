@@ -1,11 +1,14 @@
 // @ts-check
 // The full-screen viewer: the 1600 px preview (the original only once zoomed in), swipe or arrow
 // keys to move, swipe down or Esc to close, double-tap/pinch/wheel to zoom, inline video,
-// favorite, download, details and a slideshow.
+// favorite, download, details and a slideshow. The gestures are read in gestures.js and the zoom
+// kept in zoom.js; the viewer owns the slides and what is shown.
 
 import { downloadURL } from './api.js';
+import { bindGestures } from './gestures.js';
 import { thumbHashURL } from './thumbhash.js';
 import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock } from './ui.js';
+import { Zoom } from './zoom.js';
 
 /** @typedef {import('./api.js').Item} Item */
 /** @typedef {import('./timeline.js').Timeline} Timeline */
@@ -13,7 +16,6 @@ import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock
 /** Formats the browser shows natively, so the original can stand in when zoomed. */
 const NATIVE = new Set(['jpeg', 'png', 'gif', 'webp', 'avif', 'bmp']);
 const GAP = 16;
-const MAX_ZOOM = 8;
 /** @type {Record<string, string>} what a date's source means, by `taken_source` */
 const SOURCES = { exif: 'from the camera (EXIF)', file_name: 'from the file name', mtime: 'from the file date', container: 'from the video', quicktime: 'from the video' };
 
@@ -44,7 +46,7 @@ export class Viewer extends EventTarget {
     this.lastPos = null;
     /** @type {Map<string, HTMLElement>} */
     this.slides = new Map();
-    this.zoom = { s: 1, x: 0, y: 0 };
+    this.zoom = new Zoom(this.stage, root);
     this.playing = false;
     this.paused = false;
     this.showTimer = 0;
@@ -455,7 +457,8 @@ export class Viewer extends EventTarget {
   }
 
   /**
-   * Sets the zoom of the current frame: scale `s` about a point of the stage.
+   * Sets the zoom of the current frame: scale `s` about a point of the stage; the original
+   * replaces the preview once zoomed in.
    * @param {number} s
    * @param {number} cx
    * @param {number} cy
@@ -463,39 +466,12 @@ export class Viewer extends EventTarget {
   zoomTo(s, cx, cy) {
     const frame = this.frame;
     if (!frame || this.item?.kind === 'video') return;
-    s = Math.min(MAX_ZOOM, Math.max(1, s));
-    const z = this.zoom;
-    const left = frame.offsetLeft;
-    const top = frame.offsetTop;
-    // The frame point under (cx, cy) stays under it.
-    const ux = (cx - left - z.x) / z.s;
-    const uy = (cy - top - z.y) / z.s;
-    z.x = cx - left - s * ux;
-    z.y = cy - top - s * uy;
-    z.s = s;
-    this.applyZoom();
-    if (s > 1.15) this.loadOriginal();
+    if (this.zoom.to(frame, s, cx, cy) > 1.15) this.loadOriginal();
   }
 
-  /** Keeps the zoomed picture covering the stage and applies the transform. */
+  /** Keeps the zoomed picture covering the stage (after a pan) and applies the transform. */
   applyZoom() {
-    const frame = this.frame;
-    if (!frame) return;
-    const z = this.zoom;
-    const sw = this.stage.clientWidth;
-    const sh = this.stage.clientHeight;
-    const fw = frame.offsetWidth * z.s;
-    const fh = frame.offsetHeight * z.s;
-    /** @param {number} pos @param {number} size @param {number} stage @param {number} offset */
-    const clamp = (pos, size, stage, offset) => {
-      const min = size <= stage ? (stage - size) / 2 : stage - size;
-      const max = size <= stage ? (stage - size) / 2 : 0;
-      return Math.min(max, Math.max(min, pos + offset)) - offset;
-    };
-    z.x = clamp(z.x, fw, sw, frame.offsetLeft);
-    z.y = clamp(z.y, fh, sh, frame.offsetTop);
-    frame.style.transform = z.s === 1 ? '' : `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
-    this.root.classList.toggle('zoomed', z.s > 1);
+    this.zoom.apply(this.frame);
   }
 
   /**
@@ -503,13 +479,7 @@ export class Viewer extends EventTarget {
    * @param {boolean} [animate]
    */
   resetZoom(animate = true) {
-    this.zoom = { s: 1, x: 0, y: 0 };
-    const frame = this.frame;
-    if (frame) {
-      frame.classList.toggle('animate', animate);
-      frame.style.transform = '';
-    }
-    this.root.classList.remove('zoomed');
+    this.zoom.reset(this.frame, animate);
   }
 
   /** Swaps in the original file for the preview, once it has decoded (browser formats only). */
@@ -602,7 +572,7 @@ export class Viewer extends EventTarget {
     addEventListener('resize', () => {
       if (this.isOpen) this.refit();
     });
-    this.bindGestures();
+    bindGestures(this);
   }
 
   /**
@@ -638,154 +608,5 @@ export class Viewer extends EventTarget {
     if (e.key === ' ' && tag === 'BUTTON') return;
     if (fn() === false) return;
     e.preventDefault();
-  }
-
-  /** Pointer gestures on the stage: swipe, swipe down, pinch, pan, taps; wheel zoom. */
-  bindGestures() {
-    const stage = this.stage;
-    /** @type {Map<number, {x: number, y: number}>} */
-    const pts = new Map();
-    /**
-     * The gesture under way: two fingers pinching, or one pointer that is a tap until it moves
-     * far enough to become a pan, swipe, dismiss or nothing (`none`).
-     * @type {{mode: 'pinch', d0: number, s0: number, mid: {x: number, y: number}}
-     *   | {mode: null|'pan'|'swipe'|'dismiss'|'none', x0: number, y0: number, t0: number, zx: number,
-     *     zy: number, last: {x: number, y: number}, lastT: number, vx: number, vy: number}
-     *   | null}
-     */
-    let g = null;
-    let lastTap = { t: 0, x: 0, y: 0 };
-    let tapTimer = 0;
-    /** @param {MouseEvent} e @returns {{x: number, y: number}} the pointer on the stage */
-    const local = (e) => {
-      const r = stage.getBoundingClientRect();
-      return { x: e.clientX - r.left, y: e.clientY - r.top };
-    };
-
-    stage.addEventListener('pointerdown', (e) => {
-      if (e.button !== 0 && e.pointerType === 'mouse') return;
-      const target = /** @type {HTMLElement} */ (e.target);
-      if (target.tagName === 'VIDEO') {
-        // Leave the video's own controls alone.
-        const r = target.getBoundingClientRect();
-        if (e.clientY > r.bottom - 72) return;
-      }
-      stage.setPointerCapture(e.pointerId);
-      pts.set(e.pointerId, local(e));
-      if (pts.size === 2) {
-        const [a, b] = [...pts.values()];
-        this.track.style.transform = 'translateX(0)';
-        g = { mode: 'pinch', d0: Math.hypot(a.x - b.x, a.y - b.y) || 1, s0: this.zoom.s, mid: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
-      } else if (pts.size === 1) {
-        const p = local(e);
-        g = { mode: null, x0: p.x, y0: p.y, t0: performance.now(), zx: this.zoom.x, zy: this.zoom.y, last: p, lastT: performance.now(), vx: 0, vy: 0 };
-      }
-    });
-
-    stage.addEventListener('pointermove', (e) => {
-      if (!pts.has(e.pointerId) || !g) return;
-      const p = local(e);
-      pts.set(e.pointerId, p);
-      if (g.mode === 'pinch' && pts.size >= 2) {
-        const [a, b] = [...pts.values()];
-        const d = Math.hypot(a.x - b.x, a.y - b.y);
-        const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
-        this.zoom.x += mid.x - g.mid.x;
-        this.zoom.y += mid.y - g.mid.y;
-        g.mid = mid;
-        this.zoomTo(g.s0 * (d / g.d0), mid.x, mid.y);
-        return;
-      }
-      if (g.mode === 'pinch') return;
-      const dx = p.x - g.x0;
-      const dy = p.y - g.y0;
-      const now = performance.now();
-      const dt = Math.max(1, now - g.lastT);
-      g.vx = (p.x - g.last.x) / dt;
-      g.vy = (p.y - g.last.y) / dt;
-      g.last = p;
-      g.lastT = now;
-      if (!g.mode) {
-        if (Math.hypot(dx, dy) < 8) return;
-        g.mode = this.zoom.s > 1 ? 'pan' : Math.abs(dx) > Math.abs(dy) ? 'swipe' : dy > 0 ? 'dismiss' : 'none';
-        this.track.style.transition = 'none';
-      }
-      if (g.mode === 'pan') {
-        this.zoom.x = g.zx + dx;
-        this.zoom.y = g.zy + dy;
-        this.applyZoom();
-      } else if (g.mode === 'swipe') {
-        const blocked = (dx > 0 && !this.prevItem) || (dx < 0 && !this.nextItem);
-        this.track.style.transform = `translateX(${blocked ? dx / 3 : dx}px)`;
-      } else if (g.mode === 'dismiss') {
-        const slide = this.item && this.slides.get(this.item.id);
-        const k = Math.max(0, dy);
-        if (slide) slide.style.transform = `translateY(${k}px) scale(${1 - Math.min(0.3, k / 1500)})`;
-        this.root.style.setProperty('--backdrop', String(Math.max(0.2, 1 - k / 400)));
-      }
-    });
-
-    /** @param {PointerEvent} e */
-    const end = (e) => {
-      if (!pts.has(e.pointerId)) return;
-      pts.delete(e.pointerId);
-      if (!g) return;
-      if (g.mode === 'pinch') {
-        if (pts.size === 0) {
-          if (this.zoom.s < 1.05) this.resetZoom();
-          g = null;
-        }
-        return;
-      }
-      const p = local(e);
-      const dx = p.x - g.x0;
-      const dy = p.y - g.y0;
-      this.track.style.transition = '';
-      if (g.mode === 'swipe') {
-        const w = stage.clientWidth;
-        const dir = dx < -w * 0.2 || g.vx < -0.5 ? 1 : dx > w * 0.2 || g.vx > 0.5 ? -1 : 0;
-        if (!dir || !this.go(dir, dx)) this.track.style.transform = 'translateX(0)';
-      } else if (g.mode === 'dismiss') {
-        const slide = this.item && this.slides.get(this.item.id);
-        this.root.style.removeProperty('--backdrop');
-        if (dy > 120 || g.vy > 0.6) this.close();
-        else if (slide) {
-          slide.classList.add('settle');
-          slide.style.transform = 'translateX(0)';
-          setTimeout(() => slide.classList.remove('settle'), 250);
-        }
-      } else if (!g.mode && e.type === 'pointerup') {
-        // A tap: two quick ones zoom, one alone shows or hides the bars.
-        const now = performance.now();
-        if (now - lastTap.t < 300 && Math.hypot(p.x - lastTap.x, p.y - lastTap.y) < 40) {
-          clearTimeout(tapTimer);
-          lastTap = { t: 0, x: 0, y: 0 };
-          if (this.zoom.s > 1) this.resetZoom();
-          else this.zoomTo(2.5, p.x, p.y);
-          this.frame?.classList.add('animate');
-        } else {
-          lastTap = { t: now, x: p.x, y: p.y };
-          clearTimeout(tapTimer);
-          tapTimer = setTimeout(() => this.root.classList.toggle('chrome-hidden'), 300);
-        }
-      }
-      g = null;
-    };
-    stage.addEventListener('pointerup', end);
-    stage.addEventListener('pointercancel', end);
-    stage.addEventListener('transitionend', (e) => {
-      if (/** @type {HTMLElement} */ (e.target).classList.contains('frame')) /** @type {HTMLElement} */ (e.target).classList.remove('animate');
-    });
-    stage.addEventListener(
-      'wheel',
-      (e) => {
-        if (this.item?.kind === 'video') return;
-        e.preventDefault();
-        const p = local(e);
-        this.frame?.classList.remove('animate');
-        this.zoomTo(this.zoom.s * Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.002)), p.x, p.y);
-      },
-      { passive: false },
-    );
   }
 }
