@@ -40,7 +40,8 @@ api: ## The API against its OpenAPI document (/api/openapi.json): schemathesis, 
 	$(CARGO) build --locked
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/schemathesis.sh
 
-web: ## The web app in a real browser (Debian chromium via playwright-core) against the real server
+web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server
+	tests/web/typecheck.sh
 	$(CARGO) build --locked
 	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh
 	@# A new deploy needs a web app that can change under the running server: --web-dir.

@@ -1,3 +1,4 @@
+// @ts-check
 // Talking to the spis JSON API: lists, facets, items and favorites, and whether we are offline.
 
 /**
@@ -69,7 +70,7 @@ async function request(url, init) {
   try {
     res = await fetch(url, init);
   } catch (e) {
-    if (e.name === 'AbortError') throw e;
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
     setOffline(true);
     throw new ApiError('You are offline', 0, 'offline');
   }
@@ -98,10 +99,15 @@ export function listMedia(filter, { year, month, cursor, limit = PAGE, signal } 
 }
 
 /**
+ * The counts of a filter: years with their months, the folder tree, and per kind.
+ * @typedef {{years: {year: number, count: number, months: {month: number, count: number}[]}[],
+ *   folders: Folder, images: number, videos: number, favorites: number}} Facets
+ */
+
+/**
  * Years with months and the folder tree, with counts, for a filter.
  * @param {Filter} filter
- * @returns {Promise<{years: {year: number, count: number, months: {month: number, count: number}[]}[],
- *   folders: Folder, images: number, videos: number, favorites: number}>}
+ * @returns {Promise<Facets>}
  */
 export function getFacets(filter) {
   return request(`/api/facets?${filterParams(filter)}`);

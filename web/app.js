@@ -1,3 +1,4 @@
+// @ts-check
 // The gallery page: wires the timeline, grid, scrubber, filters, viewer, selection and live
 // updates together, keeps the filter in the URL, and registers the service worker.
 
@@ -21,7 +22,9 @@ let filter = readFilter();
 let timeline = null;
 /** @type {Item[]} live additions waiting for the "new photos" pill */
 let pending = [];
+/** @type {import('./live.js').Indexing|null} the last indexing progress the server sent */
 let indexing = null;
+/** @type {(Error & {code?: string})|null} why the facets did not load (an ApiError, mostly) */
 let facetsError = null;
 
 const selection = new Selection($('#selbar'), () => timeline);
@@ -74,7 +77,7 @@ async function load({ keep = false, restoreY } = {}) {
     if (restoreY) requestAnimationFrame(() => scrollTo(0, restoreY));
   } catch (e) {
     if (timeline !== t) return;
-    facetsError = e;
+    facetsError = /** @type {Error} */ (e);
   }
   updateHeader();
 }
@@ -117,9 +120,9 @@ function updateHeader() {
       : indexing && !indexing.done
         ? ['Reading your library…', 'Photos appear here as soon as they are indexed.']
         : ['No photos yet', 'Copy photos and videos into the media folder: they appear here as soon as they are written.'];
-  empty.querySelector('h2').textContent = title;
-  empty.querySelector('p').textContent = text;
-  empty.querySelector('button').hidden = !active || !!facetsError;
+  $('#empty h2').textContent = title;
+  $('#empty p').textContent = text;
+  $('#empty button').hidden = !active || !!facetsError;
 }
 
 /**
@@ -144,7 +147,7 @@ function updatePill() {
   if (!pending.length) return;
   const videos = pending.filter((it) => it.kind === 'video').length;
   const what = videos === pending.length ? ['new video', 'new videos'] : videos ? ['new item', 'new items'] : ['new photo', 'new photos'];
-  pill.querySelector('span').textContent = plural(pending.length, what[0], what[1]);
+  $('#pill span').textContent = plural(pending.length, what[0], what[1]);
 }
 
 /** Puts the waiting live additions into the grid. */

@@ -1,3 +1,4 @@
+// @ts-check
 // Marking favorites: shown at once, stored by the server, rolled back with a message on failure.
 
 import { setFavorite } from './api.js';
@@ -15,10 +16,11 @@ import { toast } from './ui.js';
  */
 export async function markFavorites(timeline, items, on) {
   const todo = items.filter((it) => it.favorite !== on);
+  /** @param {Item} it @param {boolean} value */
   const apply = (it, value) => {
     const t = timeline();
     const known = t?.byId.get(it.id);
-    if (known) t.change({ ...known, favorite: value });
+    if (t && known) t.change({ ...known, favorite: value });
     else it.favorite = value;
   };
   for (const it of todo) apply(it, on);

@@ -1,3 +1,4 @@
+// @ts-check
 // Filters: year, month, folder, favorites, photos/videos. They live in the page's query string
 // (so back/forward, reload and shared links keep them); the sheet offers them with counts from
 // /api/facets, and active ones show as removable chips under the header.
@@ -7,6 +8,7 @@ import { formatCount, h, icon, monthName } from './ui.js';
 
 /** @typedef {import('./api.js').Filter} Filter */
 /** @typedef {import('./api.js').Folder} Folder */
+/** @typedef {import('./api.js').Facets} Facets */
 
 /**
  * Reads the filter from a query string.
@@ -15,6 +17,7 @@ import { formatCount, h, icon, monthName } from './ui.js';
  */
 export function readFilter(search = location.search) {
   const q = new URLSearchParams(search);
+  /** @param {string} k @param {number} lo @param {number} hi @returns {number|null} */
   const num = (k, lo, hi) => {
     const n = Number(q.get(k));
     return Number.isInteger(n) && n >= lo && n <= hi ? n : null;
@@ -88,10 +91,11 @@ export class Filters extends EventTarget {
     this.body = /** @type {HTMLElement} */ (dialog.querySelector('.sheet-body'));
     /** @type {Filter} */
     this.filter = noFilter();
+    /** @type {Facets|null} */
     this.facets = null;
     /** @type {Set<string>} folders opened in the tree */
     this.expanded = new Set();
-    dialog.querySelector('[data-action="clear"]').addEventListener('click', () => this.set(noFilter()));
+    /** @type {HTMLElement} */ (dialog.querySelector('[data-action="clear"]')).addEventListener('click', () => this.set(noFilter()));
     dialog.querySelectorAll('[data-action="close"]').forEach((b) => b.addEventListener('click', () => this.close()));
     // Esc closes the dialog natively; the page scrolls again either way.
     dialog.addEventListener('close', () => document.documentElement.classList.remove('sheet-open'));
@@ -117,7 +121,7 @@ export class Filters extends EventTarget {
   /**
    * Shows the current filter and the facets that go with it.
    * @param {Filter} filter
-   * @param {any} [facets]
+   * @param {Facets} [facets]
    */
   update(filter, facets) {
     this.filter = filter;
@@ -149,7 +153,9 @@ export class Filters extends EventTarget {
   /** The chips of the active filters, each removable. */
   renderChips() {
     const f = this.filter;
+    /** @type {HTMLElement[]} */
     const chips = [];
+    /** @param {string} label @param {Partial<Filter>} patch @param {string} iconName */
     const chip = (label, patch, iconName) =>
       chips.push(
         h('button', { type: 'button', class: 'chip active', 'aria-label': `Remove filter ${label}`, onclick: () => this.patch(patch) }, [
@@ -173,15 +179,16 @@ export class Filters extends EventTarget {
     const focusKey = /** @type {HTMLElement} */ (document.activeElement)?.dataset?.k;
     const scroll = this.body.scrollTop;
     const f = this.filter;
+    /** @type {{years: Facets['years'], folders: Folder|null, favorites: number}} */
     const facets = this.facets || { years: [], folders: null, favorites: 0 };
     const groups = [];
 
     // What: all, photos, videos; favorites.
-    const kinds = [
+    const kinds = /** @type {[Filter['kind'], string][]} */ ([
       ['', 'All'],
       ['image', 'Photos'],
       ['video', 'Videos'],
-    ].map(([k, label]) =>
+    ]).map(([k, label]) =>
       h('button', { type: 'button', class: 'seg', 'data-k': `kind:${k}`, 'aria-pressed': String(f.kind === k), text: label, onclick: () => this.patch({ kind: k }) }),
     );
     groups.push(this.group('Show', [h('div', { class: 'segmented', role: 'group', 'aria-label': 'Kind' }, kinds)]));
@@ -262,7 +269,7 @@ export class Filters extends EventTarget {
 
   /**
    * One row of the folder tree.
-   * @param {Folder} node
+   * @param {Pick<Folder, 'name'|'path'|'total'|'children'>} node
    * @param {number} depth
    * @returns {HTMLElement}
    */

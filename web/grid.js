@@ -1,3 +1,4 @@
+// @ts-check
 // The photo grid: square tiles under month headers, laid out for the whole timeline at once (from
 // the month counts) and rendered only around the viewport, so a 40k-photo library keeps a few
 // dozen tiles in the DOM. Pages are requested ahead of the scroll position.
@@ -10,6 +11,15 @@ import { formatDuration, formatTaken, h, icon, monthName, plural, topBarHeight }
 /** @typedef {import('./api.js').Item} Item */
 
 const POOL_MAX = 240;
+
+/**
+ * The tile an event happened in.
+ * @param {EventTarget|null} target
+ * @returns {HTMLElement|null}
+ */
+function closestTile(target) {
+  return /** @type {Element} */ (target).closest('.tile');
+}
 
 /**
  * Fires `open` (detail: {item}) when a tile is activated outside selection mode, and `select`
@@ -36,6 +46,8 @@ export class Grid extends EventTarget {
     this.headerH = 48;
     this.width = 0;
     this.total = 0;
+    /** The grid's top in the page, measured by each layout and render. */
+    this.rootTop = 0;
     /** While true (scrubbing), no thumbnails are requested and no pages loaded. */
     this.fast = false;
     this.frame = 0;
@@ -154,12 +166,14 @@ export class Grid extends EventTarget {
 
   /** @param {{id?: string, key?: string, offset: number}} a */
   restoreAnchor(a) {
+    const t = this.timeline;
+    if (!t) return;
     let top = null;
     if (a.id) {
-      const pos = this.timeline.position(a.id);
+      const pos = t.position(a.id);
       if (pos) top = this.itemTop(pos.s, pos.i);
     }
-    if (top === null && a.key) top = this.timeline.byKey.get(a.key)?.top ?? null;
+    if (top === null && a.key) top = t.byKey.get(a.key)?.top ?? null;
     if (top !== null && Math.abs(top - a.offset - scrollY) > 1) scrollTo(0, top - a.offset);
   }
 
@@ -222,7 +236,7 @@ export class Grid extends EventTarget {
       if (want.has(key)) continue;
       this.nodes.delete(key);
       if (el.classList.contains('tile') && this.pool.length < POOL_MAX) {
-        const img = el.querySelector('img');
+        const img = /** @type {HTMLImageElement} */ (el.querySelector('img'));
         img.removeAttribute('src');
         delete img.dataset.src;
         this.pool.push(el);
@@ -249,8 +263,8 @@ export class Grid extends EventTarget {
     const stamp = `${s.count}|${s.top}|${this.headerH}`;
     if (el.dataset.stamp === stamp) return;
     el.dataset.stamp = stamp;
-    el.firstChild.textContent = monthName(s.year, s.month);
-    el.lastChild.textContent = plural(s.count, 'item', 'items');
+    /** @type {Node} */ (el.firstChild).textContent = monthName(s.year, s.month);
+    /** @type {Node} */ (el.lastChild).textContent = plural(s.count, 'item', 'items');
     el.style.transform = `translateY(${s.top}px)`;
     el.style.height = `${this.headerH}px`;
   }
@@ -284,7 +298,7 @@ export class Grid extends EventTarget {
       if (el.dataset.id || !el.classList.contains('pending')) this.fillPending(el, s);
       return;
     }
-    if (el.dataset.id !== item.id || this.dirty.has(item.id) || (!this.lazy && !el.querySelector('img').dataset.src)) {
+    if (el.dataset.id !== item.id || this.dirty.has(item.id) || (!this.lazy && !(/** @type {HTMLImageElement} */ (el.querySelector('img')).dataset.src))) {
       this.fill(el, item);
     }
     const selected = this.selection.isSelected(item.id);
@@ -322,7 +336,7 @@ export class Grid extends EventTarget {
     el.tabIndex = -1;
     el.setAttribute('aria-label', `Loading ${monthName(s.year, s.month)}`);
     el.style.backgroundImage = '';
-    const img = el.querySelector('img');
+    const img = /** @type {HTMLImageElement} */ (el.querySelector('img'));
     img.removeAttribute('src');
     delete img.dataset.src;
     img.alt = '';
@@ -346,7 +360,7 @@ export class Grid extends EventTarget {
     );
     const hash = thumbHashURL(item.thumbhash);
     el.style.backgroundImage = hash ? `url("${hash}")` : '';
-    el.querySelector('.video-badge span').textContent = item.kind === 'video' ? formatDuration(item.duration_ms) : '';
+    /** @type {HTMLElement} */ (el.querySelector('.video-badge span')).textContent = item.kind === 'video' ? formatDuration(item.duration_ms) : '';
     if (changed) {
       img.classList.remove('loaded');
       img.removeAttribute('src');
@@ -406,12 +420,14 @@ export class Grid extends EventTarget {
   /** Clicks, keyboard moves between tiles, and long presses. */
   bindInput() {
     let pressTimer = 0;
+    /** @type {{el: HTMLElement, x: number, y: number}|null} the tile a finger is on, until it moves */
     let pressed = null;
     let suppressClick = false;
+    /** @param {HTMLElement|null|undefined} el @returns {Item|null|undefined} */
     const itemOf = (el) => (el?.dataset.id ? this.timeline?.byId.get(el.dataset.id) : null);
 
     this.root.addEventListener('click', (e) => {
-      const el = /** @type {HTMLElement} */ (e.target).closest('.tile');
+      const el = closestTile(e.target);
       const item = itemOf(el);
       if (!item) return;
       e.preventDefault();
@@ -427,8 +443,8 @@ export class Grid extends EventTarget {
     });
     this.root.addEventListener('pointerdown', (e) => {
       if (e.pointerType !== 'touch') return;
-      const el = /** @type {HTMLElement} */ (e.target).closest('.tile');
-      if (!itemOf(el)) return;
+      const el = closestTile(e.target);
+      if (!el || !itemOf(el)) return;
       pressed = { el, x: e.clientX, y: e.clientY };
       clearTimeout(pressTimer);
       pressTimer = setTimeout(() => {
@@ -439,18 +455,19 @@ export class Grid extends EventTarget {
         this.dispatchEvent(new CustomEvent('select', { detail: { item, range: false, toggle: true, longPress: true } }));
       }, 450);
     });
+    /** @param {PointerEvent} e */
     const cancel = (e) => {
       if (pressed && e.type === 'pointermove' && Math.hypot(e.clientX - pressed.x, e.clientY - pressed.y) < 10) return;
       clearTimeout(pressTimer);
       pressed = null;
     };
-    for (const type of ['pointermove', 'pointerup', 'pointercancel']) this.root.addEventListener(type, cancel, { passive: true });
+    for (const type of /** @type {const} */ (['pointermove', 'pointerup', 'pointercancel'])) this.root.addEventListener(type, cancel, { passive: true });
     addEventListener('scroll', () => clearTimeout(pressTimer), { passive: true });
     this.root.addEventListener('contextmenu', (e) => {
-      if (/** @type {HTMLElement} */ (e.target).closest('.tile') && (pressed || suppressClick)) e.preventDefault();
+      if (closestTile(e.target) && (pressed || suppressClick)) e.preventDefault();
     });
     this.root.addEventListener('keydown', (e) => {
-      const el = /** @type {HTMLElement} */ (e.target).closest('.tile');
+      const el = closestTile(e.target);
       const item = itemOf(el);
       if (!item) return;
       const step = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -this.cols, ArrowDown: this.cols }[e.key];
@@ -472,7 +489,7 @@ export class Grid extends EventTarget {
   async focusStep(id, step) {
     const t = this.timeline;
     const pos = t?.position(id);
-    if (!pos) return;
+    if (!t || !pos) return;
     const target = await t.itemAt(t.locate(pos.s.key, pos.i + step));
     if (!target) return;
     this.scrollToItem(target.id);

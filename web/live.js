@@ -1,4 +1,11 @@
+// @ts-check
 // Live changes over the /api/events WebSocket, for the current filter, reconnecting with backoff.
+
+/**
+ * Progress of the first index and of the background thumbnails (`type: 'indexing'`).
+ * @typedef {{type: 'indexing', done: boolean, found: number, indexed: number,
+ *   thumbnails: {done: number, total: number, per_second: number, eta_s: number|null}}} Indexing
+ */
 
 /**
  * Fires `message` (detail: the parsed JSON message), `status` (detail: {connected}) and `resync`

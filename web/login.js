@@ -1,3 +1,4 @@
+// @ts-check
 // The door: asks for the household password (or, on first run, to choose one) before the gallery
 // opens, and again whenever the server says the session ended.
 
@@ -47,6 +48,7 @@ export function showForm(setup) {
     ? 'This gallery is private. Choose the password everyone in your household will use (8 characters or more).'
     : 'This gallery is private. Enter the password to see it.';
   form.append(title, hint);
+  /** @param {string} label @param {AutoFill} autocomplete @returns {HTMLInputElement} */
   const field = (label, autocomplete) => {
     const l = document.createElement('label');
     l.className = 'door-field';

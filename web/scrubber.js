@@ -1,3 +1,4 @@
+// @ts-check
 // The timeline scrubber on the right edge: drag it to any month of any year in one gesture,
 // with year marks and a bubble naming the month under the finger. Also a keyboard slider.
 
@@ -128,6 +129,7 @@ export class Scrubber {
       const i = cur ? ss.indexOf(cur) : 0;
       let target = null;
       // The newest month of a year, the first of it in the list.
+      /** @param {number|undefined} year */
       const yearStart = (year) => ss.find((x) => x.year === year);
       if (e.key === 'ArrowDown') target = ss[Math.min(ss.length - 1, i + 1)];
       else if (e.key === 'ArrowUp') target = ss[Math.max(0, i - 1)];

@@ -1,3 +1,4 @@
+// @ts-check
 // Multi-select: long press (touch), shift/ctrl-click or the Select button; then favorite,
 // unfavorite or download the chosen items together.
 
@@ -22,7 +23,8 @@ export class Selection extends EventTarget {
     this.mode = false;
     /** @type {string|null} the last item clicked, for shift-click ranges */
     this.anchor = null;
-    const on = (name, fn) => bar.querySelector(`[data-s="${name}"]`).addEventListener('click', fn);
+    /** @param {string} name @param {() => void} fn */
+    const on = (name, fn) => /** @type {HTMLElement} */ (bar.querySelector(`[data-s="${name}"]`)).addEventListener('click', fn);
     on('clear', () => this.clear());
     on('fav', () => this.favorite(true));
     on('unfav', () => this.favorite(false));
@@ -89,7 +91,7 @@ export class Selection extends EventTarget {
     const n = this.items.size;
     this.bar.hidden = !this.mode;
     document.documentElement.classList.toggle('selecting', this.mode);
-    this.bar.querySelector('.sel-count').textContent = n ? `${plural(n, 'selected', 'selected')}` : 'Select items';
+    /** @type {HTMLElement} */ (this.bar.querySelector('.sel-count')).textContent = n ? `${plural(n, 'selected', 'selected')}` : 'Select items';
     for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"]')) b.toggleAttribute('disabled', n === 0);
     this.dispatchEvent(new Event('change'));
   }

@@ -1,8 +1,11 @@
+// @ts-check
 // The service worker: the app shell from a cache named after this version; API pages from the
 // network first with the last copy as an offline fallback; thumbnails and previews (versioned,
 // never changing URLs) from the cache first. Seen pages and pictures go in bounded caches.
 // Originals, status and the events socket always go to the network.
 
+/** The worker's own global scope (the WebWorker lib types `self` as any worker's). */
+const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 const VERSION = '__VERSION__';
 const SHELL = `spis-shell-${VERSION}`;
 const MEDIA = 'spis-media-v1';
@@ -10,35 +13,36 @@ const API = 'spis-api-v1';
 const KEEP = [SHELL, MEDIA, API];
 /** @type {string[]} */
 const PRECACHE = __PRECACHE__;
+/** @type {Record<string, number>} */
 const LIMITS = { [MEDIA]: 2000, [API]: 300 };
 /** How long the network may take before the cached copy answers (it still refreshes the cache). */
 const NETWORK_TIMEOUT_MS = 4000;
 
-self.addEventListener('install', (event) => {
+sw.addEventListener('install', (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(SHELL);
       await cache.addAll(['/', '/manifest.webmanifest', ...PRECACHE]);
-      await self.skipWaiting();
+      await sw.skipWaiting();
     })(),
   );
 });
 
-self.addEventListener('activate', (event) => {
+sw.addEventListener('activate', (event) => {
   event.waitUntil(
     (async () => {
       for (const name of await caches.keys()) if (!KEEP.includes(name)) await caches.delete(name);
-      await self.clients.claim();
+      await sw.clients.claim();
       await Promise.all([trim(MEDIA), trim(API)]);
     })(),
   );
 });
 
-self.addEventListener('fetch', (event) => {
+sw.addEventListener('fetch', (event) => {
   const req = event.request;
   if (req.method !== 'GET') return;
   const url = new URL(req.url);
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== sw.location.origin) return;
   const path = url.pathname;
   if (req.mode === 'navigate') {
     event.respondWith(shell(req, event));
@@ -143,6 +147,7 @@ function withTimeout(promise, ms) {
   });
 }
 
+/** @type {Record<string, number>} */
 const trimTimers = {};
 
 /**

@@ -1,3 +1,4 @@
+// @ts-check
 // ThumbHash → a small blurred picture (a PNG data URL), shown while a thumbnail loads.
 // The format is Evan Wallace's ThumbHash (https://evanw.github.io/thumbhash/): a DC colour and a few
 // low-frequency cosine coefficients in LPQA space. This is an independent, compact decoder.
@@ -54,7 +55,12 @@ export function thumbHashToRGBA(hash) {
   // AC coefficients: 4-bit nibbles, low nibble first, in triangle order per channel.
   let nibble = 0;
   const start = alpha ? 6 : 5;
+  /**
+   * @param {number} nx @param {number} ny @param {number} scale
+   * @returns {[number, number, number][]} (cx, cy, coefficient)
+   */
   const readChannel = (nx, ny, scale) => {
+    /** @type {[number, number, number][]} */
     const out = [];
     for (let cy = 0; cy < ny; cy++) {
       for (let cx = cy === 0 ? 1 : 0; cx * ny < nx * (ny - cy); cx++) {
@@ -84,6 +90,7 @@ export function thumbHashToRGBA(hash) {
   for (let x = 0; x < w; x++) for (let c = 0; c < nMax; c++) cosX[x * nMax + c] = Math.cos((Math.PI / w) * (x + 0.5) * c);
   for (let y = 0; y < h; y++) for (let c = 0; c < nMax; c++) cosY[y * nMax + c] = Math.cos((Math.PI / h) * (y + 0.5) * c);
 
+  /** @param {[number, number, number][]} terms @param {number} x @param {number} y */
   const sum = (terms, x, y) => {
     let s = 0;
     for (const [cx, cy, v] of terms) s += v * cosX[x * nMax + cx] * cosY[y * nMax + cy] * 2;
@@ -107,6 +114,7 @@ export function thumbHashToRGBA(hash) {
   return { w, h, rgba };
 }
 
+/** @type {Uint32Array|undefined} */
 let crcTable;
 
 /** @param {Uint8Array} bytes @param {number} from @param {number} to @returns {number} CRC-32 */
@@ -160,6 +168,7 @@ export function rgbaToPngURL(w, h, rgba) {
   const adler = ((s2 << 16) | s1) >>> 0;
   zlib.set([adler >>> 24, (adler >> 16) & 255, (adler >> 8) & 255, adler & 255], o);
 
+  /** @type {[string, ArrayLike<number>][]} */
   const chunks = [
     ['IHDR', [w >>> 24, (w >> 16) & 255, (w >> 8) & 255, w & 255, h >>> 24, (h >> 16) & 255, (h >> 8) & 255, h & 255, 8, 6, 0, 0, 0]],
     ['IDAT', zlib],

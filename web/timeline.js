@@ -1,3 +1,4 @@
+// @ts-check
 // The gallery's data: month sections (counts from /api/facets, items paged in per month with the
 // cursor API as they come into view), kept in order as live changes arrive.
 
@@ -164,7 +165,7 @@ export class Timeline extends EventTarget {
     } catch (e) {
       s.failedAt = Date.now();
       this.emit(false);
-      if (e.code !== 'offline') console.warn('loading', s.key, e);
+      if (/** @type {import('./api.js').ApiError} */ (e).code !== 'offline') console.warn('loading', s.key, e);
     }
   }
 
@@ -177,7 +178,8 @@ export class Timeline extends EventTarget {
     const it = this.byId.get(id);
     if (!it) return null;
     const s = this.byKey.get(monthKey(it));
-    const i = s ? s.items.indexOf(it) : -1;
+    if (!s) return null;
+    const i = s.items.indexOf(it);
     return i < 0 ? null : { s, i };
   }
 

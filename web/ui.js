@@ -1,3 +1,4 @@
+// @ts-check
 // Small shared UI helpers: element building, icons from the page's SVG sprite, toasts, formatting.
 
 /**
@@ -53,7 +54,7 @@ let toastTimer = 0;
  * @param {{action?: string, onAction?: () => void, ms?: number}} [opts]
  */
 export function toast(message, { action, onAction, ms = 4000 } = {}) {
-  const box = document.getElementById('toast');
+  const box = /** @type {HTMLElement} */ (document.getElementById('toast'));
   box.replaceChildren(h('span', { text: message }));
   if (action) {
     box.append(
@@ -118,6 +119,7 @@ export function dateFormat(opts) {
  * "March 2014".
  * @param {number} year
  * @param {number} month 1-12
+ * @param {Intl.DateTimeFormatOptions['month']} [style]
  * @returns {string}
  */
 export function monthName(year, month, style = 'long') {

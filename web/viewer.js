@@ -1,10 +1,14 @@
+// @ts-check
 // The full-screen viewer: the 1600 px preview (the original only once zoomed in), swipe or arrow
 // keys to move, swipe down or Esc to close, double-tap/pinch/wheel to zoom, inline video,
-// favorite, download, details and a slideshow.
+// favorite, download, details and a slideshow. The gestures are read in gestures.js and the zoom
+// kept in zoom.js; the viewer owns the slides and what is shown.
 
 import { downloadURL } from './api.js';
+import { bindGestures } from './gestures.js';
 import { thumbHashURL } from './thumbhash.js';
 import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock } from './ui.js';
+import { Zoom } from './zoom.js';
 
 /** @typedef {import('./api.js').Item} Item */
 /** @typedef {import('./timeline.js').Timeline} Timeline */
@@ -12,7 +16,7 @@ import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock
 /** Formats the browser shows natively, so the original can stand in when zoomed. */
 const NATIVE = new Set(['jpeg', 'png', 'gif', 'webp', 'avif', 'bmp']);
 const GAP = 16;
-const MAX_ZOOM = 8;
+/** @type {Record<string, string>} what a date's source means, by `taken_source` */
 const SOURCES = { exif: 'from the camera (EXIF)', file_name: 'from the file name', mtime: 'from the file date', container: 'from the video', quicktime: 'from the video' };
 
 /**
@@ -38,16 +42,18 @@ export class Viewer extends EventTarget {
     this.prevItem = null;
     /** @type {Item|null} */
     this.nextItem = null;
-    /** Where the current item was last seen, for moving on after it is removed. */
+    /** @type {{key: string, i: number}|null} where the current item was last seen, for moving on after it is removed */
     this.lastPos = null;
     /** @type {Map<string, HTMLElement>} */
     this.slides = new Map();
-    this.zoom = { s: 1, x: 0, y: 0 };
+    this.zoom = new Zoom(this.stage, root);
     this.playing = false;
     this.paused = false;
     this.showTimer = 0;
     this.interval = Number(localStorage.getItem('spis.slideshow') || 5);
     this.pushed = false;
+    /** @type {HTMLElement|null} what had the focus before the viewer opened */
+    this.returnFocus = null;
     this.bind();
   }
 
@@ -194,14 +200,24 @@ export class Viewer extends EventTarget {
     for (const it of [p2, n2]) if (it && it.kind === 'image') new Image().src = it.preview;
   }
 
+  /**
+   * A control of the viewer's markup, by its `data-v` name.
+   * @param {string} name
+   * @returns {HTMLElement}
+   */
+  control(name) {
+    return /** @type {HTMLElement} */ (this.root.querySelector(`[data-v="${name}"]`));
+  }
+
   /** Keeps three slides (previous, current, next) in the track, reusing the ones that stay. */
   renderSlides() {
+    /** @type {[Item|null, number][]} */
     const want = [
       [this.prevItem, -1],
       [this.item, 0],
       [this.nextItem, 1],
     ];
-    const ids = new Set(want.filter(([it]) => it).map(([it]) => it.id));
+    const ids = new Set(want.map(([it]) => it?.id).filter(Boolean));
     for (const [id, el] of this.slides) {
       if (!ids.has(id)) {
         this.dropSlide(el);
@@ -292,8 +308,8 @@ export class Viewer extends EventTarget {
   /**
    * Sizes a frame to fit the stage at the picture's aspect ratio.
    * @param {HTMLElement} frame
-   * @param {number|null} w
-   * @param {number|null} h
+   * @param {number|null|undefined} w
+   * @param {number|null|undefined} h
    */
   fit(frame, w, h) {
     const sw = this.stage.clientWidth || innerWidth;
@@ -322,17 +338,17 @@ export class Viewer extends EventTarget {
     if (!it) return;
     const { date } = wallClock(it.taken);
     const known = !Number.isNaN(date.getTime());
-    this.root.querySelector('.v-date').textContent = known ? dateFormat({ day: 'numeric', month: 'short', year: 'numeric' }).format(date) : it.name;
-    this.root.querySelector('.v-sub').textContent = known ? `${dateFormat({ hour: 'numeric', minute: '2-digit' }).format(date)} · ${it.name}` : '';
-    const fav = this.root.querySelector('[data-v="fav"]');
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-date')).textContent = known ? dateFormat({ day: 'numeric', month: 'short', year: 'numeric' }).format(date) : it.name;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-sub')).textContent = known ? `${dateFormat({ hour: 'numeric', minute: '2-digit' }).format(date)} · ${it.name}` : '';
+    const fav = this.control('fav');
     fav.setAttribute('aria-pressed', String(it.favorite));
     fav.setAttribute('aria-label', it.favorite ? 'Remove from favorites (f)' : 'Add to favorites (f)');
     fav.classList.toggle('on', it.favorite);
-    const dl = /** @type {HTMLAnchorElement} */ (this.root.querySelector('[data-v="download"]'));
+    const dl = /** @type {HTMLAnchorElement} */ (this.control('download'));
     dl.href = downloadURL(it);
     dl.setAttribute('download', it.name);
-    this.root.querySelector('[data-v="prev"]').toggleAttribute('disabled', !this.prevItem);
-    this.root.querySelector('[data-v="next"]').toggleAttribute('disabled', !this.nextItem);
+    this.control('prev').toggleAttribute('disabled', !this.prevItem);
+    this.control('next').toggleAttribute('disabled', !this.nextItem);
     if (!this.info.hidden) this.renderInfo();
   }
 
@@ -343,7 +359,7 @@ export class Viewer extends EventTarget {
   setInfo(on = this.info.hidden) {
     this.info.hidden = !on;
     this.root.classList.toggle('with-info', on);
-    this.root.querySelector('[data-v="info"]').setAttribute('aria-pressed', String(on));
+    this.control('info').setAttribute('aria-pressed', String(on));
     if (on) this.renderInfo();
     // The stage got narrower or wider: refit.
     requestAnimationFrame(() => this.refit());
@@ -353,7 +369,9 @@ export class Viewer extends EventTarget {
   renderInfo() {
     const it = this.item;
     if (!it) return;
+    /** @type {HTMLElement[]} */
     const rows = [];
+    /** @param {string} label @param {string|null|undefined} value @param {HTMLElement} [extra] */
     const row = (label, value, extra) => {
       if (!value) return;
       rows.push(h('dt', { text: label }), h('dd', {}, [h('span', { text: value }), extra]));
@@ -380,7 +398,7 @@ export class Viewer extends EventTarget {
       }),
     );
     row('File', it.name);
-    this.info.querySelector('dl').replaceChildren(...rows);
+    /** @type {HTMLElement} */ (this.info.querySelector('dl')).replaceChildren(...rows);
   }
 
   /**
@@ -391,7 +409,7 @@ export class Viewer extends EventTarget {
     this.details.set(it.id, {});
     fetch(`/api/media/${encodeURIComponent(it.id)}/details`, { credentials: 'same-origin' })
       .then((r) => (r.ok ? r.json() : {}))
-      .then((d) => {
+      .then((/** @type {{lens?: string|null}} */ d) => {
         this.details.set(it.id, d);
         if (d.lens && this.item?.id === it.id && !this.info.hidden) this.renderInfo();
       })
@@ -402,8 +420,8 @@ export class Viewer extends EventTarget {
   refit() {
     for (const [id, el] of this.slides) {
       const it = [this.item, this.prevItem, this.nextItem].find((x) => x?.id === id);
-      const img = el.querySelector('img.full');
-      this.fit(el.querySelector('.frame'), it?.width || img?.naturalWidth, it?.height || img?.naturalHeight);
+      const img = /** @type {HTMLImageElement|null} */ (el.querySelector('img.full'));
+      this.fit(/** @type {HTMLElement} */ (el.querySelector('.frame')), it?.width || img?.naturalWidth, it?.height || img?.naturalHeight);
     }
     this.resetZoom(false);
   }
@@ -431,7 +449,7 @@ export class Viewer extends EventTarget {
   /** Toggles the current item's favorite. */
   toggleFavorite() {
     if (!this.item) return;
-    const fav = this.root.querySelector('[data-v="fav"]');
+    const fav = this.control('fav');
     fav.classList.remove('pop');
     void fav.clientWidth;
     fav.classList.add('pop');
@@ -439,7 +457,8 @@ export class Viewer extends EventTarget {
   }
 
   /**
-   * Sets the zoom of the current frame: scale `s` about a point of the stage.
+   * Sets the zoom of the current frame: scale `s` about a point of the stage; the original
+   * replaces the preview once zoomed in.
    * @param {number} s
    * @param {number} cx
    * @param {number} cy
@@ -447,38 +466,12 @@ export class Viewer extends EventTarget {
   zoomTo(s, cx, cy) {
     const frame = this.frame;
     if (!frame || this.item?.kind === 'video') return;
-    s = Math.min(MAX_ZOOM, Math.max(1, s));
-    const z = this.zoom;
-    const left = frame.offsetLeft;
-    const top = frame.offsetTop;
-    // The frame point under (cx, cy) stays under it.
-    const ux = (cx - left - z.x) / z.s;
-    const uy = (cy - top - z.y) / z.s;
-    z.x = cx - left - s * ux;
-    z.y = cy - top - s * uy;
-    z.s = s;
-    this.applyZoom();
-    if (s > 1.15) this.loadOriginal();
+    if (this.zoom.to(frame, s, cx, cy) > 1.15) this.loadOriginal();
   }
 
-  /** Keeps the zoomed picture covering the stage and applies the transform. */
+  /** Keeps the zoomed picture covering the stage (after a pan) and applies the transform. */
   applyZoom() {
-    const frame = this.frame;
-    if (!frame) return;
-    const z = this.zoom;
-    const sw = this.stage.clientWidth;
-    const sh = this.stage.clientHeight;
-    const fw = frame.offsetWidth * z.s;
-    const fh = frame.offsetHeight * z.s;
-    const clamp = (pos, size, stage, offset) => {
-      const min = size <= stage ? (stage - size) / 2 : stage - size;
-      const max = size <= stage ? (stage - size) / 2 : 0;
-      return Math.min(max, Math.max(min, pos + offset)) - offset;
-    };
-    z.x = clamp(z.x, fw, sw, frame.offsetLeft);
-    z.y = clamp(z.y, fh, sh, frame.offsetTop);
-    frame.style.transform = z.s === 1 ? '' : `translate(${z.x}px, ${z.y}px) scale(${z.s})`;
-    this.root.classList.toggle('zoomed', z.s > 1);
+    this.zoom.apply(this.frame);
   }
 
   /**
@@ -486,13 +479,7 @@ export class Viewer extends EventTarget {
    * @param {boolean} [animate]
    */
   resetZoom(animate = true) {
-    this.zoom = { s: 1, x: 0, y: 0 };
-    const frame = this.frame;
-    if (frame) {
-      frame.classList.toggle('animate', animate);
-      frame.style.transform = '';
-    }
-    this.root.classList.remove('zoomed');
+    this.zoom.reset(this.frame, animate);
   }
 
   /** Swaps in the original file for the preview, once it has decoded (browser formats only). */
@@ -506,7 +493,7 @@ export class Viewer extends EventTarget {
     img.src = it.original;
     img.decode().then(
       () => {
-        const full = frame.querySelector('img.full');
+        const full = /** @type {HTMLImageElement|null} */ (frame.querySelector('img.full'));
         if (full) full.src = it.original;
         frame.dataset.original = 'loaded';
       },
@@ -521,7 +508,7 @@ export class Viewer extends EventTarget {
     this.playing = true;
     this.paused = false;
     this.root.classList.add('slideshow', 'chrome-hidden');
-    this.root.querySelector('.v-show').hidden = false;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-show')).hidden = false;
     this.syncShowControls();
     this.tick();
   }
@@ -532,7 +519,7 @@ export class Viewer extends EventTarget {
     this.playing = false;
     clearTimeout(this.showTimer);
     this.root.classList.remove('slideshow', 'chrome-hidden');
-    this.root.querySelector('.v-show').hidden = true;
+    /** @type {HTMLElement} */ (this.root.querySelector('.v-show')).hidden = true;
   }
 
   /** Pauses or resumes the slideshow. */
@@ -544,9 +531,8 @@ export class Viewer extends EventTarget {
 
   /** Updates the slideshow bar's pause button and interval. */
   syncShowControls() {
-    const b = this.root.querySelector('[data-v="pause"]');
-    b.replaceChildren(icon(this.paused ? 'play' : 'pause'), h('span', { text: this.paused ? 'Play' : 'Pause' }));
-    /** @type {HTMLSelectElement} */ (this.root.querySelector('[data-v="interval"]')).value = String(this.interval);
+    this.control('pause').replaceChildren(icon(this.paused ? 'play' : 'pause'), h('span', { text: this.paused ? 'Play' : 'Pause' }));
+    /** @type {HTMLSelectElement} */ (this.control('interval')).value = String(this.interval);
   }
 
   /** Plans the slideshow's next step: after the interval, or when a video ends. */
@@ -566,7 +552,8 @@ export class Viewer extends EventTarget {
 
   /** Wires buttons, keys and gestures. */
   bind() {
-    const on = (name, fn) => this.root.querySelector(`[data-v="${name}"]`).addEventListener('click', fn);
+    /** @param {string} name @param {() => void} fn */
+    const on = (name, fn) => this.control(name).addEventListener('click', fn);
     on('close', () => this.close());
     on('prev', () => this.go(-1));
     on('next', () => this.go(1));
@@ -576,7 +563,7 @@ export class Viewer extends EventTarget {
     on('slideshow', () => (this.playing ? this.stopSlideshow() : this.startSlideshow()));
     on('pause', () => this.togglePause());
     on('stop', () => this.stopSlideshow());
-    this.root.querySelector('[data-v="interval"]').addEventListener('change', (e) => {
+    this.control('interval').addEventListener('change', (e) => {
       this.interval = Number(/** @type {HTMLSelectElement} */ (e.target).value) || 5;
       localStorage.setItem('spis.slideshow', String(this.interval));
       this.tick();
@@ -585,7 +572,7 @@ export class Viewer extends EventTarget {
     addEventListener('resize', () => {
       if (this.isOpen) this.refit();
     });
-    this.bindGestures();
+    bindGestures(this);
   }
 
   /**
@@ -597,6 +584,7 @@ export class Viewer extends EventTarget {
     const tag = /** @type {HTMLElement} */ (e.target).tagName;
     if (tag === 'SELECT' || tag === 'INPUT') return;
     const stage = this.stage.getBoundingClientRect();
+    /** @type {Record<string, () => unknown>} */
     const keys = {
       ArrowRight: () => this.go(1),
       ArrowLeft: () => this.go(-1),
@@ -620,144 +608,5 @@ export class Viewer extends EventTarget {
     if (e.key === ' ' && tag === 'BUTTON') return;
     if (fn() === false) return;
     e.preventDefault();
-  }
-
-  /** Pointer gestures on the stage: swipe, swipe down, pinch, pan, taps; wheel zoom. */
-  bindGestures() {
-    const stage = this.stage;
-    /** @type {Map<number, {x: number, y: number}>} */
-    const pts = new Map();
-    let g = null;
-    let lastTap = { t: 0, x: 0, y: 0 };
-    let tapTimer = 0;
-    const local = (e) => {
-      const r = stage.getBoundingClientRect();
-      return { x: e.clientX - r.left, y: e.clientY - r.top };
-    };
-
-    stage.addEventListener('pointerdown', (e) => {
-      if (e.button !== 0 && e.pointerType === 'mouse') return;
-      const target = /** @type {HTMLElement} */ (e.target);
-      if (target.tagName === 'VIDEO') {
-        // Leave the video's own controls alone.
-        const r = target.getBoundingClientRect();
-        if (e.clientY > r.bottom - 72) return;
-      }
-      stage.setPointerCapture(e.pointerId);
-      pts.set(e.pointerId, local(e));
-      if (pts.size === 2) {
-        const [a, b] = [...pts.values()];
-        this.track.style.transform = 'translateX(0)';
-        g = { mode: 'pinch', d0: Math.hypot(a.x - b.x, a.y - b.y) || 1, s0: this.zoom.s, mid: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
-      } else if (pts.size === 1) {
-        const p = local(e);
-        g = { mode: null, x0: p.x, y0: p.y, t0: performance.now(), zx: this.zoom.x, zy: this.zoom.y, last: p, lastT: performance.now(), vx: 0, vy: 0 };
-      }
-    });
-
-    stage.addEventListener('pointermove', (e) => {
-      if (!pts.has(e.pointerId) || !g) return;
-      const p = local(e);
-      pts.set(e.pointerId, p);
-      if (g.mode === 'pinch' && pts.size >= 2) {
-        const [a, b] = [...pts.values()];
-        const d = Math.hypot(a.x - b.x, a.y - b.y);
-        const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
-        this.zoom.x += mid.x - g.mid.x;
-        this.zoom.y += mid.y - g.mid.y;
-        g.mid = mid;
-        this.zoomTo(g.s0 * (d / g.d0), mid.x, mid.y);
-        return;
-      }
-      if (g.mode === 'pinch') return;
-      const dx = p.x - g.x0;
-      const dy = p.y - g.y0;
-      const now = performance.now();
-      const dt = Math.max(1, now - g.lastT);
-      g.vx = (p.x - g.last.x) / dt;
-      g.vy = (p.y - g.last.y) / dt;
-      g.last = p;
-      g.lastT = now;
-      if (!g.mode) {
-        if (Math.hypot(dx, dy) < 8) return;
-        g.mode = this.zoom.s > 1 ? 'pan' : Math.abs(dx) > Math.abs(dy) ? 'swipe' : dy > 0 ? 'dismiss' : 'none';
-        this.track.style.transition = 'none';
-      }
-      if (g.mode === 'pan') {
-        this.zoom.x = g.zx + dx;
-        this.zoom.y = g.zy + dy;
-        this.applyZoom();
-      } else if (g.mode === 'swipe') {
-        const blocked = (dx > 0 && !this.prevItem) || (dx < 0 && !this.nextItem);
-        this.track.style.transform = `translateX(${blocked ? dx / 3 : dx}px)`;
-      } else if (g.mode === 'dismiss') {
-        const slide = this.item && this.slides.get(this.item.id);
-        const k = Math.max(0, dy);
-        if (slide) slide.style.transform = `translateY(${k}px) scale(${1 - Math.min(0.3, k / 1500)})`;
-        this.root.style.setProperty('--backdrop', String(Math.max(0.2, 1 - k / 400)));
-      }
-    });
-
-    const end = (e) => {
-      if (!pts.has(e.pointerId)) return;
-      pts.delete(e.pointerId);
-      if (!g) return;
-      if (g.mode === 'pinch') {
-        if (pts.size === 0) {
-          if (this.zoom.s < 1.05) this.resetZoom();
-          g = null;
-        }
-        return;
-      }
-      const p = local(e);
-      const dx = p.x - g.x0;
-      const dy = p.y - g.y0;
-      this.track.style.transition = '';
-      if (g.mode === 'swipe') {
-        const w = stage.clientWidth;
-        const dir = dx < -w * 0.2 || g.vx < -0.5 ? 1 : dx > w * 0.2 || g.vx > 0.5 ? -1 : 0;
-        if (!dir || !this.go(dir, dx)) this.track.style.transform = 'translateX(0)';
-      } else if (g.mode === 'dismiss') {
-        const slide = this.item && this.slides.get(this.item.id);
-        this.root.style.removeProperty('--backdrop');
-        if (dy > 120 || g.vy > 0.6) this.close();
-        else if (slide) {
-          slide.classList.add('settle');
-          slide.style.transform = 'translateX(0)';
-          setTimeout(() => slide.classList.remove('settle'), 250);
-        }
-      } else if (!g.mode && e.type === 'pointerup') {
-        // A tap: two quick ones zoom, one alone shows or hides the bars.
-        const now = performance.now();
-        if (now - lastTap.t < 300 && Math.hypot(p.x - lastTap.x, p.y - lastTap.y) < 40) {
-          clearTimeout(tapTimer);
-          lastTap = { t: 0, x: 0, y: 0 };
-          if (this.zoom.s > 1) this.resetZoom();
-          else this.zoomTo(2.5, p.x, p.y);
-          this.frame?.classList.add('animate');
-        } else {
-          lastTap = { t: now, x: p.x, y: p.y };
-          clearTimeout(tapTimer);
-          tapTimer = setTimeout(() => this.root.classList.toggle('chrome-hidden'), 300);
-        }
-      }
-      g = null;
-    };
-    stage.addEventListener('pointerup', end);
-    stage.addEventListener('pointercancel', end);
-    stage.addEventListener('transitionend', (e) => {
-      if (/** @type {HTMLElement} */ (e.target).classList.contains('frame')) /** @type {HTMLElement} */ (e.target).classList.remove('animate');
-    });
-    stage.addEventListener(
-      'wheel',
-      (e) => {
-        if (this.item?.kind === 'video') return;
-        e.preventDefault();
-        const p = local(e);
-        this.frame?.classList.remove('animate');
-        this.zoomTo(this.zoom.s * Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.002)), p.x, p.y);
-      },
-      { passive: false },
-    );
   }
 }

@@ -25,6 +25,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("app.js", include_bytes!("../../web/app.js")),
     ("favorites.js", include_bytes!("../../web/favorites.js")),
     ("filters.js", include_bytes!("../../web/filters.js")),
+    ("gestures.js", include_bytes!("../../web/gestures.js")),
     ("grid.js", include_bytes!("../../web/grid.js")),
     ("icons/apple-touch-icon.png", include_bytes!("../../web/icons/apple-touch-icon.png")),
     ("icons/favicon.svg", include_bytes!("../../web/icons/favicon.svg")),
@@ -43,6 +44,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("timeline.js", include_bytes!("../../web/timeline.js")),
     ("ui.js", include_bytes!("../../web/ui.js")),
     ("viewer.js", include_bytes!("../../web/viewer.js")),
+    ("zoom.js", include_bytes!("../../web/zoom.js")),
 ];
 
 /// Files served at the root rather than under `/assets/<version>/`: the page, the service worker

@@ -17,15 +17,6 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
-# npm ci when node_modules is missing or does not hold exactly what the lock file pins.
-if ! node -e '
-  const want = require("./package-lock.json").packages;
-  let have;
-  try { have = require("./node_modules/.package-lock.json").packages; } catch { process.exit(1); }
-  for (const [k, v] of Object.entries(want)) if (k && have[k]?.version !== v.version) process.exit(1);
-' 2>/dev/null; then
-  echo "run.sh: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
-fi
+./node-modules.sh
 
 exec node --test --test-concurrency=1 --test-timeout=120000 "$@" ./*.test.js
