@@ -100,7 +100,7 @@ async fn dispatch(
         ["api", "media", raw, "details"] if get => api::details(lib, media_id(raw)?).await,
         ["api", "media", raw, "resize"] if get => api::resize(app, media_id(raw)?, req).await,
         ["api", "media", raw, which] if get && Rendition::parse(which).is_some() => {
-            api::rendition(lib, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
+            api::rendition(app, media_id(raw)?, Rendition::parse(which).expect("checked"), req).await
         }
         ["api", "media", raw, "favorite"] if m == Method::PUT => {
             api::favorite(lib, media_id(raw)?, true).await

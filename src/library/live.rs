@@ -98,7 +98,7 @@ type Memos = HashMap<Vec<u8>, Memo>;
 /// (size, mtime) of the indexed files of one folder, by name.
 type Versions<'a> = HashMap<&'a [u8], (u64, i64)>;
 
-pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
+pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts, fresh: &dyn Fn(u64)) {
     let stats = &lib.live;
     let mut watcher = match opts.mode {
         WatchMode::Auto | WatchMode::Inotify => match Watcher::try_new(&lib.fs, opts.max_watches) {
@@ -150,7 +150,7 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
     indexer::run(lib, &|dir, listing| {
         memos.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_vec(), memo_of(listing));
     });
-    let mut live = Live { lib, memos: memos.into_inner().unwrap_or_else(|p| p.into_inner()) };
+    let mut live = Live { lib, memos: memos.into_inner().unwrap_or_else(|p| p.into_inner()), fresh };
     if opts.mode == WatchMode::Off {
         return;
     }
@@ -319,6 +319,8 @@ fn memo_of(listing: &Listing) -> Memo {
 struct Live<'a> {
     lib: &'a Arc<Library>,
     memos: Memos,
+    /// Told of each file added or changed (its thumbnails are made next).
+    fresh: &'a dyn Fn(u64),
 }
 
 impl Live<'_> {
@@ -404,7 +406,7 @@ impl Live<'_> {
             }
         }
         for e in events {
-            self.lib.thumbs.make_soon(e.item().id);
+            (self.fresh)(e.item().id);
             self.lib.emit(e);
         }
     }
