@@ -81,7 +81,7 @@ fn watch_status(lib: &Library) -> serde_json::Value {
     let w = &lib.live;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     serde_json::json!({
-        "mode": *w.mode.lock().unwrap_or_else(|p| p.into_inner()),
+        "mode": w.mode(),
         "watched_folders": n(&w.watched_folders),
         "unwatched_folders": n(&w.unwatched_folders),
         "overflows": n(&w.overflows),
