@@ -1,16 +1,19 @@
 //! spis, the Simple Private Image Server: a private photo and video gallery in one binary.
 //!
 //! Data flows one way: [`http`] parses requests and writes JSON, [`library`] holds the in-memory
-//! index and the domain rules, [`fs`] is the only module that touches the disk. [`run`] wires them
-//! together for `main`.
+//! index and the domain rules, [`thumbs`] makes the pictures, [`fs`] is the only module that
+//! touches the disk. [`gallery`] wires the library and the thumbnails together; [`run`] wires the
+//! rest for `main`.
 
 pub mod auth;
 pub mod config;
 pub mod fs;
+pub mod gallery;
 pub mod hooks;
 pub mod http;
 pub mod library;
 mod logging;
+pub mod media;
 pub mod metrics;
 pub mod systemd;
 pub mod template;
@@ -48,7 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
     limit_malloc_arenas();
     hooks::check(&config)?;
-    let library = library::Library::try_open(&config)?;
+    let gallery = gallery::Gallery::try_open(&config)?;
+    let library = std::sync::Arc::clone(&gallery.lib);
     let auth = std::sync::Arc::new(auth::Auth::try_new(
         &auth::AuthOpts {
             disabled: config.no_auth,
@@ -79,13 +83,12 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, media = %library.fs.root().display(), state_dir = %library.fs.state_dir().display(), "listening");
         let hooks = hooks::start(&library, &config, http::event_json)?;
-        library.spawn_live(library::LiveOpts {
+        gallery.start(library::LiveOpts {
             mode: config.watch,
             poll_interval: config.poll_interval,
             queue: config.watch_queue,
             max_watches: config.max_watches,
         });
-        thumbs::Thumbs::spawn_background(std::sync::Arc::clone(&library));
         tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&library)));
         let systemd = std::sync::Arc::new(systemd);
         systemd.send(&format!("READY=1\nSTATUS=serving {} on http://{addr}", library.fs.root().display()));
@@ -116,7 +119,7 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
         };
-        http::serve(std::sync::Arc::clone(&library), hooks, opts, listener, stopping).await?;
+        http::serve(&gallery, hooks, opts, listener, stopping).await?;
         library.fs.leave_replicas();
         Ok::<_, anyhow::Error>(())
     })?;

@@ -21,7 +21,7 @@ use crate::fs::RelPath;
 use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
 use crate::library::{FavoriteError, Filter, Index, Item, Library, Order, id};
-use crate::thumbs::{Rendition, RenditionUrl, Served, render};
+use crate::thumbs::{Rendition, RenditionUrl, Served, Thumbs, render};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
@@ -69,7 +69,7 @@ pub fn status(app: &App) -> Response<Body> {
                 "from_state_dir": n(&p.from_state_dir),
                 "extracted": n(&p.extracted),
             },
-            "thumbnails": thumbnail_status(lib),
+            "thumbnails": thumbnail_status(&app.thumbs),
             "watch": watch_status(lib),
             "hooks": hooks_status(&app.hooks),
         }),
@@ -81,7 +81,7 @@ fn watch_status(lib: &Library) -> serde_json::Value {
     let w = &lib.live;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     serde_json::json!({
-        "mode": *w.mode.lock().unwrap_or_else(|p| p.into_inner()),
+        "mode": w.mode(),
         "watched_folders": n(&w.watched_folders),
         "unwatched_folders": n(&w.unwatched_folders),
         "overflows": n(&w.overflows),
@@ -123,10 +123,10 @@ fn hooks_status(hooks: &crate::hooks::Hooks) -> serde_json::Value {
 }
 
 /// Background progress (done/total, rate, ETA) and cache counters.
-fn thumbnail_status(lib: &Library) -> serde_json::Value {
-    let t = &lib.thumbs.stats;
+fn thumbnail_status(thumbs: &Thumbs) -> serde_json::Value {
+    let t = &thumbs.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let progress = lib.thumbs.background_progress();
+    let progress = thumbs.background_progress();
     serde_json::json!({
         "background": {
             "total": progress.total,
@@ -135,8 +135,8 @@ fn thumbnail_status(lib: &Library) -> serde_json::Value {
             "eta_s": progress.eta_s,
         },
         "decoders": {
-            "heif": lib.thumbs.tools().heif.is_some(),
-            "ffmpeg": lib.thumbs.tools().ffmpeg.is_some(),
+            "heif": thumbs.tools().heif.is_some(),
+            "ffmpeg": thumbs.tools().ffmpeg.is_some(),
         },
         "decoded": n(&t.decoded),
         "failed": n(&t.failed),
@@ -279,21 +279,27 @@ pub async fn original(lib: &Library, id: u64, req: &Request<Incoming>) -> Result
 /// (bounded, so a burst of requests cannot start a decode per request); a placeholder picture
 /// when none can be made.
 pub async fn rendition(
-    lib: &Arc<Library>,
+    app: &App,
     id: u64,
     which: Rendition,
     req: &Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let (item, dir) = lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
+    let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let kind = item.kind();
-    let served = match lib.thumbs.cached(&item, which) {
+    let served = match app.thumbs.cached(&item, which) {
         Some(hit) => Served::Ready(hit),
         None => {
-            let _slot = lib.thumbs.decode_slot().await;
-            let lib = Arc::clone(lib);
-            tokio::task::spawn_blocking(move || lib.thumbs.get_blocking(&lib, &item, &dir, which))
-                .await
-                .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+            let _slot = app.thumbs.decode_slot().await;
+            let (lib, thumbs) = (Arc::clone(&app.lib), Arc::clone(&app.thumbs));
+            tokio::task::spawn_blocking(move || {
+                let (served, thumbhash) = thumbs.get_blocking(&item, &dir, which);
+                if let Some((id, version, hash)) = thumbhash {
+                    lib.set_thumbhash(id, version, &hash);
+                }
+                served
+            })
+            .await
+            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
         }
     };
     Ok(match served {
@@ -319,16 +325,14 @@ pub async fn rendition(
 /// box, for static sites. Sizes must come from the configured list, so the cache stays bounded.
 pub async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let ResizeQuery { w, h, fit, encoding } =
-        ResizeQuery::parse(req.uri().query(), &app.lib.thumbs.opts().resize_sizes)?;
+        ResizeQuery::parse(req.uri().query(), &app.thumbs.opts().resize_sizes)?;
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let made = {
-        let _slot = app.lib.thumbs.decode_slot().await;
-        let lib = Arc::clone(&app.lib);
-        tokio::task::spawn_blocking(move || {
-            lib.thumbs.resized_blocking(&lib, &item, &dir, (w, h), fit, encoding)
-        })
-        .await
-        .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+        let _slot = app.thumbs.decode_slot().await;
+        let thumbs = Arc::clone(&app.thumbs);
+        tokio::task::spawn_blocking(move || thumbs.resized_blocking(&item, &dir, (w, h), fit, encoding))
+            .await
+            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
     };
     let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
     let content_type = match encoding {

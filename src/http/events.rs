@@ -26,6 +26,7 @@ use super::api::{ItemJson, ListQuery};
 use super::error::ApiError;
 use super::{App, Body, full};
 use crate::library::{Filter, Library, MediaEvent, id};
+use crate::thumbs::Thumbs;
 
 /// How often the server pings, and how long a client may stay silent before it is dropped.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -55,7 +56,7 @@ pub fn upgrade(app: &Arc<App>, req: &mut Request<Incoming>) -> Result<Response<B
     // Subscribe before answering, so nothing that happens after the 101 is missed.
     let events = app.lib.subscribe();
     let on_upgrade = hyper::upgrade::on(req);
-    let lib = Arc::clone(&app.lib);
+    let (lib, thumbs) = (Arc::clone(&app.lib), Arc::clone(&app.thumbs));
     let mut shutdown = app.shutdown.subscribe();
     let app = Arc::clone(app);
     app.sockets.send_modify(|n| *n += 1);
@@ -74,7 +75,7 @@ pub fn upgrade(app: &Arc<App>, req: &mut Request<Incoming>) -> Result<Response<B
         config.max_frame_size = Some(64 << 10);
         config.max_write_buffer_size = 1 << 20;
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        let reason = client(lib, ws, events, q.filter, &mut shutdown).await;
+        let reason = client(lib, thumbs, ws, events, q.filter, &mut shutdown).await;
         tracing::debug!(reason, "websocket client left");
     });
     Ok(Response::builder()
@@ -100,6 +101,7 @@ type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// Serves one client until it leaves, stalls or the server stops; returns why it ended.
 async fn client(
     lib: Arc<Library>,
+    thumbs: Arc<Thumbs>,
     mut ws: Ws,
     mut events: tokio::sync::broadcast::Receiver<Arc<MediaEvent>>,
     filter: Filter,
@@ -141,7 +143,7 @@ async fn client(
                 None
             },
             _ = progress.tick() => {
-                let now = indexing(&lib);
+                let now = indexing(&lib, &thumbs);
                 // While the folder is read or the background thumbnails are made, and once more
                 // when that ends; a client that connects to an idle server hears nothing.
                 let thumbs = &now["thumbnails"];
@@ -178,9 +180,9 @@ async fn send(ws: &mut Ws, text: Bytes) -> Result<(), ()> {
 }
 
 /// The `indexing` message: progress of the first index and of the thumbnails.
-fn indexing(lib: &Library) -> serde_json::Value {
+fn indexing(lib: &Library, thumbs: &Thumbs) -> serde_json::Value {
     let p = &lib.progress;
-    let t = lib.thumbs.background_progress();
+    let t = thumbs.background_progress();
     serde_json::json!({
         "type": "indexing",
         "done": p.done.load(Ordering::Acquire),

@@ -105,9 +105,9 @@ pub fn render(app: &App) -> Response<Body> {
         u8::from(done),
     );
 
-    let t = &lib.thumbs.stats;
+    let t = &app.thumbs.stats;
     let queue =
-        n(&t.background_total).saturating_sub(n(&t.background_done)) + lib.thumbs.fresh_queued() as u64;
+        n(&t.background_total).saturating_sub(n(&t.background_done)) + app.thumbs.fresh_queued() as u64;
     metrics::single(
         &mut out,
         "spis_thumbnail_queue_length",

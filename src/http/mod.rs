@@ -45,6 +45,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct App {
     pub lib: Arc<Library>,
+    pub thumbs: Arc<crate::thumbs::Thumbs>,
     /// For their counters in `/api/status`.
     hooks: Arc<crate::hooks::Hooks>,
     /// Where the web app's files come from.
@@ -94,7 +95,7 @@ pub struct HttpOpts {
 }
 
 pub async fn serve(
-    library: Arc<Library>,
+    gallery: &crate::gallery::Gallery,
     hooks: Arc<crate::hooks::Hooks>,
     opts: HttpOpts,
     listener: TcpListener,
@@ -102,9 +103,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let run_id =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let openapi = openapi::document(&library.thumbs.opts().resize_sizes);
+    let openapi = openapi::document(&gallery.thumbs.opts().resize_sizes);
     let app = Arc::new(App {
-        lib: library,
+        lib: Arc::clone(&gallery.lib),
+        thumbs: Arc::clone(&gallery.thumbs),
         hooks,
         web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         auth: opts.auth,

@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use super::dates::{self, DateSource};
 use super::id::SortKey;
-use super::probe::{Format, Kind};
+use crate::media::{Format, Kind};
 
 /// One photo or video.
 #[derive(Debug, Clone)]

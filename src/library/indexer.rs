@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::dates::{self, DateSource};
 use super::index::{Index, Item};
-use super::probe::{self, Format};
+use super::probe;
 use super::record::Meta;
 use super::{Library, id};
 use crate::fs::{Found, Listing, MetaSource, RelPath};
+use crate::media::Format;
 
 const BATCH: usize = 256;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -56,11 +56,41 @@ pub struct LiveOpts {
     pub max_watches: usize,
 }
 
+/// How the live thread follows the folder, as `/api/status` reports it in `watch.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watching {
+    /// inotify reports every change.
+    Inotify,
+    /// inotify, and a rescan every poll interval too: the folder is on a network filesystem
+    /// (whose other clients inotify cannot see), or some folders could not be watched.
+    InotifyAndPoll,
+    /// A rescan every poll interval only: asked for, or inotify is unavailable or stopped.
+    Poll,
+    /// The first index only.
+    Off,
+}
+
+impl Watching {
+    /// The name in `/api/status`; the web app and the tests read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Watching::Inotify => "inotify",
+            Watching::InotifyAndPoll => "inotify+poll",
+            Watching::Poll => "poll",
+            Watching::Off => "off",
+        }
+    }
+
+    fn uses_inotify(self) -> bool {
+        matches!(self, Watching::Inotify | Watching::InotifyAndPoll)
+    }
+}
+
 /// What `/api/status` reports about watching.
 #[derive(Debug, Default)]
 pub struct LiveStats {
-    /// "inotify", "inotify+poll", "poll" or "off", once decided ("" before).
-    pub mode: Mutex<&'static str>,
+    /// Once decided (`None` before).
+    mode: Mutex<Option<Watching>>,
     pub watched_folders: AtomicU64,
     pub unwatched_folders: AtomicU64,
     pub overflows: AtomicU64,
@@ -73,6 +103,17 @@ pub struct LiveStats {
     pub reload: AtomicBool,
     /// Bumped when the watches are replaced; an inotify thread of an older generation stops.
     generation: AtomicU64,
+}
+
+impl LiveStats {
+    /// How the folder is followed ("" until the live thread has decided).
+    pub fn mode(&self) -> &'static str {
+        self.mode.lock().unwrap_or_else(|p| p.into_inner()).map_or("", Watching::as_str)
+    }
+
+    fn set_mode(&self, mode: Watching) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = Some(mode);
+    }
 }
 
 /// A folder as last listed: its mtime and subfolders.
@@ -93,14 +134,59 @@ const META_FLUSH_EVERY: Duration = Duration::from_secs(5);
 const REPLICA_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How often the live thread checks that the media folder is still the one it watches.
 const ROOT_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// The longest the live thread waits for changes before it sees to its timed duties.
+const TICK: Duration = Duration::from_millis(200);
 
 type Memos = HashMap<Vec<u8>, Memo>;
 /// (size, mtime) of the indexed files of one folder, by name.
 type Versions<'a> = HashMap<&'a [u8], (u64, i64)>;
 
-pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
+pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts, fresh: &dyn Fn(u64)) {
+    let (watcher, mode) = start_watching(lib, &opts);
+    // The watches exist before the first walk starts, so nothing written meanwhile is missed.
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let changes = watcher.map(|w| spawn_reader(Arc::clone(lib), w, opts.queue, Arc::clone(&overflowed), 0));
+    let root = lib.fs.root_identity();
+    // Started before the first index, so the media folder is checked as soon as it is done.
+    let mut root_check = Every::new(ROOT_CHECK_EVERY);
+    let memos = first_index(lib);
+    if mode == Watching::Off {
+        return;
+    }
+    let mut follower = Follower {
+        live: Live { lib, memos, fresh },
+        next_poll: Instant::now() + opts.poll_interval,
+        opts,
+        mode,
+        changes,
+        overflowed,
+        root,
+        polls: 0,
+    };
+    let mut replica_sync = Every::new(REPLICA_SYNC_EVERY);
+    let mut meta_flush = Every::new(META_FLUSH_EVERY);
+    loop {
+        follower.apply_changes();
+        follower.recover_from_overflow();
+        if replica_sync.due() {
+            sync_replicas(lib);
+        }
+        if meta_flush.due() {
+            flush_meta_cache(lib);
+        }
+        if root_check.due() {
+            follower.check_media_folder();
+        }
+        follower.reload_if_asked();
+        follower.poll_if_due();
+    }
+}
+
+/// Starts inotify as `opts.mode` asks, and decides from what it managed and what the folder is
+/// on whether periodic rescans are needed too.
+fn start_watching(lib: &Library, opts: &LiveOpts) -> (Option<Watcher>, Watching) {
     let stats = &lib.live;
-    let mut watcher = match opts.mode {
+    let watcher = match opts.mode {
         WatchMode::Auto | WatchMode::Inotify => match Watcher::try_new(&lib.fs, opts.max_watches) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -117,12 +203,12 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
         (Some(w), _) => network.is_some() || w.unwatched > 0,
     };
     let mode = match (&watcher, periodic) {
-        (Some(_), true) => "inotify+poll",
-        (Some(_), false) => "inotify",
-        (None, true) => "poll",
-        (None, false) => "off",
+        (Some(_), true) => Watching::InotifyAndPoll,
+        (Some(_), false) => Watching::Inotify,
+        (None, true) => Watching::Poll,
+        (None, false) => Watching::Off,
     };
-    *stats.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    stats.set_mode(mode);
     if let Some(w) = &watcher {
         stats.watched_folders.store(w.watched() as u64, Ordering::Relaxed);
         stats.unwatched_folders.store(w.unwatched as u64, Ordering::Relaxed);
@@ -134,123 +220,171 @@ pub(super) fn run(lib: &Arc<Library>, opts: LiveOpts) {
             "the media folder is on a network filesystem: also rescanning it periodically"
         );
     }
+    (watcher, mode)
+}
 
-    // The watches exist before the first walk starts, so nothing written meanwhile is missed.
-    let (tx, mut rx) = mpsc::sync_channel::<Change>(opts.queue);
-    let overflowed = Arc::new(AtomicBool::new(false));
-    let mut root_id = lib.fs.root_identity();
-    let mut last_root_check = Instant::now();
-    if let Some(w) = watcher.take() {
-        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed), 0);
-    } else {
-        drop(tx);
-    }
-
+/// The first full index; returns each folder as it was listed, so rescans skip unchanged ones.
+fn first_index(lib: &Arc<Library>) -> Memos {
     let memos = Mutex::new(Memos::new());
     indexer::run(lib, &|dir, listing| {
         memos.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_vec(), memo_of(listing));
     });
-    let mut live = Live { lib, memos: memos.into_inner().unwrap_or_else(|p| p.into_inner()) };
-    if opts.mode == WatchMode::Off {
-        return;
+    memos.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Favorites changed through other servers sharing the state dir reach this one's WebSocket
+/// clients even when nobody asks this server anything.
+fn sync_replicas(lib: &Library) {
+    guarded(|| lib.sync_replicas());
+}
+
+/// Writes the metadata cache if records were added to it (no xattrs on this filesystem): every
+/// few seconds, not once per file, as the whole file is rewritten each time.
+fn flush_meta_cache(lib: &Library) {
+    if let Err(e) = lib.fs.flush_meta_cache() {
+        tracing::debug!(error = %e, "cannot write the metadata cache");
+    }
+}
+
+/// A duty done at most once a period.
+struct Every {
+    period: Duration,
+    last: Instant,
+}
+
+impl Every {
+    fn new(period: Duration) -> Every {
+        Every { period, last: Instant::now() }
     }
 
-    let mut next_poll = Instant::now() + opts.poll_interval;
-    let mut polls = 0u32;
-    let mut inotify_alive = mode.starts_with("inotify");
-    let mut batch = Vec::new();
-    let mut last_meta_flush = Instant::now();
-    let mut last_replica_sync = Instant::now();
-    loop {
-        if inotify_alive {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(c) => {
-                    batch.push(c);
-                    batch.extend(rx.try_iter().take(4096));
-                    let changes = std::mem::take(&mut batch);
-                    if !guarded(|| live.apply(changes)) {
-                        overflowed.store(true, Ordering::Release);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    inotify_alive = false;
-                    tracing::warn!(
-                        "the inotify watcher stopped; rescanning the folder every poll_interval instead"
-                    );
-                    *stats.mode.lock().unwrap_or_else(|p| p.into_inner()) = "poll";
+    /// Whether a period has passed since the duty was last done (or the timer made); if so, the
+    /// next period starts now.
+    fn due(&mut self) -> bool {
+        let due = self.last.elapsed() >= self.period;
+        if due {
+            self.last = Instant::now();
+        }
+        due
+    }
+}
+
+/// The live thread after the first index: what its duties share from one turn of the loop to
+/// the next.
+struct Follower<'a> {
+    live: Live<'a>,
+    opts: LiveOpts,
+    /// As decided at start; a stopped inotify reader does not change it.
+    mode: Watching,
+    /// Changes from the inotify reader; `None` once it stopped (or when there is none).
+    changes: Option<mpsc::Receiver<Change>>,
+    /// Set when changes were lost (a queue overflowed, or applying them failed).
+    overflowed: Arc<AtomicBool>,
+    /// The media folder's identity when last checked; `None` while it is gone.
+    root: Option<(u64, u64)>,
+    next_poll: Instant,
+    /// Periodic rescans so far; every `DEEP_EVERY`th is deep.
+    polls: u32,
+}
+
+impl Follower<'_> {
+    /// Waits up to a tick for changes from inotify and applies them. Without inotify, sleeps
+    /// until the next rescan is due, for at most a tick.
+    fn apply_changes(&mut self) {
+        let Some(rx) = &self.changes else {
+            std::thread::sleep(self.next_poll.saturating_duration_since(Instant::now()).min(TICK));
+            return;
+        };
+        match rx.recv_timeout(TICK) {
+            Ok(c) => {
+                let mut batch = vec![c];
+                batch.extend(rx.try_iter().take(4096));
+                if !guarded(|| self.live.apply(batch)) {
+                    self.overflowed.store(true, Ordering::Release);
                 }
             }
-        } else {
-            std::thread::sleep(
-                next_poll.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)),
-            );
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                self.changes = None;
+                tracing::warn!(
+                    "the inotify watcher stopped; rescanning the folder every poll_interval instead"
+                );
+                self.live.lib.live.set_mode(Watching::Poll);
+            }
         }
-        if overflowed.swap(false, Ordering::AcqRel) {
-            // Let the burst that overflowed the queue finish, then rescan once for all of it.
+    }
+
+    /// After changes were lost: lets the burst that overflowed the queue finish, then rescans
+    /// once for all of it.
+    fn recover_from_overflow(&mut self) {
+        if !self.overflowed.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(rx) = &self.changes {
             while rx.recv_timeout(Duration::from_millis(100)).is_ok() {
                 rx.try_iter().for_each(drop);
             }
-            overflowed.store(false, Ordering::Release);
-            guarded(|| live.rescan(b"", true));
         }
-        if last_replica_sync.elapsed() >= REPLICA_SYNC_EVERY {
-            // Favorites changed through other servers sharing the state dir reach this one's
-            // WebSocket clients even when nobody asks this server anything.
-            last_replica_sync = Instant::now();
-            guarded(|| lib.sync_replicas());
+        self.overflowed.store(false, Ordering::Release);
+        guarded(|| self.live.rescan(b"", true));
+    }
+
+    /// Notices the media folder going (unplugged, unmounted) and coming back; when it is back,
+    /// asks for everything to be watched and listed again.
+    fn check_media_folder(&mut self) {
+        let lib = self.live.lib;
+        let now = lib.fs.root_identity();
+        if now == self.root {
+            return;
         }
-        if last_meta_flush.elapsed() >= META_FLUSH_EVERY {
-            // Only writes when records were added to it (no xattrs on this filesystem): at most
-            // every few seconds, not once per file, as the whole file is rewritten each time.
-            last_meta_flush = Instant::now();
-            if let Err(e) = lib.fs.flush_meta_cache() {
-                tracing::debug!(error = %e, "cannot write the metadata cache");
+        match now {
+            None => tracing::warn!(
+                media = %lib.fs.root().display(),
+                "the media folder is gone (unplugged or unmounted?); still serving what was indexed until it is back"
+            ),
+            Some(_) => {
+                tracing::info!(media = %lib.fs.root().display(), "the media folder is back: watching and rescanning it");
+                // The old watches are on the old folder; start over on this one.
+                lib.live.reload.store(true, Ordering::Release);
             }
         }
-        if last_root_check.elapsed() >= ROOT_CHECK_EVERY {
-            last_root_check = Instant::now();
-            let now = lib.fs.root_identity();
-            if now != root_id {
-                match now {
-                    None => tracing::warn!(
-                        media = %lib.fs.root().display(),
-                        "the media folder is gone (unplugged or unmounted?); still serving what was indexed until it is back"
-                    ),
-                    Some(_) => {
-                        tracing::info!(media = %lib.fs.root().display(), "the media folder is back: watching and rescanning it");
-                        // The old watches are on the old folder; start over on this one.
-                        stats.reload.store(true, Ordering::Release);
-                    }
+        lib.live.media_missing.store(now.is_none(), Ordering::Relaxed);
+        self.root = now;
+    }
+
+    /// When asked (SIGHUP, or the media folder came back) and the folder is there: watches every
+    /// folder again and lists it all.
+    fn reload_if_asked(&mut self) {
+        let lib = self.live.lib;
+        if self.root.is_none() || !lib.live.reload.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // Watches are on folder inodes: a drive mounted over a watched folder, or a media folder
+        // replaced, is only seen by watching everything again.
+        if self.mode.uses_inotify() {
+            let generation = lib.live.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            match Watcher::try_new(&lib.fs, self.opts.max_watches) {
+                Ok(w) => {
+                    let overflowed = Arc::clone(&self.overflowed);
+                    self.changes =
+                        Some(spawn_reader(Arc::clone(lib), w, self.opts.queue, overflowed, generation));
                 }
-                stats.media_missing.store(now.is_none(), Ordering::Relaxed);
-                root_id = now;
+                Err(e) => tracing::warn!(error = %e, "cannot watch the media folder again; polling it"),
             }
         }
-        if root_id.is_some() && stats.reload.swap(false, Ordering::AcqRel) {
-            // Watches are on folder inodes: a drive mounted over a watched folder, or a media folder
-            // replaced, is only seen by watching everything again.
-            if mode.starts_with("inotify") {
-                let generation = stats.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                match Watcher::try_new(&lib.fs, opts.max_watches) {
-                    Ok(w) => {
-                        let (tx, new_rx) = mpsc::sync_channel::<Change>(opts.queue);
-                        spawn_reader(Arc::clone(lib), w, tx, Arc::clone(&overflowed), generation);
-                        rx = new_rx;
-                        inotify_alive = true;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot watch the media folder again; polling it"),
-                }
-            }
-            guarded(|| live.rescan(b"", true));
-        }
-        // Folders left unwatched (out of inotify watches) are caught by periodic rescans.
-        let unwatched = stats.unwatched_folders.load(Ordering::Relaxed) > 0;
-        let poll_wanted = !inotify_alive || mode == "inotify+poll" || unwatched;
-        if poll_wanted && root_id.is_some() && Instant::now() >= next_poll {
-            polls += 1;
-            guarded(|| live.rescan(b"", polls.is_multiple_of(DEEP_EVERY)));
-            next_poll = Instant::now() + opts.poll_interval;
+        guarded(|| self.live.rescan(b"", true));
+    }
+
+    /// Rescans the whole folder every poll interval when inotify does not see everything: no
+    /// inotify, a network filesystem, or folders left unwatched (out of inotify watches). Every
+    /// `DEEP_EVERY`th rescan is deep.
+    fn poll_if_due(&mut self) {
+        let unwatched = self.live.lib.live.unwatched_folders.load(Ordering::Relaxed) > 0;
+        let wanted = self.changes.is_none() || self.mode == Watching::InotifyAndPoll || unwatched;
+        if wanted && self.root.is_some() && Instant::now() >= self.next_poll {
+            self.polls += 1;
+            let deep = self.polls.is_multiple_of(DEEP_EVERY);
+            guarded(|| self.live.rescan(b"", deep));
+            self.next_poll = Instant::now() + self.opts.poll_interval;
         }
     }
 }
@@ -265,13 +399,16 @@ fn guarded(step: impl FnOnce()) -> bool {
     done
 }
 
+/// Reads inotify events on a thread of its own, into a queue of `queue` changes: the receiver
+/// returned. When the queue is full, the changes are dropped and `overflowed` is set instead.
 fn spawn_reader(
     lib: Arc<Library>,
     mut watcher: Watcher,
-    tx: mpsc::SyncSender<Change>,
+    queue: usize,
     overflowed: Arc<AtomicBool>,
     generation: u64,
-) {
+) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::sync_channel::<Change>(queue);
     std::thread::Builder::new()
         .name("spis-inotify".into())
         .spawn(move || {
@@ -308,6 +445,7 @@ fn spawn_reader(
             }
         })
         .expect("spawning the inotify thread");
+    rx
 }
 
 fn memo_of(listing: &Listing) -> Memo {
@@ -319,6 +457,8 @@ fn memo_of(listing: &Listing) -> Memo {
 struct Live<'a> {
     lib: &'a Arc<Library>,
     memos: Memos,
+    /// Told of each file added or changed (its thumbnails are made next).
+    fresh: &'a dyn Fn(u64),
 }
 
 impl Live<'_> {
@@ -404,7 +544,7 @@ impl Live<'_> {
             }
         }
         for e in events {
-            self.lib.thumbs.make_soon(e.item().id);
+            (self.fresh)(e.item().id);
             self.lib.emit(e);
         }
     }

@@ -1,6 +1,6 @@
 //! The media library: the in-memory index, how it is filled from the folder, and favorites.
 //!
-//! It knows nothing about HTTP; it asks `fs` for every byte it reads or writes. The rule: the
+//! It knows nothing about HTTP or thumbnails; it asks `fs` for every byte it reads or writes. The rule: the
 //! index is built from the folder alone (paths, headers, attributes), so no database can drift.
 
 pub mod dates;
@@ -15,14 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use anyhow::Context as _;
-
 pub use index::{Counts, Facets, Filter, Index, Item, Order};
 pub use live::{LiveOpts, LiveStats, MediaEvent};
 
-use crate::config::Config;
+use crate::fs::cache::HashRecord;
 use crate::fs::{MediaFs, RelPath};
-use crate::thumbs::{ThumbOpts, Thumbs, render};
 
 /// Counters that `/api/status` and the progress log report.
 #[derive(Debug, Default)]
@@ -48,8 +45,8 @@ pub struct Progress {
 /// The library shared by the server's tasks.
 #[derive(Debug)]
 pub struct Library {
-    pub fs: MediaFs,
-    pub thumbs: Thumbs,
+    /// Shared with the thumbnails, which read the same files.
+    pub fs: Arc<MediaFs>,
     index: RwLock<Index>,
     pub progress: Progress,
     pub started: Instant,
@@ -74,39 +71,32 @@ pub enum FavoriteError {
 }
 
 impl Library {
-    pub fn try_open(config: &Config) -> anyhow::Result<Arc<Library>> {
-        let fs = MediaFs::try_open(&config.media, &config.state_dir, config.xattr, config.follow_symlinks)?;
-        let thumb_opts = ThumbOpts {
-            thumb_px: 400,
-            preview_px: 1600,
-            quality: 80,
-            memory_bytes: config.thumb_cache_mb << 20,
-            workers: config.thumb_workers,
-            resize_sizes: config.resize_sizes.clone(),
-            limits: render::Limits::sane_defaults(),
-        };
-        let thumbs = Thumbs::try_new(thumb_opts, config.state_dir.join("cache"))
-            .context("creating the thumbnail cache in the state dir")?;
-        Ok(Arc::new(Library {
+    /// An empty library over `fs`; [`Library::spawn_live`] fills it, on `index_threads` threads.
+    pub fn new(fs: Arc<MediaFs>, index_threads: usize) -> Arc<Library> {
+        Arc::new(Library {
             fs,
-            thumbs,
             index: RwLock::new(Index::default()),
             progress: Progress::default(),
             started: Instant::now(),
             tz: jiff::tz::TimeZone::system(),
-            index_threads: config.index_threads,
+            index_threads,
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             live: LiveStats::default(),
-        }))
+        })
     }
 
     /// Starts the watcher and the first full index in the background and returns at once; the
-    /// index then follows the folder as `opts` says.
-    pub fn spawn_live(self: &Arc<Self>, opts: LiveOpts) -> std::thread::JoinHandle<()> {
+    /// index then follows the folder as `opts` says. `fresh` hears the id of every file added or
+    /// changed after the first index, just before its event goes out.
+    pub fn spawn_live(
+        self: &Arc<Self>,
+        opts: LiveOpts,
+        fresh: impl Fn(u64) + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
         let lib = Arc::clone(self);
         std::thread::Builder::new()
             .name("spis-live".into())
-            .spawn(move || live::run(&lib, opts))
+            .spawn(move || live::run(&lib, opts, &fresh))
             .expect("spawning the indexer thread")
     }
 
@@ -194,12 +184,22 @@ impl Library {
         self.write().set_thumbhash(id, version, hash);
     }
 
-    /// Attaches many remembered thumbhashes at once (one lock).
-    pub fn set_thumbhashes(&self, records: &[crate::fs::cache::HashRecord]) {
+    /// Attaches many remembered thumbhashes at once (one lock), and returns those that are
+    /// current: made for the file version in the index, and not replaced by a later record.
+    pub fn attach_thumbhashes(&self, records: Vec<HashRecord>) -> Vec<HashRecord> {
         let mut index = self.write();
-        for (id, version, hash) in records {
+        for (id, version, hash) in &records {
             index.set_thumbhash(*id, *version, hash);
         }
+        records
+            .into_iter()
+            .filter(|(id, version, hash)| {
+                index.get(*id).is_some_and(|i| {
+                    id::version_u32(i.size, i.mtime_ns) == *version
+                        && index.thumbhash(i) == Some(hash.as_slice())
+                })
+            })
+            .collect()
     }
 
     /// Where a media file lives, for serving it.

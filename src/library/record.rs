@@ -9,7 +9,8 @@
 //! file; anything malformed is ignored and the header extracted again.
 
 use super::dates::{DateSource, Taken};
-use super::probe::{Format, Probe};
+use super::probe::Probe;
+use crate::media::Format;
 
 /// Bump when extraction improves, so old records are re-extracted once.
 pub const VERSION: u8 = 2;

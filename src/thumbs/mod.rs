@@ -3,8 +3,11 @@
 //! A request looks in the memory cache, then the disk cache, and only then decodes; one decode
 //! makes both renditions. Concurrent requests for the same file share one job, and background
 //! workers fill the cache newest first at a lowered priority so the grid is ready before anyone
-//! scrolls. The rule: a file that cannot be rendered (unsupported, corrupt, too large) costs one
-//! attempt and one log line per version, and is answered with a placeholder, never an error.
+//! scrolls. It never sees the library: it reads files through its own handle on the media
+//! folder, is told which items to make, and hands back the thumbhashes it makes for the caller
+//! to attach to the index. The rule: a file that cannot be rendered (unsupported, corrupt, too
+//! large) costs one attempt and one log line per version, and is answered with a placeholder,
+//! never an error.
 
 pub mod external;
 pub mod render;
@@ -16,10 +19,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::fs::RelPath;
-use crate::fs::cache::DiskCache;
-use crate::library::probe::{Format, Kind};
-use crate::library::{Item, Library, id};
+use crate::fs::cache::{DiskCache, HashRecord};
+use crate::fs::{MediaFs, RelPath};
+use crate::library::{Item, id};
+use crate::media::{Format, Kind};
 
 /// Bump when the output of the pipeline changes, so every cached rendition is made again.
 const PIPELINE_VERSION: u32 = 1;
@@ -115,8 +118,20 @@ pub struct BackgroundProgress {
 /// One file version: (id, size, mtime).
 type JobKey = (u64, u64, i64);
 
-/// What one decode makes: [thumb, preview], or why there is no picture.
-type Made = Result<[Arc<Encoded>; 2], &'static str>;
+/// What one decode makes, or why there is no picture.
+type Made = Result<Renditions, &'static str>;
+
+/// Both renditions of a file version, and the thumbhash made with them.
+#[derive(Debug, Clone)]
+struct Renditions {
+    thumb: Arc<Encoded>,
+    preview: Arc<Encoded>,
+    /// (id, file version, hash): the caller attaches it to the item in the index.
+    thumbhash: HashRecord,
+}
+
+/// Why a job whose owner panicked has no picture.
+const PANICKED: &str = "making the thumbnail failed (a bug)";
 
 /// A decode in progress that other requests for the same file wait for.
 #[derive(Default)]
@@ -128,6 +143,8 @@ struct Job {
 #[derive(Debug)]
 pub struct Thumbs {
     opts: ThumbOpts,
+    /// The media folder, shared with the library.
+    fs: Arc<MediaFs>,
     disk: DiskCache,
     memory: Mutex<MemoryCache>,
     jobs: Mutex<HashMap<JobKey, Arc<Job>>>,
@@ -152,10 +169,15 @@ impl std::fmt::Debug for Job {
 }
 
 impl Thumbs {
-    pub fn try_new(opts: ThumbOpts, cache_dir: std::path::PathBuf) -> std::io::Result<Thumbs> {
+    pub fn try_new(
+        opts: ThumbOpts,
+        fs: Arc<MediaFs>,
+        cache_dir: std::path::PathBuf,
+    ) -> std::io::Result<Thumbs> {
         Ok(Thumbs {
             memory: Mutex::new(MemoryCache::new(opts.memory_bytes)),
             opts,
+            fs,
             disk: DiskCache::try_new(cache_dir)?,
             jobs: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -217,19 +239,29 @@ impl Thumbs {
         self.slots.acquire().await.expect("the semaphore is never closed")
     }
 
-    /// The rendition of an item, from memory, disk, or a decode. Blocks: call it off the async
+    /// The rendition of an item, from memory, disk, or a decode, with the thumbhash when a
+    /// decode made one (for the caller to attach to the item). Blocks: call it off the async
     /// runtime (`spawn_blocking`).
-    pub fn get_blocking(&self, lib: &Library, item: &Item, dir: &[u8], which: Rendition) -> Served {
+    pub fn get_blocking(&self, item: &Item, dir: &[u8], which: Rendition) -> (Served, Option<HashRecord>) {
         if let Some(hit) = self.lookup(cache_key(item, which)) {
-            return Served::Ready(hit);
+            return (Served::Ready(hit), None);
         }
-        match self.make(lib, item, dir, Keep::InMemory) {
-            Ok([thumb, preview]) => Served::Ready(match which {
-                Rendition::Thumb => thumb,
-                Rendition::Preview => preview,
-            }),
-            Err(reason) => Served::Placeholder(reason),
+        match self.make(item, dir, Keep::InMemory) {
+            Ok(made) => {
+                let picture = match which {
+                    Rendition::Thumb => made.thumb,
+                    Rendition::Preview => made.preview,
+                };
+                (Served::Ready(picture), Some(made.thumbhash))
+            }
+            Err(reason) => (Served::Placeholder(reason), None),
         }
+    }
+
+    /// Whether anything here can make a picture of this format (else it gets a placeholder that
+    /// says what to install).
+    pub fn can_render(&self, format: Format) -> bool {
+        !matches!(self.source(format), Source::Missing(_))
     }
 
     fn source(&self, format: Format) -> Source<'_> {
@@ -257,7 +289,6 @@ impl Thumbs {
     /// renditions under its own key. Blocks: call it off the async runtime.
     pub fn resized_blocking(
         &self,
-        lib: &Library,
         item: &Item,
         dir: &[u8],
         size: (u32, u32),
@@ -272,7 +303,7 @@ impl Thumbs {
             return Err("only photos the pure-Rust pipeline decodes can be resized");
         };
         let rel = RelPath { dir, name: &item.name };
-        let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|_| "unreadable")?;
+        let bytes = self.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|_| "unreadable")?;
         self.stats.decoded.fetch_add(1, Ordering::Relaxed);
         let displayed = (item.width > 0 && item.height > 0).then_some((item.width, item.height));
         let (orientation, quality, limits) = (item.orientation, self.opts.quality, self.opts.limits.clone());
@@ -317,11 +348,17 @@ impl Thumbs {
     }
 
     /// Decodes a file once for both renditions, sharing the work with concurrent callers.
-    fn make(&self, lib: &Library, item: &Item, dir: &[u8], keep: Keep) -> Made {
+    fn make(&self, item: &Item, dir: &[u8], keep: Keep) -> Made {
         let key: JobKey = (item.id, item.size, item.mtime_ns);
         if let Some(&reason) = lock(&self.failed).get(&key) {
             return Err(reason);
         }
+        self.shared(key, || self.decode(item, dir, keep))
+    }
+
+    /// Runs `work` for a file version, unless a concurrent caller already runs it for the same
+    /// version: then its result is waited for and shared. A failure is remembered in `failed`.
+    fn shared(&self, key: JobKey, work: impl FnOnce() -> Made) -> Made {
         let (job, owner) = {
             let mut jobs = lock(&self.jobs);
             match jobs.get(&key) {
@@ -340,29 +377,26 @@ impl Thumbs {
             }
             return result.clone().expect("checked above");
         }
-        let result = self.decode(lib, item, dir, keep);
-        if let Err(reason) = result {
-            lock(&self.failed).insert(key, reason);
-        }
-        *lock(&job.result) = Some(result.clone());
-        job.done.notify_all();
-        lock(&self.jobs).remove(&key);
+        // Completes the job when dropped: after `work` returns, and also if it panics.
+        let mut completion = Completion { thumbs: self, key, job, result: None };
+        let result = work();
+        completion.result = Some(result.clone());
         result
     }
 
-    fn decode(&self, lib: &Library, item: &Item, dir: &[u8], keep: Keep) -> Made {
+    fn decode(&self, item: &Item, dir: &[u8], keep: Keep) -> Made {
         let name = String::from_utf8_lossy(&item.name);
         let rel = RelPath { dir, name: &item.name };
         let (bytes, format, orientation) = match self.source(item.format) {
             Source::Pure(format) => {
-                let bytes = lib.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
+                let bytes = self.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
                     tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
                     "unreadable"
                 })?;
                 (bytes, format, item.orientation)
             }
             Source::External(tool) => {
-                let input = lib.fs.open_for_tool(rel).map_err(|e| {
+                let input = self.fs.open_for_tool(rel).map_err(|e| {
                     tracing::warn!(file = %name, error = %e, "cannot open for a thumbnail");
                     "unreadable"
                 })?;
@@ -404,161 +438,159 @@ impl Thumbs {
         if let Err(e) = self.disk.append_hash(item.id, version, &rendered.thumbhash) {
             tracing::warn!(error = %e, "cannot remember a thumbhash in the cache");
         }
-        lib.set_thumbhash(item.id, version, &rendered.thumbhash);
         let mut out = rendered.outputs.into_iter();
         let (preview, thumb) = (out.next().ok_or("no output")?, out.next().ok_or("no output")?);
         let store = |which: Rendition, jpeg: Vec<u8>| self.remember(cache_key(item, which), jpeg, keep);
-        Ok([store(Rendition::Thumb, thumb.jpeg), store(Rendition::Preview, preview.jpeg)])
+        Ok(Renditions {
+            thumb: store(Rendition::Thumb, thumb.jpeg),
+            preview: store(Rendition::Preview, preview.jpeg),
+            thumbhash: (item.id, version, rendered.thumbhash),
+        })
     }
 
-    /// Once the index is complete: attaches the remembered thumbhashes, then fills the cache for
-    /// every item, newest first, on `workers` low-priority threads (none when `workers` is 0).
-    pub fn spawn_background(lib: Arc<Library>) {
-        if lib.thumbs.opts.workers > 0 {
-            let fresh = Arc::clone(&lib);
-            std::thread::Builder::new()
-                .name("spis-thumb-new".into())
-                .spawn(move || fresh_worker(&fresh))
-                .expect("spawning the new-file thumbnail thread");
+    /// Makes thumbnails for files that just arrived ([`Thumbs::make_soon`]), one at a time at
+    /// normal priority: someone is probably waiting for them (a camera snapshot on a phone).
+    /// Runs for good; `locate` finds an item as the index has it now, `made` hears each
+    /// thumbhash made.
+    pub fn run_fresh(&self, locate: impl Fn(u64) -> Option<(Item, Vec<u8>)>, made: impl Fn(HashRecord)) -> ! {
+        loop {
+            let id = {
+                let mut q = lock(&self.fresh);
+                loop {
+                    match q.pop_front() {
+                        Some(id) => break id,
+                        None => q = self.fresh_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                    }
+                }
+            };
+            let Some((item, dir)) = locate(id) else { continue };
+            if !self.can_render(item.format) || self.cached_on_disk(&item) {
+                continue;
+            }
+            if let Ok(r) = self.make(&item, &dir, Keep::InMemory) {
+                made(r.thumbhash);
+            }
         }
-        std::thread::Builder::new()
-            .name("spis-thumbs".into())
-            .spawn(move || {
-                while !lib.is_ready() {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                load_thumbhashes(&lib);
-                let workers = lib.thumbs.opts.workers;
-                if workers > 0 {
-                    background_pass(&lib, workers);
-                }
-            })
-            .expect("spawning the thumbnail thread");
     }
-}
 
-/// Makes thumbnails for files that just arrived, one at a time at normal priority: someone is
-/// probably waiting for them (a camera snapshot on a phone).
-fn fresh_worker(lib: &Library) {
-    let t = &lib.thumbs;
-    loop {
-        let id = {
-            let mut q = lock(&t.fresh);
-            loop {
-                match q.pop_front() {
-                    Some(id) => break id,
-                    None => q = t.fresh_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
-                }
+    /// Hands the thumbhashes of `thumbhash.log` to `attach`, which returns those still current,
+    /// and rewrites the log without the others once they are most of it.
+    pub fn load_thumbhashes(&self, attach: impl FnOnce(Vec<HashRecord>) -> Vec<HashRecord>) {
+        let records = match self.disk.load_hashes() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the thumbhash log; placeholders come back as thumbnails are made");
+                return;
             }
         };
-        let Some((item, dir)) = lib.locate(id) else { continue };
-        if matches!(t.source(item.format), Source::Missing(_)) || t.cached_on_disk(&item) {
-            continue;
-        }
-        if t.make(lib, &item, &dir, Keep::InMemory).is_ok() {
-            lib.thumbnail_ready(id);
+        let total = records.len();
+        let current = attach(records);
+        if total > 1024
+            && current.len() * 2 < total
+            && let Err(e) = self.disk.rewrite_hashes(&current)
+        {
+            tracing::warn!(error = %e, "cannot compact the thumbhash log");
         }
     }
-}
 
-/// Attaches the thumbhashes of `thumbhash.log` to the items whose file version they were made
-/// for, and rewrites the log without the others once they are most of it.
-fn load_thumbhashes(lib: &Library) {
-    let records = match lib.thumbs.disk.load_hashes() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the thumbhash log; placeholders come back as thumbnails are made");
-            return;
-        }
-    };
-    lib.set_thumbhashes(&records);
-    let total = records.len();
-    let current: Vec<_> = {
-        let index = lib.read();
-        records
-            .into_iter()
-            .filter(|(id, version, hash)| {
-                index.get(*id).is_some_and(|i| {
-                    id::version_u32(i.size, i.mtime_ns) == *version
-                        && index.thumbhash(i) == Some(hash.as_slice())
-                })
-            })
-            .collect()
-    };
-    if total > 1024
-        && current.len() * 2 < total
-        && let Err(e) = lib.thumbs.disk.rewrite_hashes(&current)
-    {
-        tracing::warn!(error = %e, "cannot compact the thumbhash log");
-    }
-}
-
-fn background_pass(lib: &Arc<Library>, workers: usize) {
-    let t = &lib.thumbs;
-    // Ids only (8 bytes each): an item is looked up when its turn comes, so 100k items cost no
-    // copy of the index, and a file removed meanwhile is simply skipped.
-    let todo: Vec<u64> = lib
-        .read()
-        .iter()
-        .rev()
-        .filter(|i| !matches!(t.source(i.format), Source::Missing(_)))
-        .map(|i| i.id)
-        .collect();
-    t.stats.background_total.store(todo.len() as u64, Ordering::Relaxed);
-    t.stats.background_started_ms.store(t.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
-    tracing::info!(items = todo.len(), workers, "making thumbnails in the background");
-    let next = AtomicU64::new(0);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        let threads: Vec<_> = (0..workers)
-            .map(|n| {
-                let (todo, next) = (&todo, &next);
-                std::thread::Builder::new()
-                    .name(format!("spis-thumb-{n}"))
-                    .spawn_scoped(s, move || {
-                        lower_priority();
-                        while let Some(&id) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
-                            if let Some((item, dir)) = lib.locate(id)
-                                && !t.cached_on_disk(&item)
-                            {
-                                let _ = t.make(lib, &item, &dir, Keep::OnDiskOnly);
+    /// Fills the disk cache for the items of `todo` in that order, on `workers` low-priority
+    /// threads, and returns when all are done. Ids only (8 bytes each): `locate` looks an item up
+    /// when its turn comes, so 100k items cost no copy of the index, and a file removed meanwhile
+    /// is simply skipped. `made` hears each thumbhash made.
+    pub fn background_pass(
+        &self,
+        todo: &[u64],
+        locate: impl Fn(u64) -> Option<(Item, Vec<u8>)> + Sync,
+        made: impl Fn(HashRecord) + Sync,
+    ) {
+        let workers = self.opts.workers;
+        self.stats.background_total.store(todo.len() as u64, Ordering::Relaxed);
+        self.stats
+            .background_started_ms
+            .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+        tracing::info!(items = todo.len(), workers, "making thumbnails in the background");
+        let next = AtomicU64::new(0);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..workers)
+                .map(|n| {
+                    let (next, locate, made) = (&next, &locate, &made);
+                    std::thread::Builder::new()
+                        .name(format!("spis-thumb-{n}"))
+                        .spawn_scoped(s, move || {
+                            lower_priority();
+                            while let Some(&id) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
+                                if let Some((item, dir)) = locate(id)
+                                    && !self.cached_on_disk(&item)
+                                    && let Ok(r) = self.make(&item, &dir, Keep::OnDiskOnly)
+                                {
+                                    made(r.thumbhash);
+                                }
+                                self.stats.background_done.fetch_add(1, Ordering::Relaxed);
                             }
-                            t.stats.background_done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    })
-                    .expect("spawning a thumbnail worker")
-            })
-            .collect();
-        let mut last_log = Instant::now();
-        while !threads.iter().all(|t| t.is_finished()) {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            if last_log.elapsed() >= std::time::Duration::from_secs(10) {
-                last_log = Instant::now();
-                let p = t.background_progress();
-                tracing::info!(
-                    done = p.done,
-                    total = p.total,
-                    per_second = format_args!("{:.1}", p.per_second),
-                    eta_s = p.eta_s,
-                    "making thumbnails"
-                );
+                        })
+                        .expect("spawning a thumbnail worker")
+                })
+                .collect();
+            let mut last_log = Instant::now();
+            while !threads.iter().all(|t| t.is_finished()) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if last_log.elapsed() >= std::time::Duration::from_secs(10) {
+                    last_log = Instant::now();
+                    let p = self.background_progress();
+                    tracing::info!(
+                        done = p.done,
+                        total = p.total,
+                        per_second = format_args!("{:.1}", p.per_second),
+                        eta_s = p.eta_s,
+                        "making thumbnails"
+                    );
+                }
             }
+        });
+        tracing::info!(
+            items = todo.len(),
+            decoded = self.stats.decoded.load(Ordering::Relaxed),
+            failed = self.stats.failed.load(Ordering::Relaxed),
+            seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+            "thumbnails done"
+        );
+    }
+
+    /// Removes from the disk cache every entry but those of `current` (id, file version) and of
+    /// this pipeline: entries of files that changed or went away only take space.
+    pub fn sweep(&self, current: &HashSet<(u64, u32)>) {
+        match self.disk.sweep(&|key| parse_key(key).is_some_and(|k| current.contains(&k))) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed stale thumbnails from the cache"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep the thumbnail cache"),
         }
-    });
-    tracing::info!(
-        items = todo.len(),
-        decoded = t.stats.decoded.load(Ordering::Relaxed),
-        failed = t.stats.failed.load(Ordering::Relaxed),
-        seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
-        "thumbnails done"
-    );
-    // Entries of files that changed or went away, and of older pipelines, only take space.
-    let current: HashSet<(u64, u32)> =
-        lib.read().iter().map(|i| (i.id, id::version_u32(i.size, i.mtime_ns))).collect();
-    match t.disk.sweep(&|key| parse_key(key).is_some_and(|k| current.contains(&k))) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed stale thumbnails from the cache"),
-        Err(e) => tracing::warn!(error = %e, "cannot sweep the thumbnail cache"),
+    }
+}
+
+/// Completes a shared job when dropped: with the owner's result once its work returned, or as a
+/// failure when the owner panicked, so the requests waiting for it get a placeholder instead of
+/// waiting forever.
+struct Completion<'a> {
+    thumbs: &'a Thumbs,
+    key: JobKey,
+    job: Arc<Job>,
+    /// Still `None` when the work panicked.
+    result: Option<Made>,
+}
+
+impl Drop for Completion<'_> {
+    fn drop(&mut self) {
+        let result = self.result.take().unwrap_or_else(|| {
+            tracing::error!(id = %id::encode(self.key.0), "making a thumbnail panicked (a bug)");
+            Err(PANICKED)
+        });
+        if let Err(reason) = result {
+            lock(&self.thumbs.failed).insert(self.key, reason);
+        }
+        *lock(&self.job.result) = Some(result);
+        self.job.done.notify_all();
+        lock(&self.thumbs.jobs).remove(&self.key);
     }
 }
 
@@ -721,30 +753,129 @@ impl MemoryCache {
 mod tests {
     use super::*;
 
+    use std::time::Duration;
+
     fn encoded(n: usize) -> Arc<Encoded> {
         Arc::new(Encoded { bytes: Bytes::from(vec![0u8; n]), etag: String::new() })
     }
 
-    #[test]
-    fn cache_keys_parse_back_to_their_file_version() {
-        let item = Item {
-            id: 42,
+    fn jpeg_item(id: u64, name: &str, size: u64, mtime_ns: i64, (width, height): (u32, u32)) -> Item {
+        Item {
+            id,
             dir: 0,
-            name: Box::from(&b"a.jpg"[..]),
+            name: Box::from(name.as_bytes()),
             taken_ms: 0,
             offset_min: i16::MIN,
             date_source: crate::library::dates::DateSource::Mtime,
-            size: 10,
-            mtime_ns: 20,
-            width: 1,
-            height: 1,
+            size,
+            mtime_ns,
+            width,
+            height,
             format: Format::Jpeg,
             orientation: 1,
             favorite: false,
             camera: 0,
             duration_ms: None,
             thumbhash: 0,
+        }
+    }
+
+    /// Thumbnails over a media folder of their own (`<tmp>/media`, state in `<tmp>/state`), with
+    /// no background workers.
+    fn thumbs_in(tmp: &tempfile::TempDir) -> Thumbs {
+        let (media, state) = (tmp.path().join("media"), tmp.path().join("state"));
+        std::fs::create_dir_all(&media).unwrap();
+        let fs = MediaFs::try_open(&media, &state, crate::config::XattrMode::Off, false).unwrap();
+        let opts = ThumbOpts {
+            thumb_px: 32,
+            preview_px: 64,
+            quality: 80,
+            memory_bytes: 1 << 20,
+            workers: 0,
+            resize_sizes: vec![],
+            limits: render::Limits::sane_defaults(),
         };
+        Thumbs::try_new(opts, Arc::new(fs), state.join("cache")).unwrap()
+    }
+
+    /// Waits until `done`, for at most a few seconds.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_jpeg_in_the_media_folder_gets_a_thumbnail_and_a_thumbhash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let thumbs = thumbs_in(&tmp);
+        let (w, h) = (128u16, 96u16);
+        let pixels: Vec<u8> =
+            (0..u32::from(w) * u32::from(h)).flat_map(|i| [(i % 256) as u8, (i / 64) as u8, 128]).collect();
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 90)
+            .encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        std::fs::write(tmp.path().join("media/a.jpg"), &jpeg).unwrap();
+        let item = jpeg_item(7, "a.jpg", jpeg.len() as u64, 1, (w.into(), h.into()));
+
+        let (served, thumbhash) = thumbs.get_blocking(&item, b"", Rendition::Thumb);
+        let Served::Ready(thumb) = served else { panic!("a placeholder: {served:?}") };
+        let size = imagesize::blob_size(&thumb.bytes).unwrap();
+        assert_eq!((size.width, size.height), (32, 24), "the long side is thumb_px");
+        let (id, version, hash) = thumbhash.expect("a decode makes a thumbhash");
+        assert_eq!((id, version), (7, id::version_u32(item.size, item.mtime_ns)));
+        assert!(!hash.is_empty());
+        assert!(thumbs.cached_on_disk(&item), "both renditions are kept on disk");
+
+        // Asked again: from memory, with no new decode and no thumbhash to attach.
+        let (again, thumbhash) = thumbs.get_blocking(&item, b"", Rendition::Thumb);
+        assert!(matches!(again, Served::Ready(r) if r.bytes == thumb.bytes));
+        assert!(thumbhash.is_none());
+        assert_eq!(thumbs.stats.decoded.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_panic_while_making_a_thumbnail_releases_the_requests_waiting_for_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let thumbs = Arc::new(thumbs_in(&tmp));
+        let key: JobKey = (7, 1, 1);
+        // References to the job: the map's, its owner's, and one per waiter.
+        let holders = |thumbs: &Thumbs| lock(&thumbs.jobs).get(&key).map_or(0, Arc::strong_count);
+        let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+        let owner = {
+            let thumbs = Arc::clone(&thumbs);
+            std::thread::spawn(move || {
+                thumbs.shared(key, || {
+                    let _ = wait_for_go.recv();
+                    panic!("a bug while making a thumbnail");
+                })
+            })
+        };
+        eventually("the owner holds the job", || holders(&thumbs) == 2);
+        let (answer, answered) = std::sync::mpsc::channel();
+        let waiter = {
+            let thumbs = Arc::clone(&thumbs);
+            std::thread::spawn(move || {
+                let _ = answer.send(thumbs.shared(key, || Err("the waiter ran the job itself")));
+            })
+        };
+        eventually("the waiter waits for the owner", || holders(&thumbs) == 3);
+        go.send(()).unwrap();
+
+        let got = answered.recv_timeout(Duration::from_secs(10)).expect("the waiter is released");
+        assert_eq!(got.err(), Some(PANICKED));
+        assert!(owner.join().is_err(), "the owner's panic goes on up");
+        waiter.join().unwrap();
+        assert_eq!(holders(&thumbs), 0, "the job is gone");
+        assert_eq!(lock(&thumbs.failed).get(&key), Some(&PANICKED), "and not tried again");
+    }
+
+    #[test]
+    fn cache_keys_parse_back_to_their_file_version() {
+        let item = jpeg_item(42, "a.jpg", 10, 20, (1, 1));
         for which in [Rendition::Thumb, Rendition::Preview] {
             assert_eq!(parse_key(&cache_key(&item, which)), Some((42, id::version_u32(10, 20))));
         }

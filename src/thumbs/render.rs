@@ -25,7 +25,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use jpeg_decoder::{CodingProcess, PixelFormat};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
-use crate::library::probe::Format;
+use crate::media::Format;
 
 /// Where a rendition is displayed: the long side in pixels. The aspect ratio is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
