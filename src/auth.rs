@@ -16,8 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, bail};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use base64::Engine as _;
+use data_encoding::HEXLOWER;
 use hmac::Mac as _;
 use sha2::Digest as _;
+use subtle::{Choice, ConstantTimeEq as _};
 
 use crate::fs::private;
 
@@ -213,7 +215,7 @@ impl Auth {
 
     /// A new session cookie value.
     pub fn issue_session(&self) -> String {
-        let payload = format!("v1.{}.{}.{}", unix_now(), self.epoch(), hex(&random::<16>()));
+        let payload = format!("v1.{}.{}.{}", unix_now(), self.epoch(), HEXLOWER.encode(&random::<16>()));
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -286,12 +288,15 @@ impl Auth {
     /// Whether a bearer token is one of the stored ones (re-read when the file changes, so a
     /// token revoked by `spis token revoke`, or on another replica, stops working at once).
     pub fn check_token(&self, token: &str) -> bool {
-        let digest = hex(&sha2::Sha256::digest(token.as_bytes()));
+        let digest = HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()));
         let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let entries =
             cache.get(&self.state_dir.join(TOKENS_FILE), |path| read_tokens(path).unwrap_or_default());
         // Constant-time over each stored hash, so timing says nothing about how close a guess was.
-        entries.iter().fold(false, |found, (_, h)| found | constant_eq(h.as_bytes(), digest.as_bytes()))
+        let found = entries
+            .iter()
+            .fold(Choice::from(0), |found, (_, h)| found | h.as_bytes().ct_eq(digest.as_bytes()));
+        found.into()
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -303,7 +308,7 @@ impl Auth {
         let p = self.password.read().unwrap_or_else(|p| p.into_inner());
         let mut mac = self.mac();
         mac.update(p.as_deref().unwrap_or("").as_bytes());
-        hex(&mac.finalize().into_bytes()[..6])
+        HEXLOWER.encode(&mac.finalize().into_bytes()[..6])
     }
 }
 
@@ -339,7 +344,7 @@ pub fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
         bail!("a token named {name} exists; revoke it first or choose another name");
     }
     let token = format!("spis_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<32>()));
-    entries.push((name.to_owned(), hex(&sha2::Sha256::digest(token.as_bytes()))));
+    entries.push((name.to_owned(), HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()))));
     write_tokens(&path, &entries)?;
     Ok(token)
 }
@@ -399,29 +404,14 @@ fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     }
 }
 
-fn random<const N: usize>() -> [u8; N] {
+/// `N` bytes from the kernel's random source (getrandom(2); the crate falls back to /dev/urandom
+/// on kernels before 3.17), for keys, salts, tokens and ids. The one behaviour on failure, which
+/// Linux does not do once its pool is seeded at boot: a panic. SECURITY: keys and tokens must be
+/// unpredictable, and without the kernel's random source there is nothing safe to fall back to.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
-        // SAFETY: getrandom writes at most the given length into our buffer.
-        let n = unsafe { libc::getrandom(out[filled..].as_mut_ptr().cast(), N - filled, 0) };
-        // SECURITY: keys and tokens must be unpredictable; without the kernel's random source
-        // there is nothing safe to fall back to.
-        assert!(
-            n > 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted,
-            "getrandom failed"
-        );
-        filled += n.max(0) as usize;
-    }
+    getrandom::fill(&mut out).expect("the kernel's random source failed");
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn unix_now() -> u64 {

@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
@@ -22,6 +23,93 @@ pub fn default_config_file() -> Option<&'static Path> {
     Some(Path::new(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file())
 }
 
+/// Every option's default, written only here: `--help` shows it, [`Config`] falls back to it, and a
+/// test checks that spis.example.toml and the README say the same.
+///
+/// A [`Fixed`](DefaultValue::Fixed) default is written as in the config file and parsed by the
+/// same code, as the layer under the file. A [`Described`](DefaultValue::Described) one is worked
+/// out at start-up (or is nothing) and said in words.
+const DEFAULTS: &[(&str, DefaultValue)] = {
+    use DefaultValue::{Described, Fixed};
+    &[
+        ("media", Fixed(r#""./media""#)),
+        ("listen", Fixed(r#""127.0.0.1:8080""#)),
+        (
+            "state_dir",
+            Described(
+                "$STATE_DIRECTORY (systemd), $XDG_STATE_HOME/spis, ~/.local/state/spis, or /var/lib/spis \
+                 as root",
+            ),
+        ),
+        ("xattr", Fixed(r#""auto""#)),
+        ("follow_symlinks", Fixed("false")),
+        ("log", Fixed(r#""info""#)),
+        ("index_threads", Described("the number of cores")),
+        ("thumb_cache_mb", Fixed("64")),
+        ("thumb_workers", Described("the number of cores - 1, at least 1")),
+        ("resize_sizes", Fixed("[320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]")),
+        ("watch", Fixed(r#""auto""#)),
+        ("poll_interval", Fixed("300")),
+        ("watch_queue", Fixed("16384")),
+        ("max_watches", Described("no limit")),
+        ("webhook", Described("none")),
+        ("webhook_secret", Described("none: deliveries are unsigned")),
+        ("on_new_media", Described("none")),
+        ("web_dir", Described("the web app built into the binary")),
+        ("no_auth", Fixed("false")),
+        ("password_hash", Described("the one chosen on first use")),
+        ("session_days", Fixed("90")),
+        ("rate_limit", Fixed("100")),
+        ("max_connections", Fixed("512")),
+        ("header_timeout", Fixed("15")),
+        ("max_header_bytes", Fixed("65536")),
+        ("trusted_proxies", Described("none")),
+        ("hook_timeout", Fixed("30")),
+        ("hook_concurrency", Fixed("2")),
+    ]
+};
+
+/// One row of [`DEFAULTS`].
+#[derive(Debug, Clone, Copy)]
+enum DefaultValue {
+    /// A TOML value, as it would be written in the config file.
+    Fixed(&'static str),
+    /// Worked out at start-up, or nothing; in words.
+    Described(&'static str),
+}
+
+impl DefaultValue {
+    /// As `--help` shows it (given [`fixed_defaults`]): a list in the flag's comma-separated
+    /// form, a string without its quotes.
+    fn for_help(self, key: &str, fixed: &toml::Table) -> String {
+        match (self, fixed.get(key)) {
+            (DefaultValue::Described(words), _) => words.to_owned(),
+            (_, Some(toml::Value::String(s))) => s.clone(),
+            (_, Some(toml::Value::Array(items))) => {
+                items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            }
+            (DefaultValue::Fixed(value), _) => value.to_owned(),
+        }
+    }
+}
+
+/// The [`Fixed`](DefaultValue::Fixed) defaults as a parsed TOML table.
+fn fixed_defaults() -> toml::Table {
+    let doc: String = DEFAULTS
+        .iter()
+        .filter_map(|(key, d)| match d {
+            DefaultValue::Fixed(value) => Some(format!("{key} = {value}\n")),
+            DefaultValue::Described(_) => None,
+        })
+        .collect();
+    doc.parse().expect("DEFAULTS is valid TOML (checked by a test)")
+}
+
+/// The defaults layer: [`Opts`] with every fixed default filled in.
+fn default_opts() -> Opts {
+    fixed_defaults().try_into().expect("DEFAULTS fit Opts (checked by a test)")
+}
+
 /// spis: the Simple Private Image Server.
 ///
 /// Serves a private gallery of the photos and videos in a folder. What is extracted from each file
@@ -30,7 +118,6 @@ pub fn default_config_file() -> Option<&'static Path> {
 #[command(name = "spis", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// TOML config file, rendered through tera first ({{ env(name="HOME") }} works).
-    /// [default: /etc/spis/spis.toml when it exists]
     #[arg(long, env = "SPIS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -39,6 +126,42 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command line, with every option's default from [`DEFAULTS`] in its help. (clap's own
+    /// `default_value` cannot be used: it would make the default beat the config file.)
+    pub fn command_with_defaults() -> clap::Command {
+        let fixed = fixed_defaults();
+        <Cli as clap::CommandFactory>::command()
+            .mut_arg("config", |a| with_default(a, &format!("{DEFAULT_CONFIG_FILE} when it exists")))
+            .mut_args(|a| match DEFAULTS.iter().find(|(key, _)| a.get_id() == *key) {
+                Some((key, d)) => {
+                    let shown = d.for_help(key, &fixed);
+                    with_default(a, &shown)
+                }
+                None => a,
+            })
+    }
+
+    /// Parses the process's arguments like `Cli::parse`, with the defaults in `--help`.
+    pub fn parse_with_defaults() -> Cli {
+        let mut cmd = Cli::command_with_defaults();
+        let matches = cmd.get_matches_mut();
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .unwrap_or_else(|e| e.format(&mut cmd).exit())
+    }
+}
+
+/// Appends `[default: ...]` to an option's help.
+fn with_default(arg: clap::Arg, shown: &str) -> clap::Arg {
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    let long_help = arg.get_long_help().map(|h| format!("{h} [default: {shown}]"));
+    let arg = arg.help(format!("{help} [default: {shown}]"));
+    match long_help {
+        Some(long) => arg.long_help(long),
+        None => arg,
+    }
 }
 
 /// What to do; `serve` when none is given.
@@ -127,23 +250,21 @@ pub enum TokenAction {
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Opts {
-    /// Folder of photos and videos to serve (read recursively). [default: ./media]
+    /// Folder of photos and videos to serve (read recursively).
     #[arg(long, env = "SPIS_MEDIA", global = true, value_name = "DIR")]
     pub media: Option<PathBuf>,
 
-    /// Address and port to listen on. [default: 127.0.0.1:8080]
+    /// Address and port to listen on.
     #[arg(long, env = "SPIS_LISTEN", global = true, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
 
     /// Folder for caches and state that cannot live on the media files.
-    /// [default: $STATE_DIRECTORY (systemd), $XDG_STATE_HOME/spis, ~/.local/state/spis, or
-    /// /var/lib/spis as root]
     #[arg(long, env = "SPIS_STATE_DIR", global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
     /// Whether metadata and favorites are kept in extended attributes on the media files
     /// (`auto`: where the filesystem allows, else in the state dir) or only in the state dir
-    /// (`off`: the media files are never written to at all). [default: auto]
+    /// (`off`: the media files are never written to at all).
     #[arg(long, env = "SPIS_XATTR", global = true, value_name = "MODE")]
     pub xattr: Option<XattrMode>,
 
@@ -154,48 +275,45 @@ pub struct Opts {
     pub follow_symlinks: Option<bool>,
 
     /// Log filter, e.g. `info`, `debug`, `spis=trace` (RUST_LOG is read when this is unset).
-    /// [default: info]
     #[arg(long, env = "SPIS_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
 
-    /// Threads that extract metadata while indexing. [default: number of cores]
+    /// Threads that extract metadata while indexing.
     #[arg(long, env = "SPIS_INDEX_THREADS", global = true, value_name = "N")]
     pub index_threads: Option<usize>,
 
-    /// Megabytes of encoded thumbnails and previews kept in memory. [default: 64]
+    /// Megabytes of encoded thumbnails and previews kept in memory; 0 keeps none there.
     #[arg(long, env = "SPIS_THUMB_CACHE_MB", global = true, value_name = "MB")]
     pub thumb_cache_mb: Option<usize>,
 
     /// Background threads that make thumbnails after indexing, at low priority; 0 makes them
-    /// only when requested. [default: number of cores - 1, at least 1]
+    /// only when requested.
     #[arg(long, env = "SPIS_THUMB_WORKERS", global = true, value_name = "N")]
     pub thumb_workers: Option<usize>,
 
     /// The widths and heights (pixels) that /api/media/{id}/resize accepts, comma-separated;
-    /// any other size is refused, so nobody can fill the disk with variants.
-    /// [default: 320,480,640,800,1024,1280,1600,1920,2560]
+    /// any other size is refused, so nobody can fill the disk with variants (an empty list refuses
+    /// every size).
     #[arg(long, env = "SPIS_RESIZE_SIZES", global = true, value_name = "PX,PX,...", value_delimiter = ',')]
     pub resize_sizes: Option<Vec<u32>>,
 
     /// How changes in the media folder are noticed: `inotify` (instant), `poll` (a rescan every
     /// --poll-interval, for network filesystems whose other clients inotify cannot see), `auto`
-    /// (inotify, plus the rescan when the folder is on NFS/SMB/FUSE) or `off`. [default: auto]
+    /// (inotify, plus the rescan when the folder is on NFS/SMB/FUSE) or `off`.
     #[arg(long, env = "SPIS_WATCH", global = true, value_name = "MODE")]
     pub watch: Option<WatchMode>,
 
     /// Seconds between rescans in poll mode (a rescan only lists folders whose mtime changed).
-    /// [default: 300]
     #[arg(long, env = "SPIS_POLL_INTERVAL", global = true, value_name = "SECONDS")]
     pub poll_interval: Option<u64>,
 
     /// Changes buffered between the watcher and the indexer; when they pile up beyond this, spis
     /// falls back to a full rescan, as it does when the kernel's own queue overflows.
-    /// [default: 16384]
     #[arg(long, env = "SPIS_WATCH_QUEUE", global = true, value_name = "N")]
     pub watch_queue: Option<usize>,
 
     /// Most folders watched with inotify; folders past it are rescanned every --poll-interval
-    /// instead (as when the kernel's fs.inotify.max_user_watches runs out). [default: no limit]
+    /// instead (as when the kernel's fs.inotify.max_user_watches runs out); 0 rescans them all.
     #[arg(long, env = "SPIS_MAX_WATCHES", global = true, value_name = "N")]
     pub max_watches: Option<usize>,
 
@@ -203,7 +321,8 @@ pub struct Opts {
     #[arg(long, env = "SPIS_WEBHOOK", global = true, value_name = "URL", value_delimiter = ',')]
     pub webhook: Option<Vec<String>>,
 
-    /// Secret for the `X-Spis-Signature: sha256=<HMAC of the body>` header of webhook deliveries.
+    /// Secret for the `X-Spis-Signature: sha256=<HMAC of the body>` header of webhook deliveries
+    /// (empty: unsigned).
     #[arg(long, env = "SPIS_WEBHOOK_SECRET", global = true, value_name = "SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
@@ -223,29 +342,28 @@ pub struct Opts {
     pub no_auth: Option<bool>,
 
     /// The gallery password as an argon2id hash (make one with `spis hash-password`); when set,
-    /// it cannot be changed from the web app. [default: the one chosen on first use]
+    /// it cannot be changed from the web app (empty: none).
     #[arg(long, env = "SPIS_PASSWORD_HASH", global = true, value_name = "HASH", hide_env_values = true)]
     pub password_hash: Option<String>,
 
-    /// Days a login lasts. [default: 90]
+    /// Days a login lasts.
     #[arg(long, env = "SPIS_SESSION_DAYS", global = true, value_name = "DAYS")]
     pub session_days: Option<u64>,
 
     /// Requests a second each client address may make on average (bursts of 4x); 0: no limit.
-    /// [default: 100]
     #[arg(long, env = "SPIS_RATE_LIMIT", global = true, value_name = "N")]
     pub rate_limit: Option<u32>,
 
-    /// Connections served at once; more wait until one closes. [default: 512]
+    /// Connections served at once; more wait until one closes.
     #[arg(long, env = "SPIS_MAX_CONNECTIONS", global = true, value_name = "N")]
     pub max_connections: Option<usize>,
 
     /// Seconds a client may take to send a request's headers, and that an idle keep-alive
-    /// connection stays open (slow clients and idle sockets do not pile up). [default: 15]
+    /// connection stays open (slow clients and idle sockets do not pile up).
     #[arg(long, env = "SPIS_HEADER_TIMEOUT", global = true, value_name = "SECONDS")]
     pub header_timeout: Option<u64>,
 
-    /// Bytes a request line and its headers may take; more is refused with 431. [default: 65536]
+    /// Bytes a request line and its headers may take (at least 8192); more is refused with 431.
     #[arg(long, env = "SPIS_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
     pub max_header_bytes: Option<usize>,
 
@@ -260,11 +378,11 @@ pub struct Opts {
     )]
     pub trusted_proxies: Option<Vec<IpNet>>,
 
-    /// Seconds an --on-new-media run may take before it is killed. [default: 30]
+    /// Seconds an --on-new-media run may take before it is killed.
     #[arg(long, env = "SPIS_HOOK_TIMEOUT", global = true, value_name = "SECONDS")]
     pub hook_timeout: Option<u64>,
 
-    /// --on-new-media runs at once; more wait their turn. [default: 2]
+    /// --on-new-media runs at once; more wait their turn.
     #[arg(long, env = "SPIS_HOOK_CONCURRENCY", global = true, value_name = "N")]
     pub hook_concurrency: Option<usize>,
 }
@@ -362,7 +480,7 @@ pub struct Config {
     pub thumb_workers: usize,
     pub resize_sizes: Vec<u32>,
     pub watch: WatchMode,
-    pub poll_interval: std::time::Duration,
+    pub poll_interval: Duration,
     pub watch_queue: usize,
     pub max_watches: usize,
     pub webhooks: Vec<String>,
@@ -371,18 +489,19 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     pub no_auth: bool,
     pub password_hash: Option<String>,
-    pub session_max_age: std::time::Duration,
+    pub session_max_age: Duration,
     pub rate_limit: u32,
     pub max_connections: usize,
-    pub header_timeout: std::time::Duration,
+    pub header_timeout: Duration,
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<IpNet>,
-    pub hook_timeout: std::time::Duration,
+    pub hook_timeout: Duration,
     pub hook_concurrency: usize,
 }
 
 impl Config {
-    /// Merges flags and env (already in `cli`) over the config file over the defaults.
+    /// Merges flags and env (already in `cli`) over the config file over [`DEFAULTS`], then
+    /// [validates](Config::validate) the result.
     ///
     /// `env` is the process environment, passed in so tests can give their own.
     pub fn try_from_cli(cli: &Cli, env: &HashMap<String, String>) -> anyhow::Result<Config> {
@@ -393,73 +512,93 @@ impl Config {
             }
             None => None,
         };
-        let file = file.unwrap_or_default();
-        let opts = &cli.opts;
-        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
-
+        let (opts, file, defaults) = (&cli.opts, file.unwrap_or_default(), default_opts());
+        // Flags and env, else the file.
+        macro_rules! pick {
+            ($key:ident) => {
+                opts.$key.clone().or_else(|| file.$key.clone())
+            };
+        }
+        // The same, else the key's fixed default.
+        macro_rules! fixed {
+            ($key:ident) => {
+                pick!($key)
+                    .or_else(|| defaults.$key.clone())
+                    .expect(concat!(stringify!($key), " has a fixed default in DEFAULTS"))
+            };
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let index_threads = opts.index_threads.or(file.index_threads).unwrap_or(cores);
-        let thumb_workers =
-            opts.thumb_workers.or(file.thumb_workers).unwrap_or(cores.saturating_sub(1).max(1));
-        if index_threads == 0 {
-            bail!("index_threads must be at least 1");
+        let config = Config {
+            media: fixed!(media),
+            listen: fixed!(listen),
+            state_dir: pick!(state_dir).unwrap_or_else(|| default_state_dir(env)),
+            xattr: fixed!(xattr),
+            follow_symlinks: fixed!(follow_symlinks),
+            // RUST_LOG ranks below SPIS_LOG and above the file.
+            log: opts.log.clone().or_else(|| env.get("RUST_LOG").cloned()).unwrap_or_else(|| fixed!(log)),
+            index_threads: pick!(index_threads).unwrap_or(cores),
+            thumb_cache_mb: fixed!(thumb_cache_mb),
+            thumb_workers: pick!(thumb_workers).unwrap_or(cores.saturating_sub(1).max(1)),
+            resize_sizes: fixed!(resize_sizes),
+            watch: fixed!(watch),
+            poll_interval: Duration::from_secs(fixed!(poll_interval)),
+            watch_queue: fixed!(watch_queue),
+            max_watches: pick!(max_watches).unwrap_or(usize::MAX),
+            webhooks: pick!(webhook).unwrap_or_default(),
+            webhook_secret: pick!(webhook_secret).filter(|s| !s.is_empty()),
+            on_new_media: pick!(on_new_media),
+            web_dir: pick!(web_dir),
+            no_auth: fixed!(no_auth),
+            password_hash: pick!(password_hash).filter(|s| !s.is_empty()),
+            session_max_age: Duration::from_secs(fixed!(session_days).saturating_mul(DAY)),
+            rate_limit: fixed!(rate_limit),
+            max_connections: fixed!(max_connections),
+            header_timeout: Duration::from_secs(fixed!(header_timeout)),
+            max_header_bytes: fixed!(max_header_bytes),
+            trusted_proxies: pick!(trusted_proxies).unwrap_or_default(),
+            hook_timeout: Duration::from_secs(fixed!(hook_timeout)),
+            hook_concurrency: fixed!(hook_concurrency),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses a value that cannot work, with an error naming its key; nothing is silently raised
+    /// or lowered. The zeros that mean something are documented with their option instead:
+    /// `thumb_cache_mb` (nothing kept in memory), `thumb_workers` (only on request), `max_watches`
+    /// (every folder rescanned), `rate_limit` (no limit), and an empty `resize_sizes` (none allowed).
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.index_threads >= 1, "index_threads must be at least 1");
+        // The megabytes are counted in bytes, in a usize (32 bits on a 32-bit Pi).
+        let max_cache_mb = usize::MAX >> 20;
+        ensure!(self.thumb_cache_mb <= max_cache_mb, "thumb_cache_mb must be at most {max_cache_mb}");
+        if let Some(px) = self.resize_sizes.iter().find(|&&px| px == 0 || px > MAX_RESIZE_SIDE) {
+            bail!("resize_sizes must each be 1 to {MAX_RESIZE_SIDE} pixels, not {px}");
         }
-        let poll_interval = opts.poll_interval.or(file.poll_interval).unwrap_or(300);
-        if poll_interval == 0 {
-            bail!("poll_interval must be at least 1 second");
-        }
-        let hook_concurrency = opts.hook_concurrency.or(file.hook_concurrency).unwrap_or(2);
-        if hook_concurrency == 0 {
-            bail!("hook_concurrency must be at least 1");
-        }
-        Ok(Config {
-            media: pick(&opts.media, &file.media).unwrap_or_else(|| PathBuf::from("media")),
-            listen: opts.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            state_dir: pick(&opts.state_dir, &file.state_dir).unwrap_or_else(|| default_state_dir(env)),
-            xattr: opts.xattr.or(file.xattr).unwrap_or(XattrMode::Auto),
-            follow_symlinks: opts.follow_symlinks.or(file.follow_symlinks).unwrap_or(false),
-            log: opts
-                .log
-                .clone()
-                .or_else(|| env.get("RUST_LOG").cloned())
-                .or(file.log)
-                .unwrap_or_else(|| "info".to_owned()),
-            index_threads,
-            thumb_cache_mb: opts.thumb_cache_mb.or(file.thumb_cache_mb).unwrap_or(64),
-            thumb_workers,
-            resize_sizes: opts
-                .resize_sizes
-                .clone()
-                .or(file.resize_sizes)
-                .unwrap_or_else(|| vec![320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]),
-            watch: opts.watch.or(file.watch).unwrap_or(WatchMode::Auto),
-            poll_interval: std::time::Duration::from_secs(poll_interval),
-            watch_queue: opts.watch_queue.or(file.watch_queue).unwrap_or(16384).max(1),
-            max_watches: opts.max_watches.or(file.max_watches).unwrap_or(usize::MAX),
-            webhooks: opts.webhook.clone().or(file.webhook).unwrap_or_default(),
-            webhook_secret: opts.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty()),
-            on_new_media: pick(&opts.on_new_media, &file.on_new_media),
-            web_dir: pick(&opts.web_dir, &file.web_dir),
-            no_auth: opts.no_auth.or(file.no_auth).unwrap_or(false),
-            password_hash: opts.password_hash.clone().or(file.password_hash).filter(|s| !s.is_empty()),
-            session_max_age: std::time::Duration::from_secs(
-                86_400 * opts.session_days.or(file.session_days).unwrap_or(90).max(1),
-            ),
-            rate_limit: opts.rate_limit.or(file.rate_limit).unwrap_or(100),
-            max_connections: opts.max_connections.or(file.max_connections).unwrap_or(512).max(1),
-            header_timeout: std::time::Duration::from_secs(
-                opts.header_timeout.or(file.header_timeout).unwrap_or(15).max(1),
-            ),
-            // hyper needs room for at least one read buffer.
-            max_header_bytes: opts.max_header_bytes.or(file.max_header_bytes).unwrap_or(64 << 10).max(8192),
-            trusted_proxies: opts.trusted_proxies.clone().or(file.trusted_proxies).unwrap_or_default(),
-            hook_timeout: std::time::Duration::from_secs(
-                opts.hook_timeout.or(file.hook_timeout).unwrap_or(30),
-            ),
-            hook_concurrency,
-        })
+        ensure!(!self.poll_interval.is_zero(), "poll_interval must be at least 1 second");
+        ensure!(self.watch_queue >= 1, "watch_queue must be at least 1");
+        let days = self.session_max_age.as_secs() / DAY;
+        ensure!((1..=MAX_SESSION_DAYS).contains(&days), "session_days must be 1 to {MAX_SESSION_DAYS}");
+        ensure!(self.max_connections >= 1, "max_connections must be at least 1");
+        ensure!(!self.header_timeout.is_zero(), "header_timeout must be at least 1 second");
+        // hyper panics on a limit smaller than its first read buffer.
+        ensure!(
+            self.max_header_bytes >= MIN_HEADER_BYTES,
+            "max_header_bytes must be at least {MIN_HEADER_BYTES}"
+        );
+        ensure!(!self.hook_timeout.is_zero(), "hook_timeout must be at least 1 second");
+        ensure!(self.hook_concurrency >= 1, "hook_concurrency must be at least 1");
+        Ok(())
     }
 }
+
+const DAY: u64 = 86_400;
+/// A hundred years: as good as forever, and far from overflowing a timestamp.
+const MAX_SESSION_DAYS: u64 = 36_500;
+/// The largest side a JPEG can have.
+const MAX_RESIZE_SIDE: u32 = u16::MAX as u32;
+/// hyper's smallest `max_buf_size`.
+const MIN_HEADER_BYTES: usize = 8192;
 
 /// `$XDG_STATE_HOME/spis`, else `~/.local/state/spis`; `/var/lib/spis` for root, as system
 /// services keep their state there.
@@ -537,34 +676,11 @@ mod tests {
         Cli::try_parse_from(full).unwrap()
     }
 
-    fn write_config(text: &str) -> (tempdir::Dir, PathBuf) {
-        let dir = tempdir::Dir::new();
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spis.toml");
         std::fs::write(&path, text).unwrap();
         (dir, path)
-    }
-
-    /// A temp dir removed on drop, so config tests need no extra crate.
-    mod tempdir {
-        use std::path::{Path, PathBuf};
-        pub struct Dir(PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir().join(format!("spis-cfg-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-            pub fn path(&self) -> &Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[test]
@@ -618,8 +734,135 @@ mod tests {
     }
 
     #[test]
-    fn zero_index_threads_is_refused() {
-        let c = cli(&["--index-threads", "0"]);
-        assert!(Config::try_from_cli(&c, &HashMap::new()).is_err());
+    fn values_that_cannot_work_are_refused_naming_the_key() {
+        for (args, key) in [
+            (&["--index-threads", "0"][..], "index_threads"),
+            (&["--resize-sizes", "320,0"], "resize_sizes"),
+            (&["--resize-sizes", "70000"], "resize_sizes"),
+            (&["--poll-interval", "0"], "poll_interval"),
+            (&["--watch-queue", "0"], "watch_queue"),
+            (&["--session-days", "0"], "session_days"),
+            (&["--session-days", "18446744073709551615"], "session_days"),
+            (&["--max-connections", "0"], "max_connections"),
+            (&["--header-timeout", "0"], "header_timeout"),
+            (&["--max-header-bytes", "8191"], "max_header_bytes"),
+            (&["--hook-timeout", "0"], "hook_timeout"),
+            (&["--hook-concurrency", "0"], "hook_concurrency"),
+        ] {
+            let err = format!("{:#}", Config::try_from_cli(&cli(args), &HashMap::new()).unwrap_err());
+            assert!(err.starts_with(key), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn zeros_with_a_documented_meaning_are_kept() {
+        // An empty list can only be written in the file.
+        let (_d, path) = write_config("resize_sizes = []\n");
+        let c = cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--thumb-cache-mb=0",
+            "--thumb-workers=0",
+            "--max-watches=0",
+            "--rate-limit=0",
+        ]);
+        let cfg = Config::try_from_cli(&c, &HashMap::new()).unwrap();
+        assert_eq!((cfg.thumb_cache_mb, cfg.thumb_workers, cfg.max_watches, cfg.rate_limit), (0, 0, 0, 0));
+        assert!(cfg.resize_sizes.is_empty());
+    }
+
+    #[test]
+    fn the_defaults_table_fills_every_fixed_key_and_makes_a_valid_config() {
+        // Parsing into Opts type-checks each fixed default and refuses an unknown key.
+        let (_, fixed) = (default_opts(), fixed_defaults());
+        for (key, d) in DEFAULTS {
+            assert_eq!(fixed.contains_key(*key), matches!(d, DefaultValue::Fixed(_)), "{key}");
+        }
+        // Every `fixed!` in try_from_cli finds its default.
+        let cfg = Config::try_from_cli(&cli(&[]), &HashMap::new()).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.session_max_age, Duration::from_secs(90 * DAY));
+        assert_eq!(cfg.resize_sizes, [320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]);
+    }
+
+    /// The options' keys, as clap and serde both name them (the field names).
+    fn option_keys() -> Vec<String> {
+        Cli::command_with_defaults()
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| !["config", "help", "version"].contains(&id.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn help_shows_every_default_from_the_table_and_every_env_var() {
+        let keys = option_keys();
+        let mut table: Vec<String> = DEFAULTS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        let (mut sorted_keys, fixed) = (keys.clone(), fixed_defaults());
+        sorted_keys.sort();
+        table.sort();
+        assert_eq!(sorted_keys, table, "DEFAULTS has a row for each option, and only those");
+
+        let mut cmd = Cli::command_with_defaults();
+        let help = cmd.render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (key, d) in DEFAULTS {
+            let shown = format!("[default: {}]", d.for_help(key, &fixed));
+            let arg = cmd.get_arguments().find(|a| a.get_id() == *key).unwrap();
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(env_var(key).as_str()), "{key}");
+            assert!(help.contains(&shown), "{key}: {shown} is not in the help:\n{help}");
+            assert!(help.contains(&format!("--{} ", key.replace('_', "-"))), "{key}");
+        }
+        assert!(help.contains(&format!("[default: {DEFAULT_CONFIG_FILE} when it exists]")));
+    }
+
+    fn env_var(key: &str) -> String {
+        format!("SPIS_{}", key.to_uppercase())
+    }
+
+    #[test]
+    fn the_sample_config_names_each_key_its_env_var_and_the_tables_default() {
+        let sample = include_str!("../spis.example.toml");
+        for (key, d) in DEFAULTS {
+            // The block of comment lines that ends with `key = ...` (set or commented out).
+            let blocks: Vec<&str> = sample
+                .split("\n\n")
+                .filter(|b| b.lines().any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))))
+                .collect();
+            assert_eq!(blocks.len(), 1, "{key} is set in one block of spis.example.toml");
+            let text: Vec<&str> = blocks[0].lines().map(|l| l.trim_start_matches('#').trim()).collect();
+            let text = text.join(" ");
+            let words: Vec<&str> = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).collect();
+            assert!(words.contains(&env_var(key).as_str()), "{key}: no {} in {text:?}", env_var(key));
+            let value = match d {
+                DefaultValue::Fixed(value) | DefaultValue::Described(value) => value,
+            };
+            let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(text.contains(&format!("Default: {value}")), "{key}: not `Default: {value}` in {text:?}");
+        }
+    }
+
+    #[test]
+    fn the_readme_shows_the_tables_fixed_defaults() {
+        let readme = include_str!("../README.md");
+        let fixed = fixed_defaults();
+        // `| flag | env | config key | default |` rows; `\|` inside a cell is not a separator.
+        let rows = readme.lines().filter(|l| l.starts_with("| `")).map(|l| {
+            let cells: Vec<String> =
+                l.replace("\\|", "\u{0}").split('|').map(|c| c.trim().to_owned()).collect();
+            cells
+        });
+        let mut checked = 0;
+        for cells in rows {
+            let (Some(key), Some(default)) = (cells.get(3), cells.get(4)) else { continue };
+            let Some(key) = key.split('`').nth(1) else { continue };
+            let Some((_, d)) = DEFAULTS.iter().find(|(k, _)| *k == key) else { continue };
+            if let DefaultValue::Fixed(_) = d {
+                let shown = format!("`{}`", d.for_help(key, &fixed));
+                assert!(default.starts_with(&shown), "README says {default:?} for {key}, not {shown}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "the README's option table was not found ({checked} rows)");
     }
 }

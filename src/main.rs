@@ -1,9 +1,7 @@
 //! The `spis` binary: parse the command line and hand over to the library.
 
-use clap::Parser as _;
-
 fn main() -> std::process::ExitCode {
-    let cli = spis::config::Cli::parse();
+    let cli = spis::config::Cli::parse_with_defaults();
     match spis::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

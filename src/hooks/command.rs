@@ -28,6 +28,7 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct CommandOpts {
     pub program: PathBuf,
     pub timeout: Duration,
+    /// At least 1 (the config refuses 0): programs run at once.
     pub concurrency: usize,
     /// Runs waiting for a free slot.
     pub queue: usize,
@@ -115,7 +116,7 @@ impl CommandHook {
             timed_out: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
-        let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let slots = Arc::new(Semaphore::new(opts.concurrency));
         let s = shared.clone();
         runtime.spawn(async move {
             // A slot first, then a job: waiting runs stay in the bounded queue, where `run` sees

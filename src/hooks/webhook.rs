@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use data_encoding::HEXLOWER;
 use hmac::{Hmac, Mac as _};
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
@@ -360,36 +361,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn sign(key: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(body);
-    hex(&mac.finalize().into_bytes())
+    HEXLOWER.encode(&mac.finalize().into_bytes())
 }
 
 /// 128 random bits, so receivers can tell a retry from a new event.
 fn delivery_id() -> String {
-    let mut buf = [0u8; 16];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe `rest`, which is valid for writes.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // Only kernels older than 3.17 lack getrandom; an id need be unique, not secret.
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let seed =
-                format!("{:?} {} {}", Instant::now(), std::process::id(), COUNTER.fetch_add(1, Relaxed));
-            return sign(seed.as_bytes(), b"delivery")[..32].to_string();
-        }
-    }
-    hex(&buf)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char])
-        .collect()
+    HEXLOWER.encode(&crate::auth::random::<16>())
 }
 
 #[cfg(test)]

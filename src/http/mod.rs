@@ -128,7 +128,7 @@ pub async fn serve(
         // SECURITY: a request head is bounded in bytes and at most 100 headers; larger is a 431.
         .max_buf_size(opts.max_header_bytes)
         .max_headers(100);
-    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections));
     tokio::pin!(shutdown);
     loop {
         // At the cap, stop accepting: new connections wait in the kernel's backlog, not in memory.

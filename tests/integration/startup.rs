@@ -218,6 +218,7 @@ fn help_lists_every_option_with_its_env_var() {
         "SPIS_MEDIA",
         "--listen",
         "SPIS_LISTEN",
+        "[default: 127.0.0.1:8080]",
         "--state-dir",
         "SPIS_STATE_DIR",
         "--config",
