@@ -189,7 +189,9 @@ pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
 
 fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
     let name_str = String::from_utf8_lossy(&f.name);
-    let taken = meta.taken.or_else(|| dates::from_file_name(&name_str)).unwrap_or_else(|| {
+    // A header's modification date (EXIF IFD0 DateTime) says less than a date in the name.
+    let stored = meta.taken.filter(|t| t.source < DateSource::FileName);
+    let taken = stored.or_else(|| dates::from_file_name(&name_str)).or(meta.taken).unwrap_or_else(|| {
         let secs = f.mtime_ns.div_euclid(1_000_000_000);
         let nanos = f.mtime_ns.rem_euclid(1_000_000_000) as u32;
         dates::from_unix_utc(secs, nanos, &lib.tz, DateSource::Mtime)

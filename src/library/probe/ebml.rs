@@ -76,7 +76,7 @@ pub(super) fn matroska<R: BufRead + Seek>(
         // Nanoseconds since 2001-01-01T00:00:00 UTC; 0 is a muxer that wrote no real date.
         if let Some(ns) = date.filter(|&ns| ns != 0) {
             let secs = ns.div_euclid(1_000_000_000) + 978_307_200;
-            p.taken = Some(dates::from_unix_utc(
+            p.offer(dates::from_unix_utc(
                 secs,
                 ns.rem_euclid(1_000_000_000) as u32,
                 tz,

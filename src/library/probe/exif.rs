@@ -3,21 +3,36 @@
 //!
 //! The one rule: a damaged block gives whatever parsed before the damage, never an error.
 
-use exif::{In, Tag};
+use exif::{Context, In, Tag};
 
-use super::Probe;
-use super::dates;
+use super::dates::{self, DateSource, Taken};
+use super::{Probe, maker, xmp};
+
+/// TIFF tag 700, XMLPacket, which kamadak-exif has no name for.
+const XMP_TAG: Tag = Tag(Context::Tiff, 700);
 
 /// Reads a TIFF-structured EXIF block, keeping whatever parsed before any damage.
-pub(super) fn apply_exif(p: &mut Probe, mut tiff: Vec<u8>) {
+pub(super) fn apply_exif(p: &mut Probe, tiff: Vec<u8>) {
+    if let Some(exif) = read(tiff) {
+        apply_exif_fields(p, &exif);
+    }
+}
+
+/// Only the dates of an EXIF block that viewers ignore (ImageMagick's PNG text profile): its
+/// orientation, applied to our thumbnails but not by browsers to the original, would show the
+/// picture two ways round.
+pub(super) fn apply_exif_dates(p: &mut Probe, tiff: Vec<u8>) {
+    if let Some(exif) = read(tiff) {
+        apply_dates(p, &exif);
+    }
+}
+
+fn read(mut tiff: Vec<u8>) -> Option<exif::Exif> {
     // Some writers keep JPEG's "Exif\0\0" prefix in PNG and WebP chunks, where it does not belong.
     if tiff.starts_with(b"Exif\0\0") {
         tiff.drain(..6);
     }
-    let result = exif::Reader::new().continue_on_error(true).read_raw(tiff);
-    if let Some(exif) = usable_exif(result) {
-        apply_exif_fields(p, &exif);
-    }
+    usable_exif(exif::Reader::new().continue_on_error(true).read_raw(tiff))
 }
 
 pub(super) fn usable_exif(result: Result<exif::Exif, exif::Error>) -> Option<exif::Exif> {
@@ -26,7 +41,15 @@ pub(super) fn usable_exif(result: Result<exif::Exif, exif::Error>) -> Option<exi
 
 pub(super) fn apply_exif_fields(p: &mut Probe, exif: &exif::Exif) {
     let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
-    let text = |tag| match field(tag)? {
+    let orientation = field(Tag::Orientation).and_then(|v| v.get_uint(0));
+    p.orientation = orientation.filter(|o| (1..=8).contains(o)).map_or(1, |o| o as u8);
+    (p.make, p.model, p.lens) = (text(exif, Tag::Make), text(exif, Tag::Model), text(exif, Tag::LensModel));
+    apply_dates(p, exif);
+}
+
+/// An ASCII field's first string, trimmed; `None` when absent, of another type or blank.
+fn text(exif: &exif::Exif, tag: Tag) -> Option<String> {
+    match &exif.get_field(tag, In::PRIMARY)?.value {
         exif::Value::Ascii(parts) => {
             let s = String::from_utf8_lossy(parts.first()?);
             let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
@@ -34,20 +57,41 @@ pub(super) fn apply_exif_fields(p: &mut Probe, exif: &exif::Exif) {
             (!s.is_empty()).then(|| s.chars().take(100).collect::<String>())
         }
         _ => None,
-    };
-    let orientation = field(Tag::Orientation).and_then(|v| v.get_uint(0));
-    p.orientation = orientation.filter(|o| (1..=8).contains(o)).map_or(1, |o| o as u8);
-    (p.make, p.model, p.lens) = (text(Tag::Make), text(Tag::Model), text(Tag::LensModel));
-    // Best first: when the shutter fired, when it was digitised, when the file was last written.
+    }
+}
+
+/// Offers the block's dates: its three own, a maker note's, and its XMP packet's (a TIFF's).
+fn apply_dates(p: &mut Probe, exif: &exif::Exif) {
     let candidates = [
-        (Tag::DateTimeOriginal, Tag::SubSecTimeOriginal, Tag::OffsetTimeOriginal),
-        (Tag::DateTimeDigitized, Tag::SubSecTimeDigitized, Tag::OffsetTimeDigitized),
-        (Tag::DateTime, Tag::SubSecTime, Tag::OffsetTime),
+        (Tag::DateTimeOriginal, Tag::SubSecTimeOriginal, Tag::OffsetTimeOriginal, DateSource::Exif),
+        (
+            Tag::DateTimeDigitized,
+            Tag::SubSecTimeDigitized,
+            Tag::OffsetTimeDigitized,
+            DateSource::ExifDigitized,
+        ),
+        (Tag::DateTime, Tag::SubSecTime, Tag::OffsetTime, DateSource::ExifModified),
     ];
-    p.taken = candidates.into_iter().find_map(|(date, subsec, offset)| {
-        let (subsec, offset) = (text(subsec), text(offset));
-        dates::parse_exif_datetime(&text(date)?, subsec.as_deref(), offset.as_deref())
-    });
+    for (date, subsec, offset, source) in candidates {
+        let (subsec, offset) = (text(exif, subsec), text(exif, offset));
+        let parsed = text(exif, date)
+            .and_then(|d| dates::parse_exif_datetime(&d, subsec.as_deref(), offset.as_deref()));
+        if let Some(t) = parsed {
+            p.offer(Taken { source, ..t });
+        }
+    }
+    let bytes = |tag| match &exif.get_field(tag, In::PRIMARY)?.value {
+        exif::Value::Undefined(b, _) | exif::Value::Byte(b) => Some(b.as_slice()),
+        _ => None,
+    };
+    let make = text(exif, Tag::Make);
+    if let Some(t) = bytes(Tag::MakerNote).and_then(|note| maker::reconyx(note, make.as_deref())) {
+        p.offer(t);
+    }
+    // A TIFF's XMP packet is a tag of its first directory.
+    if let Some(packet) = bytes(XMP_TAG) {
+        xmp::apply(p, packet);
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Seek};
 use super::dates::{self, DateSource};
 use super::exif::{apply_exif_fields, usable_exif};
 use super::source::{Source, be_u16, be_u32, be_u64, damaged, is_damage, read_array, read_up_to};
-use super::{BOX_LIMIT, Format, Probe};
+use super::{BOX_LIMIT, Format, Probe, XMP_LIMIT, xmp};
 
 /// Seconds from 1904-01-01 (the QuickTime epoch) to 1970-01-01.
 const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
@@ -141,12 +141,20 @@ fn item_properties(ipma: &[u8], item: u32) -> Option<Vec<usize>> {
 
 /// MP4 and QuickTime: `moov` may come before or after the media data, which is seeked over.
 /// `mvhd` gives the creation time and duration, the first video track's `tkhd` size and rotation.
+/// XMP is a top-level `uuid` box (Adobe's tools) or `moov`/`udta`/`XMP_` (QuickTime's place).
 pub(super) fn quicktime<R: BufRead + Seek>(
     r: &mut Source<R>,
     p: &mut Probe,
     tz: &jiff::tz::TimeZone,
 ) -> io::Result<()> {
     let top = boxes(r, 0, u64::MAX)?;
+    for b in top.iter().filter(|b| &b.kind == b"uuid") {
+        r.seek_to(b.body)?;
+        if read_up_to(r, 16)? == XMP_UUID {
+            let len = b.end.saturating_sub(b.body + 16).min(XMP_LIMIT);
+            xmp::apply(p, &read_up_to(r, len)?);
+        }
+    }
     let Some(moov) = top.iter().find(|b| &b.kind == b"moov") else {
         return Ok(());
     };
@@ -154,11 +162,20 @@ pub(super) fn quicktime<R: BufRead + Seek>(
         match &b.kind {
             b"mvhd" => mvhd(&read_body(r, &b)?, p, tz),
             b"trak" if p.width.is_none() => trak(r, p, b)?,
+            b"udta" => {
+                if let Some(packet) = boxes(r, b.body, b.end)?.iter().find(|b| &b.kind == b"XMP_") {
+                    xmp::apply(p, &read_body(r, packet)?);
+                }
+            }
             _ => {}
         }
     }
     Ok(())
 }
+
+/// The `uuid` box type of XMP, BE7ACFCB-97A9-42E8-9C71-999491E3AFAC.
+const XMP_UUID: [u8; 16] =
+    [0xBE, 0x7A, 0xCF, 0xCB, 0x97, 0xA9, 0x42, 0xE8, 0x9C, 0x71, 0x99, 0x94, 0x91, 0xE3, 0xAF, 0xAC];
 
 /// Movie header: version, flags, creation and modification times (32 bits, 64 from version 1),
 /// timescale, duration.
@@ -174,7 +191,7 @@ fn mvhd(b: &[u8], p: &mut Probe, tz: &jiff::tz::TimeZone) {
     // 0 means "not set"; a time before 1970 is a device that counted from the wrong epoch.
     let unix = created.and_then(|c| i64::try_from(c).ok()?.checked_sub(QUICKTIME_EPOCH_OFFSET));
     if let Some(secs) = unix.filter(|&s| s > 0) {
-        p.taken = Some(dates::from_unix_utc(secs, 0, tz, DateSource::Container));
+        p.offer(dates::from_unix_utc(secs, 0, tz, DateSource::Container));
     }
     if let (Some(duration), Some(timescale)) = (duration, timescale.filter(|&t| t > 0)) {
         p.duration_ms = u64::try_from(u128::from(duration) * 1000 / u128::from(timescale)).ok();

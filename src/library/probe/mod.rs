@@ -12,12 +12,15 @@
 
 mod ebml;
 mod exif;
+mod iptc;
 mod isobmff;
 mod jpeg;
+mod maker;
 mod png;
 mod source;
 mod tiff;
 mod webp;
+mod xmp;
 
 use std::io::{self, BufRead, Seek, SeekFrom};
 
@@ -38,6 +41,9 @@ const MAX_STRUCTURES: u32 = 4096;
 const EXIF_LIMIT: u64 = 4 << 20;
 /// The largest ISO-BMFF box body (`ipma`, `mvhd`, `tkhd`, ...) read into memory.
 const BOX_LIMIT: u64 = 1 << 20;
+/// The most of an XMP packet (PNG `iTXt`, WebP `XMP `, an MP4 box, a sidecar) read into memory:
+/// dates come near its start, and editors' histories and thumbnails can make it megabytes.
+pub const XMP_LIMIT: u64 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,7 +157,9 @@ pub struct Probe {
     /// decoders apply those boxes themselves, and the format says to ignore the EXIF tag. For
     /// MP4/MOV it comes from the video track's matrix (6 or 8 for a quarter turn, 3 for a half).
     pub orientation: u8,
-    /// EXIF (or video container) date only; file name / mtime fallbacks are the caller's job.
+    /// The best date the header states (EXIF, XMP, IPTC, a maker's record or the video
+    /// container; see [`dates::DateSource`] for the order); the file name and mtime are the
+    /// caller's to weigh.
     pub taken: Option<Taken>,
     pub make: Option<String>,
     pub model: Option<String>,
@@ -167,9 +175,36 @@ pub fn display_size(width: Option<u32>, height: Option<u32>, orientation: u8) ->
 }
 
 impl Probe {
+    fn empty(format: Format) -> Probe {
+        Probe {
+            format,
+            width: None,
+            height: None,
+            orientation: 1,
+            taken: None,
+            make: None,
+            model: None,
+            lens: None,
+            duration_ms: None,
+        }
+    }
+
     /// The size as shown: width and height swapped for orientations 5..=8.
     pub fn display_size(&self) -> Option<(u32, u32)> {
         display_size(self.width, self.height, self.orientation)
+    }
+
+    /// Weighs in the dates of an XMP packet kept beside the file (a sidecar), as if the file
+    /// held it. Only the first [`XMP_LIMIT`] bytes are looked at.
+    pub fn add_xmp(&mut self, packet: &[u8]) {
+        xmp::apply(self, &packet[..packet.len().min(XMP_LIMIT as usize)]);
+    }
+
+    /// Keeps `t` unless a date from a better source is known; among equals, the first found.
+    fn offer(&mut self, t: Taken) {
+        if self.taken.is_none_or(|known| t.source < known.source) {
+            self.taken = Some(t);
+        }
     }
 
     fn set_size(&mut self, width: u32, height: u32) {
@@ -188,17 +223,7 @@ pub fn probe<R: BufRead + Seek>(r: &mut R, ext_format: Format, tz: &jiff::tz::Ti
     r.seek(SeekFrom::Start(0))?;
     let r = &mut Source::new(r, READ_BUDGET, MAX_STRUCTURES);
     let head = read_up_to(r, HEAD_LEN)?;
-    let mut p = Probe {
-        format: Format::sniff(&head).unwrap_or(ext_format),
-        width: None,
-        height: None,
-        orientation: 1,
-        taken: None,
-        make: None,
-        model: None,
-        lens: None,
-        duration_ms: None,
-    };
+    let mut p = Probe::empty(Format::sniff(&head).unwrap_or(ext_format));
     let result = match p.format {
         Format::Jpeg => jpeg::jpeg(r, &mut p),
         Format::Png => png::png(r, &mut p),
@@ -334,19 +359,12 @@ mod tests {
 
     /// Manifest answers that are knowingly not ours, and why.
     const KNOWN_DIFFERENCES: &[&str] = &[
-        // exiftool finds these dates outside EXIF: in FLIR's own APP1 records, XMP, a Reconyx
-        // maker note, Olympus APP12, and Canon CIFF in APP0 (which holds the make too).
+        // exiftool finds this date in FLIR's own APP1 records (spread over several segments).
         "date of drewnoakes-metadata-extractor-images/jpg/FLIR iPhone device.jpg",
-        "date of drewnoakes-metadata-extractor-images/jpg/Issue 258 (dotnet).jpg",
-        "date of ianare-exif-samples/jpg/Reconyx_HC500_Hyperfire.jpg",
-        "date of ianare-exif-samples/jpg/exif-org/olympus-d320l.jpg",
-        "date of ianare-exif-samples/jpg/exif-org/sony-powershota5.jpg",
+        // Canon CIFF in APP0 holds the make; we read only its date.
         "make of ianare-exif-samples/jpg/exif-org/sony-powershota5.jpg",
-        // Its Exif IFD pointer is typed as a string, which kamadak-exif will not follow, so the
-        // date is IFD0's DateTime (when it was edited) rather than DateTimeOriginal.
-        "date of ianare-exif-samples/jpg/tests/30-type_error.jpg",
-        // These facts are in XMP, or in ImageMagick's hex "Raw profile type exif" text chunk:
-        // we do not read those, nor do browsers when they show the picture.
+        // These facts are in XMP, or in ImageMagick's hex "Raw profile type exif" text chunk,
+        // which we read for dates only: browsers ignore both when they show the picture.
         "make of pypi-scikit-image-0.26.0/skimage/data/chelsea.png",
         "orientation of python-pillow-Pillow/Tests/images/avif/xmp_tags_orientation.avif",
         "orientation of python-pillow-Pillow/Tests/images/exif_imagemagick_orientation.png",
@@ -459,6 +477,10 @@ mod tests {
             "python-pillow-Pillow/Tests/images/frozenpond.mpo",
             "ianare-exif-samples/tiff/Arbitro.tiff",
             "pypi-scikit-image-0.26.0/skimage/data/chelsea.png",
+            // XMP and IPTC; ImageMagick's zlib'd hex profiles; a Reconyx maker note.
+            "drewnoakes-metadata-extractor-images/jpg/Issue 258 (dotnet).jpg",
+            "link-u-avif-sample-images/fox.png",
+            "ianare-exif-samples/jpg/Reconyx_HC500_Hyperfire.jpg",
         ];
         let mut samples = vec![movie(1, [0, 1, -1, 0], 3_000_000_000, 100), matroska_file(true)];
         samples.extend(files.map(|f| std::fs::read(corpus().join(f)).unwrap()));

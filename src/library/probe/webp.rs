@@ -1,19 +1,24 @@
 //! WebP: the RIFF chunks of a simple (VP8, VP8L) or extended (VP8X) file.
 //!
 //! The one rule: chunks are walked header to header, so the frames of an animation before its
-//! `EXIF` chunk are seeked over, never read.
+//! `EXIF` and `XMP ` chunks are seeked over, never read.
 
 use std::io::{self, BufRead, Seek};
 
 use super::exif::apply_exif;
 use super::source::{Source, damaged, read_array, read_up_to};
-use super::{EXIF_LIMIT, Probe};
+use super::{EXIF_LIMIT, Probe, XMP_LIMIT, xmp};
+
+/// VP8X flags: the file has an `EXIF` chunk, an `XMP ` chunk.
+const EXIF_FLAG: u8 = 0x08;
+const XMP_FLAG: u8 = 0x04;
 
 /// WebP: RIFF chunks. The first gives the size: a simple file is one VP8 or VP8L frame, an
-/// extended one starts with a VP8X canvas that flags whether an `EXIF` chunk exists. That chunk
-/// comes after every frame of an animation, so the walk seeks from chunk header to chunk header.
+/// extended one starts with a VP8X canvas that flags whether `EXIF` and `XMP ` chunks exist.
+/// They come after every frame of an animation, so the walk seeks from chunk header to chunk
+/// header until it has seen those the canvas promised.
 pub(super) fn webp<R: BufRead + Seek>(r: &mut Source<R>, p: &mut Probe) -> io::Result<()> {
-    let (mut pos, mut first) = (12, true);
+    let (mut pos, mut first, mut wanted) = (12, true, 0);
     loop {
         r.step()?;
         r.seek_to(pos)?;
@@ -25,9 +30,7 @@ pub(super) fn webp<R: BufRead + Seek>(r: &mut Source<R>, p: &mut Probe) -> io::R
                 let b: [u8; 10] = read_array(r)?;
                 let le24 = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], 0]) + 1;
                 p.set_size(le24(4), le24(7));
-                if b[0] & 0x08 == 0 {
-                    return Ok(()); // no EXIF flag
-                }
+                wanted = b[0] & (EXIF_FLAG | XMP_FLAG);
             }
             (b"VP8 ", true) => {
                 // Frame tag (3 bytes), start code 9D 01 2A, then 14-bit width and height.
@@ -43,12 +46,19 @@ pub(super) fn webp<R: BufRead + Seek>(r: &mut Source<R>, p: &mut Probe) -> io::R
                 p.set_size((bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1);
                 return Ok(());
             }
-            (b"EXIF", false) if u64::from(len) <= EXIF_LIMIT => {
+            (b"EXIF", false) if u64::from(len) <= EXIF_LIMIT && wanted & EXIF_FLAG != 0 => {
                 apply_exif(p, read_up_to(r, len.into())?);
-                return Ok(());
+                wanted &= !EXIF_FLAG;
+            }
+            (b"XMP ", false) if wanted & XMP_FLAG != 0 => {
+                xmp::apply(p, &read_up_to(r, u64::from(len).min(XMP_LIMIT))?);
+                wanted &= !XMP_FLAG;
             }
             (_, true) => return Err(damaged("WebP starts with no frame")),
             _ => {}
+        }
+        if wanted == 0 {
+            return Ok(());
         }
         // Chunks are padded to an even length.
         (pos, first) = (pos + 8 + u64::from(len) + u64::from(len & 1), false);
@@ -58,6 +68,7 @@ pub(super) fn webp<R: BufRead + Seek>(r: &mut Source<R>, p: &mut Probe) -> io::R
 #[cfg(test)]
 mod tests {
     use super::super::tests::probe_corpus_file;
+    use crate::library::dates::{self, DateSource};
 
     #[test]
     fn webp_exif_is_found_after_the_image() {
@@ -65,5 +76,15 @@ mod tests {
             let path = format!("python-pillow-Pillow/Tests/images/hopper_orientation_{orientation}.webp");
             assert_eq!(probe_corpus_file(&path).0.orientation, orientation, "{path}");
         }
+    }
+
+    #[test]
+    fn webp_xmp_is_found_after_the_image() {
+        let (p, _) = probe_corpus_file("python-pillow-Pillow/Tests/images/flower2.webp");
+        let t = p.taken.expect("the XMP date");
+        assert_eq!(
+            (dates::to_iso8601(&t).as_str(), t.source),
+            ("2013-07-04T17:23:10-03:00", DateSource::XmpCreated)
+        );
     }
 }
