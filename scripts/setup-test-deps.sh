@@ -18,6 +18,8 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# exiftool is the reference the dates taken over the photo corpus are compared with.
+command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 # Real nginx in front of spis for the proxy tests (they start their own, on 127.0.0.1 only).
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if ((${#missing[@]})); then
