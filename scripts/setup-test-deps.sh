@@ -19,6 +19,8 @@ command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# exiftool is the reference the dates taken over the photo corpus are compared with.
+command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 # Real nginx in front of spis for the proxy tests (they start their own, on 127.0.0.1 only).
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if ((${#missing[@]})); then

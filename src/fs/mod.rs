@@ -387,6 +387,25 @@ impl MediaFs {
         Ok(bytes)
     }
 
+    /// The first `max_bytes` of the XMP sidecar beside a media file: `NAME.EXT.xmp` (darktable,
+    /// digiKam), else `NAME.xmp` (Lightroom). `None` when neither can be read or the name would
+    /// be hidden; a sidecar is opened like a media file: beneath the root, through no link the
+    /// walk did not accept.
+    pub fn read_sidecar(&self, rel: RelPath<'_>, max_bytes: u64) -> Option<Vec<u8>> {
+        use std::io::Read as _;
+        let stem = rel.name.iter().rposition(|&b| b == b'.').map_or(rel.name, |dot| &rel.name[..dot]);
+        [rel.name, stem].into_iter().find_map(|base| {
+            let name = [base, b".xmp"].concat();
+            if name.starts_with(b".") {
+                return None;
+            }
+            let file = self.open(RelPath { dir: rel.dir, name: &name }).ok()?;
+            let mut bytes = Vec::new();
+            file.take(max_bytes).read_to_end(&mut bytes).ok()?;
+            Some(bytes)
+        })
+    }
+
     /// Opens a media file for serving, with its current metadata.
     pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
         let file = tokio::task::block_in_place(|| self.open(rel))?;

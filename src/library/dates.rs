@@ -10,13 +10,30 @@ use serde::{Deserialize, Serialize};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
-/// Where a date came from, best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a date came from, best first: when a file holds several, the first in this order wins
+/// (`Ord` follows it). What the shutter recorded beats what an editor wrote, which beats when a
+/// file was made, which beats the file's name; a header's modification date comes after even
+/// the name, and the file system's mtime is the last resort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DateSource {
+    /// EXIF DateTimeOriginal.
     Exif,
+    /// XMP `exif:DateTimeOriginal` or `photoshop:DateCreated`, in the file or a sidecar.
+    Xmp,
+    /// IPTC DateCreated with TimeCreated.
+    Iptc,
+    /// EXIF DateTimeDigitized.
+    ExifDigitized,
+    /// A camera maker's own record: a trail camera's maker note, Olympus APP12, Canon CIFF.
+    MakerNote,
+    /// XMP `xmp:CreateDate`: when the file was made, by a camera or by software.
+    XmpCreated,
+    /// A video container's creation time.
     Container,
     FileName,
+    /// EXIF DateTime (IFD0): when the file was last changed.
+    ExifModified,
     Mtime,
 }
 
@@ -60,6 +77,79 @@ pub fn parse_exif_datetime(s: &str, subsec: Option<&str>, offset: Option<&str>) 
         offset_min: offset.and_then(parse_offset),
         source: DateSource::Exif,
     })
+}
+
+/// Parses an XMP date: ISO 8601 as XMP writes it, `2023-01-14T09:30:12.123+01:00`, with the
+/// seconds, the fraction and the offset (`Z`, `+01:00`, `+0100`) each optional. Some software
+/// writes EXIF's colons and space instead, which is tolerated too. A date without a day of the
+/// month (`2023`, `2023-01`) gives `None`: it is too vague to sort a photo by.
+pub fn parse_iso8601(s: &str, source: DateSource) -> Option<Taken> {
+    let s = trim_exif(s);
+    let mut scan = Scanner::new(s.as_bytes());
+    let year = scan.number(4)?;
+    let sep = scan.any_of(b":-")?;
+    let month = scan.number(2)?;
+    scan.any_of(&[sep])?;
+    let day = scan.number(2)?;
+    let (mut hour, mut minute, mut second, mut ms) = (0, 0, 0, 0);
+    if scan.any_of(b"T ").is_some() {
+        hour = scan.number(2)?;
+        scan.any_of(b":")?;
+        minute = scan.number(2)?;
+        if scan.any_of(b":").is_some() {
+            second = scan.number(2)?;
+            if scan.any_of(b".,").is_some() {
+                ms = std::str::from_utf8(scan.digits()).ok().and_then(parse_subsec).unwrap_or(0);
+            }
+        }
+    }
+    // What is left is the offset, or nothing; anything else spoils only the offset.
+    let rest = std::str::from_utf8(scan.rest()).ok()?;
+    Some(Taken {
+        local_ms: civil_to_ms((year, month, day), (hour, minute, second, ms))?,
+        offset_min: parse_offset(rest),
+        source,
+    })
+}
+
+/// Parses IPTC's DateCreated (`CCYYMMDD`) with its TimeCreated (`HHMMSS`, then `+HHMM` or
+/// `-HHMM`), as the IIM standard has them; separators (`2023-01-14`, `09:30:12+01:00`), as some
+/// software writes them, are tolerated. Without a time it is midnight, offset unknown.
+pub fn parse_iptc(date: &str, time: Option<&str>) -> Option<Taken> {
+    let compact = |s: &str| s.bytes().filter(|b| !matches!(b, b'-' | b':')).collect::<Vec<u8>>();
+    let date = compact(trim_exif(date));
+    let mut scan = Scanner::new(&date);
+    let ymd = (scan.number(4)?, scan.number(2)?, scan.number(2)?);
+    if !scan.at_end() {
+        return None;
+    }
+    let (mut hms, mut offset_min) = ((0, 0, 0, 0), None);
+    if let Some(time) = time.map(trim_exif).filter(|t| !t.is_empty()) {
+        // The offset's sign ends the clock time; drop the colons of both.
+        let split = time.find(['+', '-', 'Z']).unwrap_or(time.len());
+        let clock = compact(&time[..split]);
+        let mut scan = Scanner::new(&clock);
+        if let (Some(h), Some(m), Some(s), true) =
+            (scan.number(2), scan.number(2), scan.number(2), scan.at_end())
+        {
+            hms = (h, m, s, 0);
+            offset_min = parse_offset(&time[split..]);
+        }
+    }
+    Some(Taken { local_ms: civil_to_ms(ymd, hms)?, offset_min, source: DateSource::Iptc })
+}
+
+/// A date from its parts as a camera's clock showed them (no offset known); `None` for one that
+/// does not exist.
+pub fn from_civil(date: (u32, u32, u32), time: (u32, u32, u32), source: DateSource) -> Option<Taken> {
+    let (hour, minute, second) = time;
+    Some(Taken { local_ms: civil_to_ms(date, (hour, minute, second, 0))?, offset_min: None, source })
+}
+
+/// A camera clock's reading kept as seconds since 1970 *of its own wall clock* (no zone, as
+/// Canon CIFF and Olympus APP12 store it); 0 is a clock never set.
+pub fn from_wall_clock_secs(secs: i64, source: DateSource) -> Option<Taken> {
+    (secs > 0).then(|| Taken { local_ms: secs.saturating_mul(1000), offset_min: None, source })
 }
 
 /// Recognises the date (and time, when present) that cameras, phones and apps put in file names:
@@ -326,6 +416,20 @@ impl<'a> Scanner<'a> {
         Some(number(digits))
     }
 
+    /// The run of ASCII digits here, maybe empty.
+    fn digits(&mut self) -> &'a [u8] {
+        let start = self.pos;
+        while self.s.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// Everything not yet scanned.
+    fn rest(&self) -> &'a [u8] {
+        self.s.get(self.pos..).unwrap_or_default()
+    }
+
     /// One byte out of `set`.
     fn any_of(&mut self, set: &[u8]) -> Option<u8> {
         let b = *self.s.get(self.pos).filter(|b| set.contains(b))?;
@@ -440,6 +544,66 @@ mod tests {
                 assert_eq!(t.source, DateSource::Exif);
             }
         }
+    }
+
+    #[test]
+    fn xmp_dates_parse_with_optional_seconds_fraction_and_offset() {
+        let cases = [
+            ("2023-01-14T09:30:12+01:00", Some("2023-01-14T09:30:12+01:00")),
+            ("2023-01-14T09:30:12.123456-05:30", Some("2023-01-14T09:30:12.123-05:30")),
+            ("2023-01-14T09:30:12,5Z", Some("2023-01-14T09:30:12.500+00:00")),
+            ("2023-01-14T09:30:12.Z", Some("2023-01-14T09:30:12+00:00")),
+            ("2023-01-14T09:30-04:00", Some("2023-01-14T09:30:00-04:00")),
+            ("2023-01-14T09:30:12+0100", Some("2023-01-14T09:30:12+01:00")),
+            ("2023-01-14T09:30:12", Some("2023-01-14T09:30:12")),
+            ("2023-01-14", Some("2023-01-14T00:00:00")),
+            (" 2023-01-14T09:30:12Z\n", Some("2023-01-14T09:30:12+00:00")),
+            // EXIF's notation, as some software writes it into XMP.
+            ("2009:03:06 22:15:29", Some("2009-03-06T22:15:29")),
+            // A bad offset spoils only the offset.
+            ("2023-01-14T09:30:12+25:00", Some("2023-01-14T09:30:12")),
+            ("2023-01", None),
+            ("2023", None),
+            ("2023-01:14", None),
+            ("2023-02-30T10:00:00", None),
+            ("2023-01-14T24:00:00", None),
+            ("2023-01-14T9:30", None),
+            ("", None),
+        ];
+        for (s, want) in cases {
+            let got = parse_iso8601(s, DateSource::Xmp);
+            assert_eq!(iso(got).as_deref(), want, "{s:?}");
+            assert!(got.is_none_or(|t| t.source == DateSource::Xmp));
+        }
+    }
+
+    #[test]
+    fn iptc_dates_take_their_time_and_its_offset() {
+        let cases = [
+            ("20230114", Some("093012+0100"), Some("2023-01-14T09:30:12+01:00")),
+            ("20230114", Some("093012-0800"), Some("2023-01-14T09:30:12-08:00")),
+            ("20230114", Some("093012"), Some("2023-01-14T09:30:12")),
+            ("2023-01-14", Some("09:30:12+01:00"), Some("2023-01-14T09:30:12+01:00")),
+            ("20230114", None, Some("2023-01-14T00:00:00")),
+            ("20230114", Some("9h30"), Some("2023-01-14T00:00:00")),
+            ("20230132", Some("093012"), None),
+            ("00000000", Some("000000"), None),
+            ("2023011", None, None),
+            ("202301140", None, None),
+        ];
+        for (date, time, want) in cases {
+            let got = parse_iptc(date, time);
+            assert_eq!(iso(got).as_deref(), want, "{date:?} {time:?}");
+            assert!(got.is_none_or(|t| t.source == DateSource::Iptc));
+        }
+    }
+
+    #[test]
+    fn sources_are_ordered_best_first() {
+        use DateSource::*;
+        let order =
+            [Exif, Xmp, Iptc, ExifDigitized, MakerNote, XmpCreated, Container, FileName, ExifModified, Mtime];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 
     #[test]

@@ -166,7 +166,14 @@ pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
             let ext_format = Format::from_extension(extension(&f.name))?;
             // A parser bug on a hostile file must cost that file, not the indexer.
             let probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                lib.fs.open_reader(rel).and_then(|mut r| probe::probe(&mut r, ext_format, &lib.tz))
+                let mut r = lib.fs.open_reader(rel)?;
+                let mut probe = probe::probe(&mut r, ext_format, &lib.tz)?;
+                // A sidecar's dates count as the file's own. A sidecar changing alone is not
+                // noticed: the record is validated by the media file's size and mtime only.
+                if let Some(xmp) = lib.fs.read_sidecar(rel, probe::XMP_LIMIT) {
+                    probe.add_xmp(&xmp);
+                }
+                Ok(probe)
             }))
             .unwrap_or_else(|_| Err(std::io::Error::other("the metadata parser panicked")));
             let probe = match probed {
@@ -190,7 +197,9 @@ pub(super) fn resolve(lib: &Library, f: Found) -> Option<Resolved> {
 
 fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
     let name_str = String::from_utf8_lossy(&f.name);
-    let taken = meta.taken.or_else(|| dates::from_file_name(&name_str)).unwrap_or_else(|| {
+    // A header's modification date (EXIF IFD0 DateTime) says less than a date in the name.
+    let stored = meta.taken.filter(|t| t.source < DateSource::FileName);
+    let taken = stored.or_else(|| dates::from_file_name(&name_str)).or(meta.taken).unwrap_or_else(|| {
         let secs = f.mtime_ns.div_euclid(1_000_000_000);
         let nanos = f.mtime_ns.rem_euclid(1_000_000_000) as u32;
         dates::from_unix_utc(secs, nanos, &lib.tz, DateSource::Mtime)
@@ -228,6 +237,14 @@ fn extension(name: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sidecars_are_not_media() {
+        for name in [&b"IMG_1234.xmp"[..], b"IMG_1234.JPG.xmp", b"IMG_1234.XMP"] {
+            assert!(!is_media_name(name), "{}", String::from_utf8_lossy(name));
+        }
+        assert!(is_media_name(b"IMG_1234.JPG"));
+    }
 
     #[test]
     fn extensions_are_found_without_utf8_assumptions() {

@@ -12,8 +12,9 @@ use super::dates::{DateSource, Taken};
 use super::probe::Probe;
 use crate::media::Format;
 
-/// Bump when extraction improves, so old records are re-extracted once.
-pub const VERSION: u8 = 2;
+/// Bump when extraction improves, so old records are re-extracted once. 3: XMP, IPTC and makers'
+/// dates, and the date's source in the flags.
+pub const VERSION: u8 = 3;
 /// Longest camera label stored; longer ones are cut at a character boundary.
 const MAX_LABEL: usize = 40;
 
@@ -25,7 +26,8 @@ pub struct Meta {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub orientation: u8,
-    /// From EXIF or the video container only; file-name and mtime dates are derived at load.
+    /// The best date of the header (and an XMP sidecar); file-name and mtime dates are derived
+    /// at load.
     pub taken: Option<Taken>,
     /// "Make Model" as shown to people.
     pub camera: Option<String>,
@@ -66,7 +68,7 @@ impl Meta {
             | u8::from(t.is_some_and(|t| t.offset_min.is_some())) << 1
             | u8::from(self.duration_ms.is_some()) << 2
             | u8::from(self.camera.is_some()) << 3
-            | u8::from(t.is_some_and(|t| t.source == DateSource::Container)) << 4;
+            | t.map_or(0, |t| source_code(t.source)) << 4;
         out.push(flags);
         put_varint(&mut out, u64::from(self.width.unwrap_or(0)));
         put_varint(&mut out, u64::from(self.height.unwrap_or(0)));
@@ -102,8 +104,7 @@ impl Meta {
             let local_ms = unzigzag(r.varint()?);
             let offset_min =
                 if flags & 2 != 0 { Some(i16::try_from(unzigzag(r.varint()?)).ok()?) } else { None };
-            let source = if flags & 16 != 0 { DateSource::Container } else { DateSource::Exif };
-            Some(Taken { local_ms, offset_min, source })
+            Some(Taken { local_ms, offset_min, source: source_from_code(flags >> 4)? })
         } else {
             None
         };
@@ -157,6 +158,39 @@ fn format_from_code(c: u8) -> Option<Format> {
         Format::Mkv,
     ];
     ALL.into_iter().find(|&f| format_code(f) == c)
+}
+
+/// On-disk date source codes, in the flags' top four bits: fixed forever, whatever the enum's
+/// order. The file name and mtime are never stored, but have codes so that no source lacks one.
+fn source_code(s: DateSource) -> u8 {
+    match s {
+        DateSource::Exif => 0,
+        DateSource::Container => 1,
+        DateSource::Xmp => 2,
+        DateSource::Iptc => 3,
+        DateSource::ExifDigitized => 4,
+        DateSource::MakerNote => 5,
+        DateSource::XmpCreated => 6,
+        DateSource::ExifModified => 7,
+        DateSource::FileName => 8,
+        DateSource::Mtime => 9,
+    }
+}
+
+fn source_from_code(c: u8) -> Option<DateSource> {
+    const ALL: [DateSource; 10] = [
+        DateSource::Exif,
+        DateSource::Xmp,
+        DateSource::Iptc,
+        DateSource::ExifDigitized,
+        DateSource::MakerNote,
+        DateSource::XmpCreated,
+        DateSource::Container,
+        DateSource::FileName,
+        DateSource::ExifModified,
+        DateSource::Mtime,
+    ];
+    ALL.into_iter().find(|&s| source_code(s) == c)
 }
 
 /// "Canon EOS 5D" rather than "Canon Canon EOS 5D": many models repeat the make.
@@ -291,6 +325,21 @@ mod tests {
         let mut s = "é".repeat(30);
         truncate_at_char(&mut s, MAX_LABEL);
         assert_eq!(s.len(), 40);
+    }
+
+    #[test]
+    fn every_date_source_survives_the_round_trip() {
+        for code in 0..16 {
+            let Some(source) = source_from_code(code) else { continue };
+            assert_eq!(source_code(source), code);
+            let m = Meta { taken: Some(Taken { source, ..sample().taken.unwrap() }), ..sample() };
+            assert_eq!(Meta::decode_valid(&m.encode(1, 2), 1, 2), Some(m), "{source:?}");
+        }
+        assert_eq!((0..16).filter_map(source_from_code).count(), 10);
+        // A version-2 record (whose flags knew only EXIF and container dates) is re-extracted.
+        let mut old = sample().encode(1, 2);
+        old[0] = 2;
+        assert_eq!(Meta::decode_valid(&old, 1, 2), None);
     }
 
     #[test]

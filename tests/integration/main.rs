@@ -5,6 +5,7 @@
 mod access;
 mod api_errors;
 mod attacks;
+mod exiftool;
 mod favorites;
 mod hostile;
 mod library;
