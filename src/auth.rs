@@ -26,7 +26,7 @@ use crate::fs::private;
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// The cookie that carries a session.
-pub const COOKIE: &str = "spis_session";
+pub(crate) const COOKIE: &str = "spis_session";
 const KEY_FILE: &str = "session.key";
 const PASSWORD_FILE: &str = "password.hash";
 const TOKENS_FILE: &str = "tokens.txt";
@@ -39,7 +39,7 @@ const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
 
 /// How access is configured.
 #[derive(Debug, Clone)]
-pub struct AuthOpts {
+pub(crate) struct AuthOpts {
     /// `--no-auth`: the gallery is open to anyone who can reach it.
     pub disabled: bool,
     /// `--password-hash`: an argon2id PHC string; when set, the password cannot be changed online.
@@ -49,7 +49,7 @@ pub struct AuthOpts {
 
 /// Why a login or password change was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("wrong password")]
     WrongPassword,
     #[error("too many failed logins from this address; try again in {0} s")]
@@ -70,7 +70,7 @@ pub enum AuthError {
 type FileVersion = (Option<SystemTime>, u64);
 
 #[derive(Debug)]
-pub struct Auth {
+pub(crate) struct Auth {
     disabled: bool,
     from_config: bool,
     state_dir: PathBuf,
@@ -89,7 +89,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn try_new(opts: &AuthOpts, state_dir: &Path) -> anyhow::Result<Auth> {
+    pub(crate) fn try_new(opts: &AuthOpts, state_dir: &Path) -> anyhow::Result<Auth> {
         let key = load_or_make_key(&state_dir.join(KEY_FILE))?;
         let stored = private::read_optional(&state_dir.join(PASSWORD_FILE))
             .context("reading the password hash in the state dir")?
@@ -115,12 +115,12 @@ impl Auth {
     }
 
     /// Whether requests need a session or token at all.
-    pub fn required(&self) -> bool {
+    pub(crate) fn required(&self) -> bool {
         !self.disabled
     }
 
     /// Protected, but no password chosen yet: the first-run page may set one.
-    pub fn needs_setup(&self) -> bool {
+    pub(crate) fn needs_setup(&self) -> bool {
         self.refresh_password();
         !self.disabled && self.password.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
@@ -153,12 +153,12 @@ impl Auth {
         }
     }
 
-    pub fn session_max_age(&self) -> Duration {
+    pub(crate) fn session_max_age(&self) -> Duration {
         self.max_age
     }
 
     /// Whether a session cookie value is valid now.
-    pub fn check_session(&self, value: &str) -> bool {
+    pub(crate) fn check_session(&self, value: &str) -> bool {
         self.refresh_password();
         let Some((payload, sig)) = value.rsplit_once('.') else { return false };
         let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else { return false };
@@ -181,7 +181,7 @@ impl Auth {
 
     /// Ends a session on the server too: a copy of the cookie stops working. Only a valid
     /// session is recorded, until it would have expired anyway.
-    pub fn logout(&self, value: &str) -> Result<(), AuthError> {
+    pub(crate) fn logout(&self, value: &str) -> Result<(), AuthError> {
         if !self.check_session(value) {
             return Ok(());
         }
@@ -214,7 +214,7 @@ impl Auth {
     }
 
     /// A new session cookie value.
-    pub fn issue_session(&self) -> String {
+    pub(crate) fn issue_session(&self) -> String {
         let payload = format!("v1.{}.{}.{}", unix_now(), self.epoch(), HEXLOWER.encode(&random::<16>()));
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
@@ -224,7 +224,7 @@ impl Auth {
 
     /// Checks a password (slow on purpose: call it off the async threads). Failures from one
     /// address beyond a few make it wait, doubling each time.
-    pub fn login(&self, peer: IpAddr, password: &str) -> Result<String, AuthError> {
+    pub(crate) fn login(&self, peer: IpAddr, password: &str) -> Result<String, AuthError> {
         if let Some(wait) = self.login_delay(peer) {
             return Err(AuthError::TooManyAttempts(wait.as_secs().max(1)));
         }
@@ -256,7 +256,7 @@ impl Auth {
     }
 
     /// Chooses the first password (the first-run page); only while none is set.
-    pub fn setup(&self, password: &str) -> Result<String, AuthError> {
+    pub(crate) fn setup(&self, password: &str) -> Result<String, AuthError> {
         check_strength(password)?;
         let mut current = self.password.write().unwrap_or_else(|p| p.into_inner());
         if current.is_some() {
@@ -273,7 +273,7 @@ impl Auth {
     }
 
     /// Changes the password; every existing session ends, and the new one for the caller begins.
-    pub fn change_password(&self, peer: IpAddr, old: &str, new: &str) -> Result<String, AuthError> {
+    pub(crate) fn change_password(&self, peer: IpAddr, old: &str, new: &str) -> Result<String, AuthError> {
         if self.from_config {
             return Err(AuthError::FromConfig);
         }
@@ -287,7 +287,7 @@ impl Auth {
 
     /// Whether a bearer token is one of the stored ones (re-read when the file changes, so a
     /// token revoked by `spis token revoke`, or on another replica, stops working at once).
-    pub fn check_token(&self, token: &str) -> bool {
+    pub(crate) fn check_token(&self, token: &str) -> bool {
         let digest = HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()));
         let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let entries =
@@ -313,7 +313,7 @@ impl Auth {
 }
 
 /// An argon2id hash with the crate's defaults (19 MiB, 2 passes), as a PHC string.
-pub fn hash_password(password: &str) -> String {
+pub(crate) fn hash_password(password: &str) -> String {
     let salt = SaltString::encode_b64(&random::<16>()).expect("16 bytes is a valid salt");
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -334,7 +334,7 @@ fn check_strength(password: &str) -> Result<(), AuthError> {
 }
 
 /// `spis token create NAME`: a new token, printed once; only its hash is kept.
-pub fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+pub(crate) fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         bail!("a token name is one word, like `backup-script`");
     }
@@ -350,12 +350,12 @@ pub fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
 }
 
 /// `spis token list`: the names.
-pub fn list_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn list_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(read_tokens(&state_dir.join(TOKENS_FILE))?.into_iter().map(|(n, _)| n).collect())
 }
 
 /// `spis token revoke NAME`.
-pub fn revoke_token(state_dir: &Path, name: &str) -> anyhow::Result<()> {
+pub(crate) fn revoke_token(state_dir: &Path, name: &str) -> anyhow::Result<()> {
     let path = state_dir.join(TOKENS_FILE);
     let mut entries = read_tokens(&path)?;
     let before = entries.len();

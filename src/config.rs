@@ -19,7 +19,7 @@ use serde::Deserialize;
 const DEFAULT_CONFIG_FILE: &str = "/etc/spis/spis.toml";
 
 /// The default config file, when it exists (and so is read).
-pub fn default_config_file() -> Option<&'static Path> {
+pub(crate) fn default_config_file() -> Option<&'static Path> {
     Some(Path::new(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file())
 }
 
@@ -116,7 +116,7 @@ fn default_opts() -> Opts {
 /// is remembered on the file itself (extended attributes), so a restart is near instant.
 #[derive(Debug, Parser)]
 #[command(name = "spis", version, about, long_about, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// TOML config file, rendered through tera first ({{ env(name="HOME") }} works).
     #[arg(long, env = "SPIS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -131,7 +131,7 @@ pub struct Cli {
 impl Cli {
     /// The command line, with every option's default from [`DEFAULTS`] in its help. (clap's own
     /// `default_value` cannot be used: it would make the default beat the config file.)
-    pub fn command_with_defaults() -> clap::Command {
+    pub(crate) fn command_with_defaults() -> clap::Command {
         let fixed = fixed_defaults();
         <Cli as clap::CommandFactory>::command()
             .mut_arg("config", |a| with_default(a, &format!("{DEFAULT_CONFIG_FILE} when it exists")))
@@ -145,7 +145,7 @@ impl Cli {
     }
 
     /// Parses the process's arguments like `Cli::parse`, with the defaults in `--help`.
-    pub fn parse_with_defaults() -> Cli {
+    pub(crate) fn parse_with_defaults() -> Cli {
         let mut cmd = Cli::command_with_defaults();
         let matches = cmd.get_matches_mut();
         <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
@@ -166,7 +166,7 @@ fn with_default(arg: clap::Arg, shown: &str) -> clap::Arg {
 
 /// What to do; `serve` when none is given.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve the gallery (the default).
     Serve,
     /// Ask a running server on --listen whether it is healthy; exit 0 when it is (for Docker
@@ -186,7 +186,7 @@ pub enum Command {
 
 /// `spis template ...`
 #[derive(Debug, Clone, clap::Args)]
-pub struct TemplateArgs {
+pub(crate) struct TemplateArgs {
     /// What to render.
     #[arg(value_enum)]
     pub kind: TemplateKind,
@@ -213,7 +213,7 @@ pub struct TemplateArgs {
 
 /// See `spis template`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TemplateKind {
+pub(crate) enum TemplateKind {
     Nginx,
     Caddy,
     Systemd,
@@ -222,7 +222,8 @@ pub enum TemplateKind {
 
 impl TemplateKind {
     /// The name on the command line.
-    pub fn name(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TemplateKind::Nginx => "nginx",
             TemplateKind::Caddy => "caddy",
@@ -234,7 +235,7 @@ impl TemplateKind {
 
 /// `spis token ...`
 #[derive(Debug, Subcommand)]
-pub enum TokenAction {
+pub(crate) enum TokenAction {
     /// Create a token and print it (it is shown only this once).
     Create { name: String },
     /// List the tokens' names.
@@ -249,7 +250,7 @@ pub enum TokenAction {
 /// that names the key.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Folder of photos and videos to serve (read recursively).
     #[arg(long, env = "SPIS_MEDIA", global = true, value_name = "DIR")]
     pub media: Option<PathBuf>,
@@ -389,13 +390,13 @@ pub struct Opts {
 
 /// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
+pub(crate) struct IpNet {
     addr: std::net::IpAddr,
     bits: u8,
 }
 
 impl IpNet {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: std::net::IpAddr) -> bool {
         use std::net::IpAddr::{V4, V6};
         let ip = match ip {
             V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
@@ -451,7 +452,7 @@ impl<'de> Deserialize<'de> for IpNet {
 /// See `--watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WatchMode {
+pub(crate) enum WatchMode {
     Auto,
     Inotify,
     Poll,
@@ -461,14 +462,14 @@ pub enum WatchMode {
 /// See `--xattr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum XattrMode {
+pub(crate) enum XattrMode {
     Auto,
     Off,
 }
 
 /// The validated configuration the rest of the crate runs on.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub media: PathBuf,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
@@ -504,7 +505,7 @@ impl Config {
     /// [validates](Config::validate) the result.
     ///
     /// `env` is the process environment, passed in so tests can give their own.
-    pub fn try_from_cli(cli: &Cli, env: &HashMap<String, String>) -> anyhow::Result<Config> {
+    pub(crate) fn try_from_cli(cli: &Cli, env: &HashMap<String, String>) -> anyhow::Result<Config> {
         let file = match &cli.config {
             Some(path) => Some(load_file(path)?),
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {

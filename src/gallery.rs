@@ -18,14 +18,14 @@ use crate::thumbs::{ThumbOpts, Thumbs, render};
 
 /// The library and its thumbnails, over the same media folder.
 #[derive(Debug)]
-pub struct Gallery {
+pub(crate) struct Gallery {
     pub lib: Arc<Library>,
     pub thumbs: Arc<Thumbs>,
 }
 
 impl Gallery {
     /// Opens the media folder and the state dir; errors are start-up sentences.
-    pub fn try_open(config: &Config) -> anyhow::Result<Gallery> {
+    pub(crate) fn try_open(config: &Config) -> anyhow::Result<Gallery> {
         let fs = Arc::new(MediaFs::try_open(
             &config.media,
             &config.state_dir,
@@ -49,7 +49,7 @@ impl Gallery {
     /// Starts the background threads and returns at once: the first index and the live index
     /// (as `live` says), thumbnails for files that arrive, and, once the index is complete, the
     /// remembered thumbhashes and the background pass (no thumbnail threads with 0 workers).
-    pub fn start(&self, live: LiveOpts) {
+    pub(crate) fn start(&self, live: LiveOpts) {
         let thumbs = Arc::clone(&self.thumbs);
         self.lib.spawn_live(live, move |id| thumbs.make_soon(id));
         if self.thumbs.opts().workers > 0 {

@@ -5,19 +5,19 @@
 //! touches the disk. [`gallery`] wires the library and the thumbnails together; [`run`] wires the
 //! rest for `main`.
 
-pub mod auth;
-pub mod config;
-pub mod fs;
-pub mod gallery;
-pub mod hooks;
-pub mod http;
-pub mod library;
+mod auth;
+mod config;
+mod fs;
+mod gallery;
+mod hooks;
+mod http;
+mod library;
 mod logging;
-pub mod media;
-pub mod metrics;
-pub mod systemd;
-pub mod template;
-pub mod thumbs;
+mod media;
+mod metrics;
+mod systemd;
+mod template;
+mod thumbs;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -30,8 +30,21 @@ use anyhow::Context as _;
 
 use config::{Cli, Command, Config, TokenAction};
 
-/// Runs the command the user asked for; the returned error is printed by `main`.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// The `spis` command: parses the command line, runs what it asks, and prints an error as one
+/// clear sentence with its causes, for the person who started us. With the fuzz targets in
+/// [`fuzzing`], the crate's only public item.
+pub fn main() -> std::process::ExitCode {
+    match run(Cli::parse_with_defaults()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spis: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command the user asked for.
+fn run(cli: Cli) -> anyhow::Result<()> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = Config::try_from_cli(&cli, &env)?;
     logging::init(&config.log, env.contains_key("JOURNAL_STREAM"));

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     Image,
     Video,
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Image => "image",
             Kind::Video => "video",
@@ -25,7 +25,7 @@ impl Kind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Format {
+pub(crate) enum Format {
     Jpeg,
     Png,
     Gif,
@@ -42,7 +42,7 @@ pub enum Format {
 
 impl Format {
     /// The format a file extension (any case, with or without the dot) claims.
-    pub fn from_extension(ext: &str) -> Option<Format> {
+    pub(crate) fn from_extension(ext: &str) -> Option<Format> {
         let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
         Some(match ext.as_str() {
             // MPO (3D and some phone cameras) is a JPEG followed by more JPEGs.
@@ -62,14 +62,14 @@ impl Format {
         })
     }
 
-    pub fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Format::Mp4 | Format::Mov | Format::Webm | Format::Mkv => Kind::Video,
             _ => Kind::Image,
         }
     }
 
-    pub fn mime(self) -> &'static str {
+    pub(crate) fn mime(self) -> &'static str {
         match self {
             Format::Jpeg => "image/jpeg",
             Format::Png => "image/png",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// A histogram of durations with fixed upper bounds (seconds).
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [f64],
     /// One count per bound, plus +Inf; not cumulative (summed when written).
     counts: Box<[AtomicU64]>,
@@ -17,13 +17,13 @@ pub struct Histogram {
 }
 
 /// Bounds for request latencies: 0.25 ms to 10 s.
-pub const REQUEST_BOUNDS: &[f64] =
+pub(crate) const REQUEST_BOUNDS: &[f64] =
     &[0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 /// Bounds for making a thumbnail and preview: 10 ms to 20 s.
-pub const RENDER_BOUNDS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 20.0];
+pub(crate) const RENDER_BOUNDS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 20.0];
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -31,19 +31,19 @@ impl Histogram {
         }
     }
 
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let i = self.bounds.iter().position(|&b| secs <= b).unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     /// The `_bucket`, `_sum` and `_count` lines; `labels` is empty or ends in a comma.
-    pub fn write(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn write(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, c) in self.counts.iter().enumerate() {
             cumulative += c.load(Ordering::Relaxed);
@@ -65,12 +65,12 @@ impl Default for Histogram {
 }
 
 /// `# HELP` and `# TYPE` lines.
-pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// One metric with one sample and no labels.
-pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+pub(crate) fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     header(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Where to send notifications, and how often systemd wants to hear from us.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: Option<(UnixDatagram, SocketAddr)>,
     /// Half the watchdog timeout: the recommended petting period.
     pub watchdog_every: Option<Duration>,
@@ -20,7 +20,7 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` from `env`. A socket that cannot
     /// be used is logged once and ignored: notifications are never worth failing start-up for.
-    pub fn from_env(env: &HashMap<String, String>) -> Notifier {
+    pub(crate) fn from_env(env: &HashMap<String, String>) -> Notifier {
         let socket = env.get("NOTIFY_SOCKET").filter(|p| !p.is_empty()).and_then(|path| {
             match address(path).and_then(|addr| Ok((UnixDatagram::unbound()?, addr))) {
                 Ok(s) => Some(s),
@@ -42,7 +42,7 @@ impl Notifier {
     }
 
     /// Sends one notification (`KEY=value` lines); errors are logged at debug and otherwise ignored.
-    pub fn send(&self, state: &str) {
+    pub(crate) fn send(&self, state: &str) {
         if let Some((socket, addr)) = &self.socket
             && let Err(e) = socket.send_to_addr(state.as_bytes(), addr)
         {

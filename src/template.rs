@@ -15,7 +15,7 @@ const COMPOSE: &str = include_str!("template/docker-compose.yml.tera");
 const UNIT: &str = include_str!("../rootfs/usr/lib/systemd/system/spis.service");
 
 /// Renders one deployment file.
-pub fn render(
+pub(crate) fn render(
     config: &Config,
     config_file: Option<&std::path::Path>,
     args: &TemplateArgs,

@@ -57,7 +57,7 @@ impl Stat {
         }
     }
 
-    pub fn id(&self) -> (u64, u64) {
+    pub(super) fn id(&self) -> (u64, u64) {
         (self.dev, self.ino)
     }
 }
@@ -117,7 +117,7 @@ pub(crate) struct Root {
 }
 
 impl Root {
-    pub fn try_open(path: &Path, follow: bool, state_dir: (u64, u64)) -> io::Result<Root> {
+    pub(super) fn try_open(path: &Path, follow: bool, state_dir: (u64, u64)) -> io::Result<Root> {
         let fd = open_root(path)?;
         Ok(Root {
             path: path.to_path_buf(),
@@ -129,13 +129,13 @@ impl Root {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The (device, inode) at the root's path now, `None` when nothing is there; reopens the
     /// root when it changed, so later calls reach the folder that is there now.
-    pub fn identity(&self) -> Option<(u64, u64)> {
+    pub(super) fn identity(&self) -> Option<(u64, u64)> {
         let now = rustix::fs::stat(&self.path).ok().map(|s| Stat::of(&s)).filter(|s| s.kind == Kind::Dir)?;
         let held = fstat(&*self.fd()).ok().map(|s| s.id());
         if held != Some(now.id())
@@ -151,19 +151,19 @@ impl Root {
     }
 
     /// Remembers that the walk followed the link at `rel` to `target` (`--follow-symlinks`).
-    pub fn accept_link(&self, rel: Vec<u8>, target: (u64, u64)) {
+    pub(super) fn accept_link(&self, rel: Vec<u8>, target: (u64, u64)) {
         self.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(rel, target);
     }
 
     /// Opens `rel` (components separated by `/`, empty for the root itself) beneath the root.
     /// A link anywhere on the way is `NotFound`, unless links are followed and the walk
     /// accepted that one.
-    pub fn open(&self, rel: &[u8], how: Open) -> io::Result<OwnedFd> {
+    pub(super) fn open(&self, rel: &[u8], how: Open) -> io::Result<OwnedFd> {
         self.open_with(rel, how, self.follow)
     }
 
     /// [`Root::open`] that never follows a link, even with `--follow-symlinks`.
-    pub fn open_no_links(&self, rel: &[u8], how: Open) -> io::Result<OwnedFd> {
+    pub(super) fn open_no_links(&self, rel: &[u8], how: Open) -> io::Result<OwnedFd> {
         self.open_with(rel, how, false)
     }
 

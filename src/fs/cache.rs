@@ -9,17 +9,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
-pub struct DiskCache {
+pub(crate) struct DiskCache {
     dir: PathBuf,
     /// Serializes appends to the thumbhash log.
     log: std::sync::Mutex<()>,
 }
 
 /// A thumbhash remembered for one file version: (id, version, hash).
-pub type HashRecord = (u64, u32, Vec<u8>);
+pub(crate) type HashRecord = (u64, u32, Vec<u8>);
 
 impl DiskCache {
-    pub fn try_new(dir: PathBuf) -> io::Result<DiskCache> {
+    pub(crate) fn try_new(dir: PathBuf) -> io::Result<DiskCache> {
         std::fs::create_dir_all(&dir)?;
         Ok(DiskCache { dir, log: std::sync::Mutex::new(()) })
     }
@@ -31,7 +31,7 @@ impl DiskCache {
     /// Appends one record to `thumbhash.log`: `id u64, version u32, len u8, hash` (little
     /// endian). Appends of a few dozen bytes need no temp file: a crash can only cut the last
     /// record, which [`DiskCache::load_hashes`] then ignores.
-    pub fn append_hash(&self, id: u64, version: u32, hash: &[u8]) -> io::Result<()> {
+    pub(crate) fn append_hash(&self, id: u64, version: u32, hash: &[u8]) -> io::Result<()> {
         use std::io::Write as _;
         let len = u8::try_from(hash.len()).map_err(|_| io::Error::other("thumbhash too long"))?;
         let mut record = Vec::with_capacity(13 + hash.len());
@@ -44,7 +44,7 @@ impl DiskCache {
     }
 
     /// Every whole record of `thumbhash.log`, oldest first (later ones win); none if it is missing.
-    pub fn load_hashes(&self) -> io::Result<Vec<HashRecord>> {
+    pub(crate) fn load_hashes(&self) -> io::Result<Vec<HashRecord>> {
         let bytes = match std::fs::read(self.log_path()) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -64,7 +64,7 @@ impl DiskCache {
     }
 
     /// Rewrites the log with only `keep` (when it has grown with stale records).
-    pub fn rewrite_hashes(&self, keep: &[HashRecord]) -> io::Result<()> {
+    pub(crate) fn rewrite_hashes(&self, keep: &[HashRecord]) -> io::Result<()> {
         let mut out = Vec::new();
         for (id, version, hash) in keep {
             out.extend_from_slice(&id.to_le_bytes());
@@ -89,7 +89,7 @@ impl DiskCache {
     }
 
     /// The cached bytes, or `None` when the entry does not exist.
-    pub fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+    pub(crate) fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
         match std::fs::read(self.path(key)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -97,13 +97,13 @@ impl DiskCache {
         }
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.path(key).is_file()
     }
 
     /// Stores an entry whole: temp file, then rename. No fsync: a cache entry lost in a crash is
     /// simply made again, and fsyncing every thumbnail would wear out an SD card.
-    pub fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(key);
         let dir = path.parent().expect("entries live in a shard folder");
         std::fs::create_dir_all(dir)?;
@@ -117,7 +117,7 @@ impl DiskCache {
 
     /// A fresh, hidden path for a tool's output inside the cache, ending in `.{ext}` (tools pick
     /// the output format by extension).
-    pub fn temp_path(&self, tag: &str, ext: &str) -> PathBuf {
+    pub(crate) fn temp_path(&self, tag: &str, ext: &str) -> PathBuf {
         let unique = super::temp_name(&self.dir.join(tag));
         let mut name = unique.file_name().expect("temp names have a file name").to_os_string();
         name.push(".");
@@ -126,7 +126,7 @@ impl DiskCache {
     }
 
     /// Removes every entry for which `keep` says no, and leftover temp files; returns how many.
-    pub fn sweep(&self, keep: &dyn Fn(&str) -> bool) -> io::Result<u64> {
+    pub(crate) fn sweep(&self, keep: &dyn Fn(&str) -> bool) -> io::Result<u64> {
         let mut removed = 0;
         for shard in std::fs::read_dir(&self.dir)? {
             let shard = shard?.path();

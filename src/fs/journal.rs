@@ -26,7 +26,7 @@ const STALE_SECS: i64 = 86_400;
 
 /// What other servers changed since the last look.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Changes {
+pub(crate) enum Changes {
     None,
     /// (item id, favorite) in the order they were made on each server.
     Some(Vec<(u64, bool)>),
@@ -35,7 +35,7 @@ pub enum Changes {
 }
 
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     dir: PathBuf,
     own: String,
     /// When this server started (unix ms): older entries are already on disk as it read them.
@@ -62,7 +62,7 @@ const ALONE_RECHECK: std::time::Duration = std::time::Duration::from_millis(250)
 impl Journal {
     /// Opens `replicas/` in the state dir under a new server id, marking what other servers
     /// wrote before as seen (this server reads the favorites from disk as it starts).
-    pub fn open(state_dir: &Path) -> io::Result<Journal> {
+    pub(crate) fn open(state_dir: &Path) -> io::Result<Journal> {
         let dir = state_dir.join("replicas");
         std::fs::create_dir_all(&dir)?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -88,7 +88,7 @@ impl Journal {
     }
 
     /// Records a favorite change made here, for the other servers.
-    pub fn record(&self, id: u64, on: bool) -> io::Result<()> {
+    pub(crate) fn record(&self, id: u64, on: bool) -> io::Result<()> {
         let mut state = self.lock();
         state.next_seq += 1;
         let seq = state.next_seq;
@@ -105,7 +105,7 @@ impl Journal {
     }
 
     /// What the other servers changed since the last call (one stat when nothing did).
-    pub fn poll(&self) -> Changes {
+    pub(crate) fn poll(&self) -> Changes {
         let mut state = self.lock();
         if state.alone_since.is_some_and(|t| t.elapsed() < ALONE_RECHECK) {
             return Changes::None;
@@ -156,7 +156,7 @@ impl Journal {
     }
 
     /// Removes this server's file (a clean shutdown); a crash leaves it until it is stale.
-    pub fn leave(&self) {
+    pub(crate) fn leave(&self) {
         let _ = std::fs::remove_file(self.dir.join(format!("{}.log", self.own)));
     }
 

@@ -6,12 +6,12 @@
 //! or, where those cannot be written, into files in the state dir.
 
 mod beneath;
-pub mod cache;
-pub mod journal;
-pub mod private;
+pub(crate) mod cache;
+pub(crate) mod journal;
+pub(crate) mod private;
 mod state;
-pub mod watch;
-pub mod xattr;
+pub(crate) mod watch;
+pub(crate) mod xattr;
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader};
@@ -34,7 +34,7 @@ const FAVORITE_ATTR: &str = "user.spis.favorite";
 
 /// A media file's place below the media root, as raw bytes: Linux names need not be UTF-8.
 #[derive(Debug, Clone, Copy)]
-pub struct RelPath<'a> {
+pub(crate) struct RelPath<'a> {
     /// Folder relative to the root, `/`-separated, empty for the root itself.
     pub dir: &'a [u8],
     pub name: &'a [u8],
@@ -42,7 +42,7 @@ pub struct RelPath<'a> {
 
 impl RelPath<'_> {
     /// `dir/name`, the key under which the state dir remembers this file.
-    pub fn key(&self) -> Vec<u8> {
+    pub(crate) fn key(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.dir.len() + 1 + self.name.len());
         if !self.dir.is_empty() {
             k.extend_from_slice(self.dir);
@@ -65,7 +65,7 @@ impl RelPath<'_> {
 
 /// One media file found by [`MediaFs::walk`].
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     pub dir: Vec<u8>,
     pub name: Vec<u8>,
     pub size: u64,
@@ -74,7 +74,7 @@ pub struct Found {
 
 /// One folder as [`MediaFs::list_dir`] saw it.
 #[derive(Debug, Default)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub mtime_ns: i64,
     pub files: Vec<Found>,
     /// Subfolders as paths relative to the root.
@@ -82,13 +82,13 @@ pub struct Listing {
 }
 
 /// `dir/name` for a folder path relative to the root (empty for the root itself).
-pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     RelPath { dir, name }.key()
 }
 
 /// Where a metadata record was read from or written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaSource {
+pub(crate) enum MetaSource {
     Xattr,
     StateDir,
 }
@@ -99,7 +99,7 @@ pub enum MetaSource {
 /// relative path without following links (unless `--follow-symlinks`); nothing here opens a path
 /// made by joining strings.
 #[derive(Debug)]
-pub struct MediaFs {
+pub(crate) struct MediaFs {
     root: beneath::Root,
     state_dir: PathBuf,
     /// (device, inode) of the state dir, so a walk never descends into it.
@@ -117,7 +117,7 @@ pub struct MediaFs {
 
 impl MediaFs {
     /// Checks the media folder and prepares the state dir; errors are start-up sentences.
-    pub fn try_open(
+    pub(crate) fn try_open(
         root: &Path,
         state_dir: &Path,
         xattr: XattrMode,
@@ -160,11 +160,11 @@ impl MediaFs {
         })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.root.path()
     }
 
-    pub fn state_dir(&self) -> &Path {
+    pub(crate) fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
@@ -172,7 +172,7 @@ impl MediaFs {
     /// `accept` takes and `folder` for every folder listed (with its mtime). Hidden entries (a
     /// leading `.`), special files and the state dir are skipped, and so are symlinks unless
     /// `--follow-symlinks`.
-    pub fn walk(
+    pub(crate) fn walk(
         &self,
         from: &[u8],
         accept: &dyn Fn(&[u8]) -> bool,
@@ -193,7 +193,7 @@ impl MediaFs {
 
     /// Lists one folder: its media files (with size and mtime) and its subfolders, both in name
     /// order. An unreadable folder is counted and logged, and its error returned.
-    pub fn list_dir(&self, dir: &[u8], accept: &dyn Fn(&[u8]) -> bool) -> io::Result<Listing> {
+    pub(crate) fn list_dir(&self, dir: &[u8], accept: &dyn Fn(&[u8]) -> bool) -> io::Result<Listing> {
         let opened = self.root.open(dir, Open::Dir).and_then(|fd| Ok((beneath::fstat(&fd)?, fd)));
         let (meta, fd) = match opened {
             Ok(r) => r,
@@ -318,12 +318,12 @@ impl MediaFs {
     }
 
     /// Whether links are followed (`--follow-symlinks`).
-    pub fn follows_symlinks(&self) -> bool {
+    pub(crate) fn follows_symlinks(&self) -> bool {
         self.follow_symlinks
     }
 
     /// Whether `name` in the folder `dir` is a link to a folder that is followed.
-    pub fn followed_dir(&self, dir: &[u8], name: &[u8]) -> bool {
+    pub(crate) fn followed_dir(&self, dir: &[u8], name: &[u8]) -> bool {
         self.follow_symlinks
             && self
                 .root
@@ -332,13 +332,13 @@ impl MediaFs {
     }
 
     /// The size and mtime of one media file, `None` when it is gone or not a regular file.
-    pub fn stat(&self, rel: RelPath<'_>) -> Option<Found> {
+    pub(crate) fn stat(&self, rel: RelPath<'_>) -> Option<Found> {
         let st = self.stat_rel(&rel.key()).ok().filter(|st| st.kind == Kind::File)?;
         Some(Found { dir: rel.dir.to_vec(), name: rel.name.to_vec(), size: st.size, mtime_ns: st.mtime_ns })
     }
 
     /// A folder's mtime, which changes whenever an entry is added, removed or renamed in it.
-    pub fn dir_mtime(&self, dir: &[u8]) -> io::Result<i64> {
+    pub(crate) fn dir_mtime(&self, dir: &[u8]) -> io::Result<i64> {
         let st = self.stat_rel(dir)?;
         if st.kind != Kind::Dir {
             return Err(io::ErrorKind::NotADirectory.into());
@@ -348,33 +348,33 @@ impl MediaFs {
 
     /// The media folder's (device, inode) now: `None` when it is gone (an unplugged USB stick),
     /// a new value when something else is mounted or created there (which is then opened).
-    pub fn root_identity(&self) -> Option<(u64, u64)> {
+    pub(crate) fn root_identity(&self) -> Option<(u64, u64)> {
         self.root.identity()
     }
 
     /// Whether a folder below the root is the state dir (which is never indexed or watched).
-    pub fn is_state_dir(&self, dir: &[u8]) -> bool {
+    pub(crate) fn is_state_dir(&self, dir: &[u8]) -> bool {
         self.stat_rel(dir).is_ok_and(|st| st.id() == self.state_dir_id)
     }
 
     /// Opens a media file for reading its header.
-    pub fn open_reader(&self, rel: RelPath<'_>) -> io::Result<BufReader<File>> {
+    pub(crate) fn open_reader(&self, rel: RelPath<'_>) -> io::Result<BufReader<File>> {
         Ok(BufReader::with_capacity(16 * 1024, self.open(rel)?))
     }
 
     /// The absolute path of a media file, for log lines and the hook program only.
-    pub fn path_of(&self, rel: RelPath<'_>) -> PathBuf {
+    pub(crate) fn path_of(&self, rel: RelPath<'_>) -> PathBuf {
         rel.under(self.root())
     }
 
     /// Opens a media file for an external decoder, which gets the open file (as its standard
     /// input), never a path it would resolve again itself.
-    pub fn open_for_tool(&self, rel: RelPath<'_>) -> io::Result<File> {
+    pub(crate) fn open_for_tool(&self, rel: RelPath<'_>) -> io::Result<File> {
         self.open(rel)
     }
 
     /// Reads a whole media file for decoding, refusing one larger than `max_bytes` before reading.
-    pub fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_all(&self, rel: RelPath<'_>, max_bytes: u64) -> io::Result<Vec<u8>> {
         use std::io::Read as _;
         let file = self.open(rel)?;
         let len = file.metadata()?.len();
@@ -391,7 +391,7 @@ impl MediaFs {
     /// digiKam), else `NAME.xmp` (Lightroom). `None` when neither can be read or the name would
     /// be hidden; a sidecar is opened like a media file: beneath the root, through no link the
     /// walk did not accept.
-    pub fn read_sidecar(&self, rel: RelPath<'_>, max_bytes: u64) -> Option<Vec<u8>> {
+    pub(crate) fn read_sidecar(&self, rel: RelPath<'_>, max_bytes: u64) -> Option<Vec<u8>> {
         use std::io::Read as _;
         let stem = rel.name.iter().rposition(|&b| b == b'.').map_or(rel.name, |dot| &rel.name[..dot]);
         [rel.name, stem].into_iter().find_map(|base| {
@@ -407,7 +407,7 @@ impl MediaFs {
     }
 
     /// Opens a media file for serving, with its current metadata.
-    pub async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
+    pub(crate) async fn open_original(&self, rel: RelPath<'_>) -> io::Result<(tokio::fs::File, Metadata)> {
         let file = tokio::task::block_in_place(|| self.open(rel))?;
         let meta = file.metadata()?;
         Ok((tokio::fs::File::from_std(file), meta))
@@ -415,15 +415,9 @@ impl MediaFs {
 
     /// The stored metadata record of a file and whether it is a favorite, with one open: what
     /// the indexer asks of every file.
-    pub fn read_attrs(&self, rel: RelPath<'_>) -> (Option<(Vec<u8>, MetaSource)>, bool) {
+    pub(crate) fn read_attrs(&self, rel: RelPath<'_>) -> (Option<(Vec<u8>, MetaSource)>, bool) {
         let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
         (self.read_meta_from(fd.as_ref(), rel), self.is_favorite_from(fd.as_ref(), rel))
-    }
-
-    /// The stored metadata record of a file: its attribute, else the state-dir cache.
-    pub fn read_meta(&self, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
-        let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
-        self.read_meta_from(fd.as_ref(), rel)
     }
 
     fn read_meta_from(&self, fd: Option<&OwnedFd>, rel: RelPath<'_>) -> Option<(Vec<u8>, MetaSource)> {
@@ -438,7 +432,7 @@ impl MediaFs {
 
     /// Remembers a metadata record: on the file where possible, else in the state-dir cache
     /// (written out by [`MediaFs::flush_meta_cache`]).
-    pub fn write_meta(&self, rel: RelPath<'_>, record: &[u8]) -> MetaSource {
+    pub(crate) fn write_meta(&self, rel: RelPath<'_>, record: &[u8]) -> MetaSource {
         if self.xattr == XattrMode::Auto
             && let Ok(fd) = self.open_for_attrs(rel)
         {
@@ -456,12 +450,12 @@ impl MediaFs {
     }
 
     /// Writes the state-dir metadata cache if it changed; losing it only costs re-extraction.
-    pub fn flush_meta_cache(&self) -> io::Result<()> {
+    pub(crate) fn flush_meta_cache(&self) -> io::Result<()> {
         self.meta_cache.flush()
     }
 
     /// Whether a file is a favorite, by its attribute or the state-dir list.
-    pub fn is_favorite(&self, rel: RelPath<'_>) -> bool {
+    pub(crate) fn is_favorite(&self, rel: RelPath<'_>) -> bool {
         let fd = if self.xattr == XattrMode::Auto { self.open_for_attrs(rel).ok() } else { None };
         self.is_favorite_from(fd.as_ref(), rel)
     }
@@ -479,7 +473,7 @@ impl MediaFs {
     /// Marks or unmarks a favorite durably: when this returns Ok, a crash or power loss keeps it.
     /// A file that cannot be reached beneath the root (gone, or a link on the way that is not
     /// followed) is `NotFound`, and nothing is written anywhere.
-    pub fn set_favorite(&self, rel: RelPath<'_>, on: bool) -> io::Result<()> {
+    pub(crate) fn set_favorite(&self, rel: RelPath<'_>, on: bool) -> io::Result<()> {
         let key = rel.key();
         if self.xattr == XattrMode::Auto {
             // Reached without links: its attribute. Reached only through a followed link: the
@@ -515,19 +509,19 @@ impl MediaFs {
 
     /// Tells other servers sharing the state dir that item `id` became (or stopped being) a
     /// favorite here.
-    pub fn announce_favorite(&self, id: u64, on: bool) {
+    pub(crate) fn announce_favorite(&self, id: u64, on: bool) {
         if let Err(e) = self.journal.record(id, on) {
             tracing::warn!(error = %e, "cannot write replicas/ in the state dir; other servers see this favorite after a rescan");
         }
     }
 
     /// This server stops announcing favorites (a clean shutdown).
-    pub fn leave_replicas(&self) {
+    pub(crate) fn leave_replicas(&self) {
         self.journal.leave();
     }
 
     /// Favorite changes other servers sharing the state dir made since the last call.
-    pub fn replica_changes(&self) -> journal::Changes {
+    pub(crate) fn replica_changes(&self) -> journal::Changes {
         let changes = self.journal.poll();
         if changes != journal::Changes::None
             && let Err(e) = self.favorites.reload()
@@ -540,7 +534,7 @@ impl MediaFs {
     /// Follows a rename within the media folder in the state-dir files (favorites and metadata
     /// kept there for filesystems without xattrs); attributes move with the file by themselves.
     /// `from` and `to` are relative paths of a file, or of a folder and everything below it.
-    pub fn renamed(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+    pub(crate) fn renamed(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
         self.meta_cache.rename(from, to);
         self.favorites.rename(from, to)
     }
@@ -561,7 +555,7 @@ fn temp_name(path: &Path) -> PathBuf {
 }
 
 /// A file's mtime in nanoseconds since the epoch, as the index and the record validators use it.
-pub fn mtime_ns(m: &Metadata) -> i64 {
+pub(crate) fn mtime_ns(m: &Metadata) -> i64 {
     m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// The file's bytes, or `None` when it does not exist.
-pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -16,7 +16,7 @@ pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Replaces the file (temp file, fsync, rename) with mode 0600.
-pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -27,7 +27,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Creates the file with `bytes` (mode 0600) only if it does not exist yet, atomically even on
 /// NFS (a temp file hard-linked into place): `false` when another process, possibly another
 /// replica sharing the state dir, created it first.
-pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -44,14 +44,14 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// A value parsed from a small state file, parsed again whenever the file is rewritten (by this
 /// process, by `spis token`, or by another replica sharing the state dir): one stat per use.
 #[derive(Debug, Default)]
-pub struct Reloaded<T> {
+pub(crate) struct Reloaded<T> {
     version: Option<(Option<SystemTime>, u64)>,
     value: T,
 }
 
 impl<T> Reloaded<T> {
     /// The value for the file as it is now; `parse` runs only when it changed.
-    pub fn get(&mut self, path: &Path, parse: impl FnOnce(&Path) -> T) -> &T {
+    pub(crate) fn get(&mut self, path: &Path, parse: impl FnOnce(&Path) -> T) -> &T {
         // Modified time and inode: a rewrite (temp file renamed over) is always noticed.
         let now = version(path);
         if now != self.version {
@@ -63,6 +63,6 @@ impl<T> Reloaded<T> {
 }
 
 /// What changes when the file is rewritten (mtime and inode), for caches of its content.
-pub fn version(path: &Path) -> Option<(Option<SystemTime>, u64)> {
+pub(crate) fn version(path: &Path) -> Option<(Option<SystemTime>, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.ino()))
 }

@@ -18,7 +18,7 @@ use super::{MediaFs, RelPath, join};
 
 /// What happened in the media tree, as paths relative to the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// A file was closed after writing, or moved in: it is complete.
     File { dir: Vec<u8>, name: Vec<u8> },
     /// A file was deleted or moved away.
@@ -36,7 +36,7 @@ pub enum Change {
 
 /// The inotify instance and which folder each watch stands for.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     inotify: Inotify,
     dirs: HashMap<WatchDescriptor, Vec<u8>>,
     /// Folders left unwatched because the per-user watch limit (or `limit`) was reached.
@@ -63,7 +63,7 @@ const MASK: WatchMask = WatchMask::CLOSE_WRITE
 
 impl Watcher {
     /// Starts watching every folder of the media tree, at most `limit` of them.
-    pub fn try_new(fs: &MediaFs, limit: usize) -> io::Result<Watcher> {
+    pub(crate) fn try_new(fs: &MediaFs, limit: usize) -> io::Result<Watcher> {
         let inotify = Inotify::init()?;
         let mut w = Watcher {
             inotify,
@@ -79,7 +79,7 @@ impl Watcher {
     }
 
     /// Folders watched now.
-    pub fn watched(&self) -> usize {
+    pub(crate) fn watched(&self) -> usize {
         self.dirs.len()
     }
 
@@ -139,7 +139,7 @@ impl Watcher {
 
     /// Waits up to `timeout` for events and appends the changes they mean to `out` (nothing when
     /// the time ran out), so the caller can notice that it should stop.
-    pub fn wait(
+    pub(crate) fn wait(
         &mut self,
         fs: &MediaFs,
         out: &mut Vec<Change>,
@@ -232,13 +232,13 @@ impl Watcher {
 }
 
 /// Whether folder `dir` is `top` or below it.
-pub fn is_within(dir: &[u8], top: &[u8]) -> bool {
+pub(crate) fn is_within(dir: &[u8], top: &[u8]) -> bool {
     top.is_empty() || (dir.starts_with(top) && (dir.len() == top.len() || dir[top.len()] == b'/'))
 }
 
 /// The kind of a filesystem whose changes made by other machines inotify cannot see (NFS, SMB,
 /// FUSE, 9p, Ceph), or `None` for a local one.
-pub fn network_fs(path: &Path) -> Option<&'static str> {
+pub(crate) fn network_fs(path: &Path) -> Option<&'static str> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statfs writes into the zeroed struct we own; the path is a valid C string.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -260,7 +260,7 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
 }
 
 /// An `OsStr` for a relative path (for log lines).
-pub fn display(path: &[u8]) -> std::borrow::Cow<'_, str> {
+pub(crate) fn display(path: &[u8]) -> std::borrow::Cow<'_, str> {
     OsStr::from_bytes(path).to_string_lossy()
 }
 

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 
 /// Why an attribute could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum XattrError {
+pub(crate) enum XattrError {
     /// The filesystem, the mount or the permissions do not allow user attributes here
     /// (vfat/exFAT, read-only media, files owned by someone else, a full attribute block).
     #[error("extended attributes unavailable here: {0}")]
@@ -42,7 +42,7 @@ impl XattrError {
 /// Reads attribute `name` of an open file into `buf`; `Ok(None)` when it is absent or attributes
 /// are unsupported. Values larger than `buf` are treated as absent: spis never writes them, so
 /// they are not ours.
-pub fn get<'b>(fd: impl AsFd, name: &str, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
+pub(crate) fn get<'b>(fd: impl AsFd, name: &str, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
     match rustix::fs::fgetxattr(fd, name, &mut *buf) {
         Ok(len) => Ok(Some(&buf[..len])),
         Err(Errno::NODATA | Errno::NOTSUP | Errno::RANGE | Errno::ACCESS | Errno::PERM) => Ok(None),
@@ -51,13 +51,13 @@ pub fn get<'b>(fd: impl AsFd, name: &str, buf: &'b mut [u8]) -> io::Result<Optio
 }
 
 /// Sets attribute `name` of an open file to `value`.
-pub fn set(fd: impl AsFd, name: &str, value: &[u8]) -> Result<(), XattrError> {
+pub(crate) fn set(fd: impl AsFd, name: &str, value: &[u8]) -> Result<(), XattrError> {
     rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty())
         .map_err(|e| XattrError::classify(e.into()))
 }
 
 /// Removes attribute `name` of an open file; removing an absent attribute succeeds.
-pub fn remove(fd: impl AsFd, name: &str) -> Result<(), XattrError> {
+pub(crate) fn remove(fd: impl AsFd, name: &str) -> Result<(), XattrError> {
     match rustix::fs::fremovexattr(fd, name) {
         Ok(()) | Err(Errno::NODATA) => Ok(()),
         Err(e) => Err(XattrError::classify(e.into())),

@@ -25,7 +25,7 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The hook program and its limits; [`CommandOpts::new`] fills in the defaults.
 #[derive(Debug, Clone)]
-pub struct CommandOpts {
+pub(crate) struct CommandOpts {
     pub program: PathBuf,
     pub timeout: Duration,
     /// At least 1 (the config refuses 0): programs run at once.
@@ -35,13 +35,13 @@ pub struct CommandOpts {
 }
 
 impl CommandOpts {
-    pub fn new(program: impl Into<PathBuf>) -> CommandOpts {
+    pub(crate) fn new(program: impl Into<PathBuf>) -> CommandOpts {
         CommandOpts { program: program.into(), timeout: Duration::from_secs(30), concurrency: 2, queue: 1000 }
     }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CommandStats {
+pub(crate) struct CommandStats {
     /// Runs taken from the queue, including those whose program then failed to start.
     pub started: u64,
     pub succeeded: u64,
@@ -53,7 +53,7 @@ pub struct CommandStats {
 }
 
 /// Checks the hook program at start-up, so that a typo stops spis instead of failing every run.
-pub fn check_program(p: &Path) -> Result<(), String> {
+pub(crate) fn check_program(p: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt as _;
     let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("the hook program {} does not exist", p.display()),
@@ -72,7 +72,7 @@ pub fn check_program(p: &Path) -> Result<(), String> {
 
 /// A handle to the hook's dispatcher; it stops once the last clone is dropped and the queue is empty.
 #[derive(Clone)]
-pub struct CommandHook {
+pub(crate) struct CommandHook {
     queue: mpsc::Sender<Job>,
     shared: Arc<Shared>,
 }
@@ -96,7 +96,7 @@ struct Job {
 
 impl CommandHook {
     /// Checks the program and starts the dispatcher; must be called inside a tokio runtime.
-    pub fn spawn(opts: CommandOpts) -> Result<CommandHook, String> {
+    pub(crate) fn spawn(opts: CommandOpts) -> Result<CommandHook, String> {
         check_program(&opts.program)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "the command hook must be started inside the tokio runtime".to_string())?;
@@ -134,7 +134,7 @@ impl CommandHook {
     }
 
     /// Queues a run of the program for `path`; when the queue is full this run is dropped.
-    pub fn run(&self, path: PathBuf, env: Vec<(String, String)>) {
+    pub(crate) fn run(&self, path: PathBuf, env: Vec<(String, String)>) {
         let Err(e) = self.queue.try_send(Job { path, env }) else { return };
         let s = &self.shared;
         let dropped = s.dropped.fetch_add(1, Relaxed) + 1;
@@ -158,7 +158,7 @@ impl CommandHook {
         }
     }
 
-    pub fn stats(&self) -> CommandStats {
+    pub(crate) fn stats(&self) -> CommandStats {
         let s = &self.shared;
         CommandStats {
             started: s.started.load(Relaxed),

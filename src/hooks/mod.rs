@@ -5,8 +5,8 @@
 //! deliver it on their own tasks. The rule: hooks never slow down the library or a request; when
 //! they cannot keep up, events are dropped with a log line, never buffered without bound.
 
-pub mod command;
-pub mod webhook;
+pub(crate) mod command;
+pub(crate) mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,17 +22,17 @@ use command::{CommandHook, CommandOpts};
 use webhook::{Webhook, WebhookOpts};
 
 /// Renders an event as the JSON body a webhook receives (the WebSocket message).
-pub type Render = fn(&Library, &MediaEvent) -> Bytes;
+pub(crate) type Render = fn(&Library, &MediaEvent) -> Bytes;
 
 /// The running hooks, for `/api/status`.
 #[derive(Debug, Default)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     pub webhooks: Vec<(String, Webhook)>,
     pub command: Option<CommandHook>,
 }
 
 /// Checks the hook options, so that a typo stops start-up instead of failing every event.
-pub fn check(config: &Config) -> anyhow::Result<()> {
+pub(crate) fn check(config: &Config) -> anyhow::Result<()> {
     for url in &config.webhooks {
         if let Err(e) = webhook::check_url(url) {
             bail!("--webhook {url}: {e}");
@@ -47,7 +47,7 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Starts the hooks the config names (inside the runtime) and the task that feeds them.
-pub fn start(lib: &Arc<Library>, config: &Config, render: Render) -> anyhow::Result<Arc<Hooks>> {
+pub(crate) fn start(lib: &Arc<Library>, config: &Config, render: Render) -> anyhow::Result<Arc<Hooks>> {
     let mut hooks = Hooks::default();
     for url in &config.webhooks {
         let mut opts = WebhookOpts::new(url.clone());

@@ -30,7 +30,7 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 const MAX_RESPONSE_READ: usize = 4096;
 
 /// Where and how to deliver; [`WebhookOpts::new`] fills in the defaults.
-pub struct WebhookOpts {
+pub(crate) struct WebhookOpts {
     pub url: String,
     pub secret: Option<Vec<u8>>,
     /// Per attempt, including reading the response.
@@ -42,7 +42,7 @@ pub struct WebhookOpts {
 }
 
 impl WebhookOpts {
-    pub fn new(url: impl Into<String>) -> WebhookOpts {
+    pub(crate) fn new(url: impl Into<String>) -> WebhookOpts {
         WebhookOpts {
             url: url.into(),
             secret: None,
@@ -69,7 +69,7 @@ impl fmt::Debug for WebhookOpts {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WebhookStats {
+pub(crate) struct WebhookStats {
     pub delivered: u64,
     /// Given up on: refused by the receiver, or failed on every attempt.
     pub failed: u64,
@@ -80,7 +80,7 @@ pub struct WebhookStats {
 }
 
 /// Checks a webhook URL at start-up, so that a typo stops spis instead of failing every delivery.
-pub fn check_url(url: &str) -> Result<Uri, String> {
+pub(crate) fn check_url(url: &str) -> Result<Uri, String> {
     // Without this, "receiver.lan:8080" parses as a URL whose scheme is "receiver.lan".
     if !url.contains("://") {
         return Err(format!("webhook URL {url:?} must start with http://"));
@@ -113,7 +113,7 @@ pub fn check_url(url: &str) -> Result<Uri, String> {
 
 /// A handle to one URL's delivery task; the task stops when the last clone is dropped.
 #[derive(Clone)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     shared: Arc<Shared>,
     // Only held: when the last clone drops it, the task's receiver sees the channel closed.
     _alive: Arc<watch::Sender<()>>,
@@ -150,7 +150,7 @@ impl Shared {
 
 impl Webhook {
     /// Checks the URL and starts the delivery task; must be called inside a tokio runtime.
-    pub fn spawn(opts: WebhookOpts) -> Result<Webhook, String> {
+    pub(crate) fn spawn(opts: WebhookOpts) -> Result<Webhook, String> {
         let uri = check_url(&opts.url)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "webhooks must be started inside the tokio runtime".to_string())?;
@@ -183,7 +183,7 @@ impl Webhook {
     }
 
     /// Queues an event; when the queue is full the oldest queued event is dropped to make room.
-    pub fn send(&self, event: &'static str, body: Bytes) {
+    pub(crate) fn send(&self, event: &'static str, body: Bytes) {
         let s = &self.shared;
         let log_drop = {
             let mut q = s.queue();
@@ -210,7 +210,7 @@ impl Webhook {
         s.wake.notify_one();
     }
 
-    pub fn stats(&self) -> WebhookStats {
+    pub(crate) fn stats(&self) -> WebhookStats {
         let s = &self.shared;
         WebhookStats {
             delivered: s.delivered.load(Relaxed),

@@ -35,11 +35,11 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
         .expect("static headers are valid")
 }
 
-pub fn health(lib: &Library) -> Response<Body> {
+pub(super) fn health(lib: &Library) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok", "ready": lib.is_ready() }))
 }
 
-pub fn status(app: &App) -> Response<Body> {
+pub(super) fn status(app: &App) -> Response<Body> {
     let lib = &app.lib;
     let p = &lib.progress;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -146,7 +146,7 @@ fn thumbnail_status(thumbs: &Thumbs) -> serde_json::Value {
 }
 
 /// `GET /api/media`: one page of items, newest first by default.
-pub fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     memoized(app, req, "media", |index, query| {
         let q = ListQuery::parse(query)?;
         let (items, more) = index.page(&q.filter, q.order, q.cursor, q.limit);
@@ -162,7 +162,7 @@ pub fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiErr
 }
 
 /// `GET /api/facets`: years with months, and the folder tree, each with counts.
-pub fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     memoized(app, req, "facets", |index, query| {
         let q = ListQuery::parse(query)?;
         let f = index.facets(&q.filter);
@@ -224,14 +224,14 @@ fn to_json(value: &impl Serialize) -> Bytes {
 }
 
 /// `GET /api/media/{id}`.
-pub fn item(lib: &Library, id: u64) -> Result<Response<Body>, ApiError> {
+pub(super) fn item(lib: &Library, id: u64) -> Result<Response<Body>, ApiError> {
     let index = lib.read();
     let item = index.get(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     Ok(json(StatusCode::OK, &ItemJson::new(&index, item)))
 }
 
 /// `GET /api/media/{id}/details`: camera make, model and lens, read from the file on demand.
-pub async fn details(lib: &Arc<Library>, id: u64) -> Result<Response<Body>, ApiError> {
+pub(super) async fn details(lib: &Arc<Library>, id: u64) -> Result<Response<Body>, ApiError> {
     let lib = Arc::clone(lib);
     let probe = tokio::task::spawn_blocking(move || lib.details(id))
         .await
@@ -245,7 +245,7 @@ pub async fn details(lib: &Arc<Library>, id: u64) -> Result<Response<Body>, ApiE
 }
 
 /// `PUT`/`DELETE /api/media/{id}/favorite`: answers only once the change is durable.
-pub async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>, ApiError> {
+pub(super) async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>, ApiError> {
     // Writing and fsyncing blocks; block_in_place hands this worker's other tasks to another
     // thread meanwhile (the runtime is multi-threaded).
     let result = tokio::task::block_in_place(|| lib.set_favorite(id, on));
@@ -262,7 +262,11 @@ pub async fn favorite(lib: &Library, id: u64, on: bool) -> Result<Response<Body>
 }
 
 /// `GET /api/media/{id}/original`: the file itself, with ranges and validators.
-pub async fn original(lib: &Library, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) async fn original(
+    lib: &Library,
+    id: u64,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let mut download = false;
     for (key, value) in query_pairs(req.uri().query()) {
         match (key.as_ref(), value.as_ref()) {
@@ -278,7 +282,7 @@ pub async fn original(lib: &Library, id: u64, req: &Request<Incoming>) -> Result
 /// `GET /api/media/{id}/thumb|preview`: from memory when cached, else made on the blocking pool
 /// (bounded, so a burst of requests cannot start a decode per request); a placeholder picture
 /// when none can be made.
-pub async fn rendition(
+pub(super) async fn rendition(
     app: &App,
     id: u64,
     which: Rendition,
@@ -323,7 +327,7 @@ pub async fn rendition(
 
 /// `GET /api/media/{id}/resize?w=&h=&fit=contain|cover&format=jpeg|png`: one picture for a
 /// box, for static sites. Sizes must come from the configured list, so the cache stays bounded.
-pub async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let ResizeQuery { w, h, fit, encoding } =
         ResizeQuery::parse(req.uri().query(), &app.thumbs.opts().resize_sizes)?;
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;

@@ -67,14 +67,14 @@ struct Asset {
 
 /// The web app as served: its version and its files by path.
 #[derive(Debug)]
-pub struct Bundle {
+pub(super) struct Bundle {
     version: String,
     files: HashMap<String, Asset>,
 }
 
 /// Where the web app comes from.
 #[derive(Debug)]
-pub enum Source {
+pub(super) enum Source {
     Embedded,
     /// `--web-dir`: read from disk on every request.
     Dir(std::path::PathBuf),
@@ -146,7 +146,7 @@ impl Bundle {
 }
 
 /// Serves a web app path (`segments` of the URL path), or `None` when it is not one.
-pub fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> Option<Response<Body>> {
+pub(super) fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> Option<Response<Body>> {
     let loaded;
     let bundle = match source {
         Source::Embedded => Bundle::embedded(),
@@ -236,7 +236,7 @@ fn is_text(mime: &str) -> bool {
     mime.starts_with("text/") || mime.contains("json") || mime.contains("svg")
 }
 
-pub fn not_found_page() -> Response<Body> {
+pub(super) fn not_found_page() -> Response<Body> {
     Response::builder()
         .status(StatusCode::NOT_FOUND)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
@@ -250,7 +250,7 @@ pub fn not_found_page() -> Response<Body> {
 
 /// A neutral tile standing in for a picture that cannot be shown, with the reason written small
 /// along its bottom (e.g. which tool to install).
-pub fn placeholder_svg(kind: Kind, reason: &str) -> String {
+pub(super) fn placeholder_svg(kind: Kind, reason: &str) -> String {
     let icon = match kind {
         Kind::Image => {
             r##"<path d="M110 280l70-90 50 60 35-40 45 70z" fill="#8888"/><circle cx="260" cy="150" r="22" fill="#8888"/>"##

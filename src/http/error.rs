@@ -9,7 +9,7 @@ use hyper::{Response, StatusCode, header};
 use super::{Body, full};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(super) enum ApiError {
     #[error("no media with id {0:?}")]
     UnknownMedia(String),
     #[error("no such endpoint: {0}")]
@@ -72,12 +72,12 @@ impl From<crate::auth::AuthError> for ApiError {
 }
 
 impl ApiError {
-    pub fn bad(name: &str, reason: impl Into<String>) -> ApiError {
+    pub(super) fn bad(name: &str, reason: impl Into<String>) -> ApiError {
         ApiError::BadParameter { name: name.to_owned(), reason: reason.into() }
     }
 
     /// An I/O error from reading a media file, classified.
-    pub fn from_media_io(e: std::io::Error) -> ApiError {
+    pub(super) fn from_media_io(e: std::io::Error) -> ApiError {
         match e.kind() {
             std::io::ErrorKind::NotFound => ApiError::FileMissing,
             std::io::ErrorKind::PermissionDenied => ApiError::FileForbidden,
@@ -112,7 +112,7 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    pub(super) fn into_response(self) -> Response<Body> {
         let (status, code) = self.status_and_code();
         if status.is_server_error() {
             // The details go to the log; the client gets the stable sentence only.

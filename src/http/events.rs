@@ -36,7 +36,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Answers the WebSocket handshake and starts the client's task.
-pub fn upgrade(app: &Arc<App>, req: &mut Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) fn upgrade(app: &Arc<App>, req: &mut Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let q = ListQuery::parse(req.uri().query())?;
     let h = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
@@ -207,7 +207,7 @@ fn render_for(lib: &Library, event: &MediaEvent, filter: &Filter) -> Option<Byte
 }
 
 /// An event as JSON, the same for WebSocket clients and webhooks.
-pub fn event_json(lib: &Library, event: &MediaEvent) -> Bytes {
+pub(crate) fn event_json(lib: &Library, event: &MediaEvent) -> Bytes {
     render(&lib.read(), event)
 }
 

@@ -29,7 +29,7 @@ const CHUNK: usize = 256 * 1024;
 /// What the caller knows about the file it opened (the caller resolved the id to a path; this
 /// module never sees a path or any user-supplied name except the download file name).
 #[derive(Debug, Clone, Copy)]
-pub struct FileInfo<'a> {
+pub(crate) struct FileInfo<'a> {
     pub len: u64,
     pub modified: SystemTime,
     pub content_type: &'static str,
@@ -43,7 +43,7 @@ pub struct FileInfo<'a> {
 }
 
 /// Answers GET or HEAD for an already opened file (RFC 9110 §13 conditionals, §14 ranges).
-pub async fn serve(
+pub(crate) async fn serve(
     method: &Method,
     headers: &HeaderMap,
     mut file: File,
@@ -98,7 +98,7 @@ pub async fn serve(
 
 /// Answers GET or HEAD for bytes already in memory (a cached rendition): 304 when the client's
 /// `If-None-Match` names `etag`, else 200 with the bytes. No ranges: renditions are small.
-pub fn serve_bytes(
+pub(crate) fn serve_bytes(
     method: &Method,
     headers: &HeaderMap,
     bytes: Bytes,
@@ -152,7 +152,7 @@ fn reply(status: StatusCode, info: &FileInfo<'_>, last_modified: Option<HttpDate
 }
 
 /// Whether the request's `If-None-Match` names `etag` (so the answer is a 304).
-pub fn etag_matches_request(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn etag_matches_request(headers: &HeaderMap, etag: &str) -> bool {
     is_not_modified(headers, etag, None)
 }
 
@@ -597,7 +597,7 @@ mod tests {
     pub(super) struct TempFile(pub std::path::PathBuf);
 
     impl TempFile {
-        pub fn new(test: &str, bytes: &[u8]) -> Self {
+        pub(super) fn new(test: &str, bytes: &[u8]) -> Self {
             let path = std::env::temp_dir().join(format!("spis-file-{}-{test}", std::process::id()));
             std::fs::write(&path, bytes).unwrap();
             TempFile(path)

@@ -19,7 +19,7 @@ use crate::config::IpNet;
 
 /// Who is asking, as far as the guard cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(super) enum Caller {
     /// Auth is off (`--no-auth`).
     Anyone,
     Session,
@@ -28,7 +28,7 @@ pub enum Caller {
 }
 
 /// Identifies the caller from the cookie or bearer token.
-pub fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
+pub(super) fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
     if !auth.required() {
         return Caller::Anyone;
     }
@@ -49,7 +49,7 @@ pub fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
 }
 
 /// The session cookie's value, if the request has one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -61,7 +61,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 /// Refuses a request that would change something when a browser sent it from another site.
 // SECURITY: SameSite=Lax already keeps the cookie off cross-site POST/PUT/DELETE in current
 // browsers; this also covers older ones and same-site-but-cross-origin pages (another port).
-pub fn check_origin(method: &Method, headers: &HeaderMap, websocket: bool) -> Result<(), ApiError> {
+pub(super) fn check_origin(method: &Method, headers: &HeaderMap, websocket: bool) -> Result<(), ApiError> {
     let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !changes && !websocket {
         return Ok(());
@@ -83,7 +83,7 @@ pub fn check_origin(method: &Method, headers: &HeaderMap, websocket: bool) -> Re
 
 /// A token bucket per client address: `rate` requests a second on average, bursts of `burst`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(super) struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
@@ -91,7 +91,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// `rate` 0 turns limiting off.
-    pub fn new(rate: u32) -> RateLimiter {
+    pub(super) fn new(rate: u32) -> RateLimiter {
         RateLimiter {
             rate: f64::from(rate),
             burst: f64::from(rate) * 4.0,
@@ -99,7 +99,7 @@ impl RateLimiter {
         }
     }
 
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    pub(super) fn allow(&self, ip: IpAddr) -> bool {
         if self.rate == 0.0 {
             return true;
         }
@@ -128,7 +128,7 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// The client's address: the peer, or, from a trusted proxy, the nearest address in
 /// X-Forwarded-For that is not itself a trusted proxy (a chain such as CDN, then ingress).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -145,7 +145,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 }
 
 /// Whether the client reached us over TLS (through a trusted proxy that says so).
-pub fn is_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
+pub(super) fn is_https(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> bool {
     is_trusted(peer, trusted)
         && headers
             .get("x-forwarded-proto")

@@ -12,19 +12,19 @@ use bytes::Bytes;
 const MAX_ENTRY: usize = 512 * 1024;
 
 #[derive(Debug)]
-pub struct Memo {
+pub(super) struct Memo {
     entries: Mutex<lru::LruCache<String, (u64, Bytes)>>,
 }
 
 impl Memo {
-    pub fn new(capacity: usize) -> Memo {
+    pub(super) fn new(capacity: usize) -> Memo {
         let capacity = std::num::NonZeroUsize::new(capacity.max(1)).expect("at least 1");
         Memo { entries: Mutex::new(lru::LruCache::new(capacity)) }
     }
 
     /// The answer for `key` at `generation`: remembered, or made now by `make` and remembered.
     /// Errors are returned, never remembered.
-    pub fn get_or_make<E>(
+    pub(super) fn get_or_make<E>(
         &self,
         key: &str,
         generation: u64,

@@ -27,7 +27,7 @@ const CODES: &[u16] = &[200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 413, 4
 
 /// Per route: requests by status, and a latency histogram.
 #[derive(Debug)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     requests: Box<[AtomicU64]>,
     latency: Box<[Histogram]>,
 }
@@ -44,7 +44,7 @@ impl Default for HttpMetrics {
 impl HttpMetrics {
     /// Counts one answered request of the route in `slot` (see `routes::Matched::slot`; the
     /// method does not matter: a 405 is still that route).
-    pub fn record(&self, route: usize, status: StatusCode, took: Duration) {
+    pub(crate) fn record(&self, route: usize, status: StatusCode, took: Duration) {
         let route = route.min(SLOTS - 1);
         let code = CODES.iter().position(|&c| c == status.as_u16()).unwrap_or(CODES.len());
         self.requests[route * (CODES.len() + 1) + code].fetch_add(1, Ordering::Relaxed);
@@ -53,7 +53,7 @@ impl HttpMetrics {
 }
 
 /// The whole exposition.
-pub fn render(app: &App) -> Response<Body> {
+pub(super) fn render(app: &App) -> Response<Body> {
     let mut out = String::with_capacity(16 * 1024);
     let m = &app.metrics;
     metrics::header(

@@ -8,7 +8,7 @@ mod api;
 mod assets;
 mod error;
 mod events;
-pub mod file;
+pub(crate) mod file;
 mod guard;
 mod memo;
 mod metrics;
@@ -31,10 +31,10 @@ use tokio::net::TcpListener;
 use crate::library::Library;
 
 /// Every response body: in-memory bytes or a streamed file.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A body from bytes already in memory.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
@@ -43,7 +43,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every request handler can reach.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     pub lib: Arc<Library>,
     pub thumbs: Arc<crate::thumbs::Thumbs>,
     /// For their counters in `/api/status`.
@@ -68,18 +68,18 @@ pub struct App {
     sockets: tokio::sync::watch::Sender<usize>,
 }
 
-pub use events::event_json;
+pub(crate) use events::event_json;
 
 /// Parses a list/facets query string as the API does (for the fuzz targets).
 #[doc(hidden)]
-pub fn parse_list_query(query: &str) -> bool {
+pub(crate) fn parse_list_query(query: &str) -> bool {
     api::ListQuery::parse(Some(query)).is_ok()
 }
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
 /// How the server treats clients.
 #[derive(Debug)]
-pub struct HttpOpts {
+pub(crate) struct HttpOpts {
     pub web_dir: Option<std::path::PathBuf>,
     pub auth: Arc<crate::auth::Auth>,
     /// Requests a second per client address (bursts of 4x); 0 for no limit.
@@ -94,7 +94,7 @@ pub struct HttpOpts {
     pub max_header_bytes: usize,
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     gallery: &crate::gallery::Gallery,
     hooks: Arc<crate::hooks::Hooks>,
     opts: HttpOpts,
@@ -189,4 +189,4 @@ pub async fn serve(
 }
 
 /// The peer address type handlers receive (for logs now, rate limits later).
-pub type Peer = SocketAddr;
+pub(crate) type Peer = SocketAddr;

@@ -36,29 +36,33 @@ enum ParamKind {
 }
 
 impl Param {
-    pub const fn text(name: &'static str, description: &'static str) -> Param {
+    pub(super) const fn text(name: &'static str, description: &'static str) -> Param {
         Param { name, description, kind: ParamKind::Text, required: false }
     }
 
-    pub const fn int(name: &'static str, description: &'static str, min: i64, max: i64) -> Param {
+    pub(super) const fn int(name: &'static str, description: &'static str, min: i64, max: i64) -> Param {
         Param { name, description, kind: ParamKind::Int { min, max }, required: false }
     }
 
-    pub const fn pattern(name: &'static str, description: &'static str, pattern: &'static str) -> Param {
+    pub(super) const fn pattern(
+        name: &'static str,
+        description: &'static str,
+        pattern: &'static str,
+    ) -> Param {
         Param { name, description, kind: ParamKind::Pattern(pattern), required: false }
     }
 
     /// One of the configured `resize_sizes`.
-    pub const fn size(name: &'static str, description: &'static str) -> Param {
+    pub(super) const fn size(name: &'static str, description: &'static str) -> Param {
         Param { name, description, kind: ParamKind::Size, required: false }
     }
 
-    pub const fn required(mut self) -> Param {
+    pub(super) const fn required(mut self) -> Param {
         self.required = true;
         self
     }
 
-    pub const fn choice(
+    pub(super) const fn choice(
         name: &'static str,
         description: &'static str,
         values: &'static [&'static str],
@@ -105,12 +109,12 @@ pub(crate) struct Doc {
 }
 
 impl Doc {
-    pub const fn new(summary: &'static str) -> Doc {
+    pub(super) const fn new(summary: &'static str) -> Doc {
         Doc { summary, params: [&[], &[]], body: None, reply: Reply::Json("Ok") }
     }
 
     /// Query parameters (at most two lists, e.g. paging and filters).
-    pub const fn params(mut self, params: &'static [Param]) -> Doc {
+    pub(super) const fn params(mut self, params: &'static [Param]) -> Doc {
         if self.params[0].is_empty() {
             self.params[0] = params;
         } else {
@@ -120,12 +124,12 @@ impl Doc {
     }
 
     /// A JSON request body of the named schema.
-    pub const fn body(mut self, schema: &'static str) -> Doc {
+    pub(super) const fn body(mut self, schema: &'static str) -> Doc {
         self.body = Some(schema);
         self
     }
 
-    pub const fn reply(mut self, reply: Reply) -> Doc {
+    pub(super) const fn reply(mut self, reply: Reply) -> Doc {
         self.reply = reply;
         self
     }

@@ -298,7 +298,7 @@ pub(crate) enum Matched<'p> {
 }
 
 impl Matched<'_> {
-    pub fn parse<'p>(segments: &[&'p str]) -> Matched<'p> {
+    pub(super) fn parse<'p>(segments: &[&'p str]) -> Matched<'p> {
         'specs: for (slot, spec) in ROUTES.iter().enumerate() {
             if spec.path.len() != segments.len() {
                 continue;
@@ -320,7 +320,7 @@ impl Matched<'_> {
     }
 
     /// The metric slot: an index into [`ROUTES`], or [`APP_SLOT`], or [`OTHER_SLOT`].
-    pub fn slot(&self) -> usize {
+    pub(super) fn slot(&self) -> usize {
         match self {
             Matched::Api { slot, .. } => *slot,
             Matched::Unknown => OTHER_SLOT,
@@ -339,7 +339,7 @@ impl Matched<'_> {
     }
 }
 
-pub async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
+pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

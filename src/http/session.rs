@@ -23,7 +23,7 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `GET /api/session`: whether a login is needed, whether a password must be chosen first, and
 /// whether this request is logged in.
-pub fn status(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) fn status(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let caller = guard::caller(&app.auth, req.headers());
     Ok(json(
         StatusCode::OK,
@@ -50,7 +50,7 @@ struct ChangeBody {
 }
 
 /// `POST /api/login` with `{"password": "..."}`.
-pub async fn login(
+pub(super) async fn login(
     app: &App,
     req: &mut Request<Incoming>,
     ip: IpAddr,
@@ -63,7 +63,11 @@ pub async fn login(
 }
 
 /// `POST /api/setup` with `{"password": "..."}`: only while no password is set.
-pub async fn setup(app: &App, req: &mut Request<Incoming>, https: bool) -> Result<Response<Body>, ApiError> {
+pub(super) async fn setup(
+    app: &App,
+    req: &mut Request<Incoming>,
+    https: bool,
+) -> Result<Response<Body>, ApiError> {
     let body: PasswordBody = read_json(req).await?;
     let auth = std::sync::Arc::clone(&app.auth);
     let cookie = blocking(move || auth.setup(&body.password)).await?;
@@ -72,7 +76,7 @@ pub async fn setup(app: &App, req: &mut Request<Incoming>, https: bool) -> Resul
 }
 
 /// `POST /api/password` with `{"old": "...", "new": "..."}`: every other session ends.
-pub async fn change(
+pub(super) async fn change(
     app: &App,
     req: &mut Request<Incoming>,
     ip: IpAddr,
@@ -88,7 +92,7 @@ pub async fn change(
 /// `POST /api/logout`: clears the cookie.
 /// `POST /api/logout`: clears the cookie, and ends the session on the server too, so a copy of
 /// the cookie (another browser tab's excepted: they share it) stops working.
-pub async fn logout(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(super) async fn logout(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     if let Some(value) = guard::session_cookie(req.headers()).map(str::to_owned) {
         let auth = std::sync::Arc::clone(&app.auth);
         blocking(move || auth.logout(&value)).await?;

@@ -16,7 +16,7 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// the name, and the file system's mtime is the last resort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DateSource {
+pub(crate) enum DateSource {
     /// EXIF DateTimeOriginal.
     Exif,
     /// XMP `exif:DateTimeOriginal` or `photoshop:DateCreated`, in the file or a sidecar.
@@ -39,7 +39,7 @@ pub enum DateSource {
 
 /// A moment as the photo's own wall clock showed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Taken {
+pub(crate) struct Taken {
     /// Milliseconds since 1970-01-01T00:00:00 of the *local wall clock*, computed as if it were UTC
     /// (a photo taken 23:30 on 31 December is in December whatever the server's time zone).
     pub local_ms: i64,
@@ -54,7 +54,7 @@ pub struct Taken {
 /// date, a `T` separator, missing seconds and a missing time. An unset camera clock writes zeros
 /// or blanks: those, and impossible dates, give `None`. A malformed sub-second or offset is
 /// dropped rather than spoiling a good date.
-pub fn parse_exif_datetime(s: &str, subsec: Option<&str>, offset: Option<&str>) -> Option<Taken> {
+pub(crate) fn parse_exif_datetime(s: &str, subsec: Option<&str>, offset: Option<&str>) -> Option<Taken> {
     let s = trim_exif(s);
     let mut scan = Scanner::new(s.as_bytes());
     let year = scan.number(4)?;
@@ -83,7 +83,7 @@ pub fn parse_exif_datetime(s: &str, subsec: Option<&str>, offset: Option<&str>) 
 /// seconds, the fraction and the offset (`Z`, `+01:00`, `+0100`) each optional. Some software
 /// writes EXIF's colons and space instead, which is tolerated too. A date without a day of the
 /// month (`2023`, `2023-01`) gives `None`: it is too vague to sort a photo by.
-pub fn parse_iso8601(s: &str, source: DateSource) -> Option<Taken> {
+pub(crate) fn parse_iso8601(s: &str, source: DateSource) -> Option<Taken> {
     let s = trim_exif(s);
     let mut scan = Scanner::new(s.as_bytes());
     let year = scan.number(4)?;
@@ -115,7 +115,7 @@ pub fn parse_iso8601(s: &str, source: DateSource) -> Option<Taken> {
 /// Parses IPTC's DateCreated (`CCYYMMDD`) with its TimeCreated (`HHMMSS`, then `+HHMM` or
 /// `-HHMM`), as the IIM standard has them; separators (`2023-01-14`, `09:30:12+01:00`), as some
 /// software writes them, are tolerated. Without a time it is midnight, offset unknown.
-pub fn parse_iptc(date: &str, time: Option<&str>) -> Option<Taken> {
+pub(crate) fn parse_iptc(date: &str, time: Option<&str>) -> Option<Taken> {
     let compact = |s: &str| s.bytes().filter(|b| !matches!(b, b'-' | b':')).collect::<Vec<u8>>();
     let date = compact(trim_exif(date));
     let mut scan = Scanner::new(&date);
@@ -141,14 +141,14 @@ pub fn parse_iptc(date: &str, time: Option<&str>) -> Option<Taken> {
 
 /// A date from its parts as a camera's clock showed them (no offset known); `None` for one that
 /// does not exist.
-pub fn from_civil(date: (u32, u32, u32), time: (u32, u32, u32), source: DateSource) -> Option<Taken> {
+pub(crate) fn from_civil(date: (u32, u32, u32), time: (u32, u32, u32), source: DateSource) -> Option<Taken> {
     let (hour, minute, second) = time;
     Some(Taken { local_ms: civil_to_ms(date, (hour, minute, second, 0))?, offset_min: None, source })
 }
 
 /// A camera clock's reading kept as seconds since 1970 *of its own wall clock* (no zone, as
 /// Canon CIFF and Olympus APP12 store it); 0 is a clock never set.
-pub fn from_wall_clock_secs(secs: i64, source: DateSource) -> Option<Taken> {
+pub(crate) fn from_wall_clock_secs(secs: i64, source: DateSource) -> Option<Taken> {
     (secs > 0).then(|| Taken { local_ms: secs.saturating_mul(1000), offset_min: None, source })
 }
 
@@ -161,7 +161,7 @@ pub fn from_wall_clock_secs(secs: i64, source: DateSource) -> Option<Taken> {
 /// digits (with the time and milliseconds), or runs of 4-2-2 joined by one separator. Any other
 /// run length (a counter like `DSC01234`, a 13-digit id) never matches, and years outside
 /// 1990..=2100 are rejected because a number that old or new is far likelier an id than a date.
-pub fn from_file_name(name: &str) -> Option<Taken> {
+pub(crate) fn from_file_name(name: &str) -> Option<Taken> {
     let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let runs = Runs::new(name.as_bytes());
     (0..runs.spans.len()).find_map(|i| runs.date_at(i))
@@ -169,7 +169,7 @@ pub fn from_file_name(name: &str) -> Option<Taken> {
 
 /// Turns an absolute instant (a file's mtime, an MP4 creation time) into wall-clock time in `tz`,
 /// which is the server's zone: the best guess there is for where the clock that made it was.
-pub fn from_unix_utc(secs: i64, nanos: u32, tz: &jiff::tz::TimeZone, source: DateSource) -> Taken {
+pub(crate) fn from_unix_utc(secs: i64, nanos: u32, tz: &jiff::tz::TimeZone, source: DateSource) -> Taken {
     let ms = secs.saturating_mul(1000).saturating_add(i64::from(nanos.min(999_999_999) / 1_000_000));
     // jiff only knows years -9999..=9999; outside that the offset is unknowable but the instant
     // is still worth keeping, as UTC.
@@ -182,25 +182,26 @@ pub fn from_unix_utc(secs: i64, nanos: u32, tz: &jiff::tz::TimeZone, source: Dat
 }
 
 /// The calendar year and month (1..=12) of a wall-clock time.
-pub fn year_month(local_ms: i64) -> (i32, u8) {
+pub(crate) fn year_month(local_ms: i64) -> (i32, u8) {
     let (year, month, _) = civil_from_days(local_ms.div_euclid(MS_PER_DAY));
     (year, month)
 }
 
 /// Wall-clock milliseconds at 00:00 on the first day of `month` (1..=12) of `year`.
-pub fn month_start_ms(year: i32, month: u8) -> i64 {
+pub(crate) fn month_start_ms(year: i32, month: u8) -> i64 {
     days_from_civil(i64::from(year), u32::from(month), 1) * MS_PER_DAY
 }
 
 /// `2023-01-14T09:30:12`, plus `.123` when there are milliseconds, plus `+01:00` when the offset
 /// is known (`+00:00` rather than `Z`, so every string with an offset has the same shape).
-pub fn to_iso8601(t: &Taken) -> String {
+#[cfg(test)]
+pub(crate) fn to_iso8601(t: &Taken) -> String {
     Iso8601(*t).to_string()
 }
 
 /// [`to_iso8601`] as a `Display`, to write into a response without an allocation per item.
 #[derive(Debug, Clone, Copy)]
-pub struct Iso8601(pub Taken);
+pub(crate) struct Iso8601(pub Taken);
 
 impl std::fmt::Display for Iso8601 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

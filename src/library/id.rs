@@ -8,27 +8,27 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The id of the file at `rel_key` (`dir/name` below the media root).
-pub fn from_rel_path(rel_key: &[u8]) -> u64 {
+pub(crate) fn from_rel_path(rel_key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(rel_key)
 }
 
 /// 11 URL-safe characters.
-pub fn encode(id: u64) -> String {
+pub(crate) fn encode(id: u64) -> String {
     Text::new(id).as_str().to_owned()
 }
 
 /// An encoded id on the stack, for writing many of them without allocating.
 #[derive(Debug, Clone, Copy)]
-pub struct Text([u8; 11]);
+pub(crate) struct Text([u8; 11]);
 
 impl Text {
-    pub fn new(id: u64) -> Text {
+    pub(crate) fn new(id: u64) -> Text {
         let mut buf = [0u8; 11];
         URL_SAFE_NO_PAD.encode_slice(id.to_be_bytes(), &mut buf).expect("8 bytes encode to 11 characters");
         Text(buf)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("base64 is ASCII")
     }
 }
@@ -39,7 +39,7 @@ impl std::fmt::Display for Text {
     }
 }
 
-pub fn decode(s: &str) -> Option<u64> {
+pub(crate) fn decode(s: &str) -> Option<u64> {
     if s.len() != 11 {
         return None;
     }
@@ -50,12 +50,12 @@ pub fn decode(s: &str) -> Option<u64> {
 }
 
 /// Position in the sort order: (date taken in local ms, id).
-pub type SortKey = (i64, u64);
+pub(crate) type SortKey = (i64, u64);
 
 const CURSOR_VERSION: u8 = 1;
 
 /// A cursor names the last item of the previous page, so pages stay exact while files come and go.
-pub fn encode_cursor(key: SortKey) -> String {
+pub(crate) fn encode_cursor(key: SortKey) -> String {
     let mut b = [0u8; 17];
     b[0] = CURSOR_VERSION;
     b[1..9].copy_from_slice(&key.0.to_be_bytes());
@@ -63,7 +63,7 @@ pub fn encode_cursor(key: SortKey) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-pub fn decode_cursor(s: &str) -> Option<SortKey> {
+pub(crate) fn decode_cursor(s: &str) -> Option<SortKey> {
     if s.len() > 32 {
         return None;
     }
@@ -77,12 +77,12 @@ pub fn decode_cursor(s: &str) -> Option<SortKey> {
 }
 
 /// A short validator for a file's current content, for cache-busting URLs and ETags.
-pub fn version(size: u64, mtime_ns: i64) -> String {
+pub(crate) fn version(size: u64, mtime_ns: i64) -> String {
     format!("{:08x}", version_u32(size, mtime_ns))
 }
 
 /// 32 bits of a hash of size and mtime: changes whenever the file does (but for 1 in 4 billion).
-pub fn version_u32(size: u64, mtime_ns: i64) -> u32 {
+pub(crate) fn version_u32(size: u64, mtime_ns: i64) -> u32 {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&size.to_le_bytes());
     b[8..].copy_from_slice(&mtime_ns.to_le_bytes());

@@ -13,7 +13,7 @@ use crate::media::{Format, Kind};
 
 /// One photo or video.
 #[derive(Debug, Clone)]
-pub struct Item {
+pub(crate) struct Item {
     pub id: u64,
     /// Index into the folder interner.
     pub dir: u32,
@@ -39,15 +39,15 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn key(&self) -> SortKey {
+    pub(crate) fn key(&self) -> SortKey {
         (self.taken_ms, self.id)
     }
 
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.format.kind()
     }
 
-    pub fn taken(&self) -> dates::Taken {
+    pub(crate) fn taken(&self) -> dates::Taken {
         dates::Taken {
             local_ms: self.taken_ms,
             offset_min: (self.offset_min != i16::MIN).then_some(self.offset_min),
@@ -58,7 +58,7 @@ impl Item {
 
 /// Strings that many items share (folders, cameras), stored once.
 #[derive(Debug, Default)]
-pub struct Interner {
+pub(crate) struct Interner {
     strings: Vec<Box<[u8]>>,
     ids: HashMap<Box<[u8]>, u32>,
 }
@@ -70,7 +70,7 @@ impl Interner {
         i
     }
 
-    pub fn intern(&mut self, s: &[u8]) -> u32 {
+    pub(crate) fn intern(&mut self, s: &[u8]) -> u32 {
         if let Some(&id) = self.ids.get(s) {
             return id;
         }
@@ -80,23 +80,18 @@ impl Interner {
         id
     }
 
-    /// The id of a string already interned.
-    pub fn lookup(&self, s: &[u8]) -> Option<u32> {
-        self.ids.get(s).copied()
-    }
-
-    pub fn get(&self, id: u32) -> &[u8] {
+    pub(crate) fn get(&self, id: u32) -> &[u8] {
         self.strings.get(id as usize).map_or(&[], |s| s)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.strings.len()
     }
 }
 
 /// Which items a list or facet request wants.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub year: Option<i32>,
     pub month: Option<u8>,
     /// Folder relative to the root, subfolders included; empty means everything.
@@ -106,18 +101,18 @@ pub struct Filter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
+pub(crate) enum Order {
     #[default]
     NewestFirst,
     OldestFirst,
 }
 
 /// A year's total and its (month, count) pairs, months ascending.
-pub type YearCount = (i32, u64, Vec<(u8, u64)>);
+pub(super) type YearCount = (i32, u64, Vec<(u8, u64)>);
 
 /// Folder and facet counts.
 #[derive(Debug, Default)]
-pub struct Facets {
+pub(crate) struct Facets {
     /// Newest year first.
     pub years: Vec<YearCount>,
     /// Count of matching items directly in each interned folder (index = folder id).
@@ -129,7 +124,7 @@ pub struct Facets {
 
 /// Running totals, kept so `/api/status` needs no scan.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub images: u64,
     pub videos: u64,
     pub favorites: u64,
@@ -149,7 +144,7 @@ impl Counts {
 }
 
 #[derive(Debug)]
-pub struct Index {
+pub(crate) struct Index {
     items: BTreeMap<SortKey, Item>,
     by_id: HashMap<u64, i64>,
     counts: Counts,
@@ -176,25 +171,26 @@ impl Default for Index {
 }
 
 impl Index {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         self.counts
     }
 
     /// Changes whenever any item is added, removed or changed.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// Adds an item or replaces the one with the same id.
-    pub fn upsert(&mut self, mut item: Item) {
+    pub(crate) fn upsert(&mut self, mut item: Item) {
         self.generation += 1;
         if let Some(old_taken) = self.by_id.insert(item.id, item.taken_ms)
             && let Some(old) = self.items.remove(&(old_taken, item.id))
@@ -209,7 +205,7 @@ impl Index {
         self.items.insert(item.key(), item);
     }
 
-    pub fn remove(&mut self, id: u64) -> Option<Item> {
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Item> {
         let taken = self.by_id.remove(&id)?;
         self.generation += 1;
         let item = self.items.remove(&(taken, id))?;
@@ -218,7 +214,7 @@ impl Index {
     }
 
     /// Attaches a thumbhash to an item if it still has this file version (size and mtime).
-    pub fn set_thumbhash(&mut self, id: u64, version: u32, hash: &[u8]) {
+    pub(crate) fn set_thumbhash(&mut self, id: u64, version: u32, hash: &[u8]) {
         let Ok(len) = u8::try_from(hash.len()) else { return };
         let Some(item) = self.get(id) else { return };
         if super::id::version_u32(item.size, item.mtime_ns) != version || self.thumbhash(item) == Some(hash) {
@@ -235,14 +231,14 @@ impl Index {
     }
 
     /// An item's thumbhash, when one has been made.
-    pub fn thumbhash(&self, item: &Item) -> Option<&[u8]> {
+    pub(crate) fn thumbhash(&self, item: &Item) -> Option<&[u8]> {
         let at = (item.thumbhash as usize).checked_sub(1)?;
         let len = *self.blobs.get(at)? as usize;
         self.blobs.get(at + 1..at + 1 + len)
     }
 
     /// Sets an item's favorite flag; returns the updated item.
-    pub fn set_favorite(&mut self, id: u64, on: bool) -> Option<&Item> {
+    pub(crate) fn set_favorite(&mut self, id: u64, on: bool) -> Option<&Item> {
         let taken = *self.by_id.get(&id)?;
         let item = self.items.get_mut(&(taken, id))?;
         if item.favorite != on {
@@ -257,13 +253,13 @@ impl Index {
         Some(item)
     }
 
-    pub fn get(&self, id: u64) -> Option<&Item> {
+    pub(crate) fn get(&self, id: u64) -> Option<&Item> {
         let taken = *self.by_id.get(&id)?;
         self.items.get(&(taken, id))
     }
 
     /// Whether one item passes a filter (for events; pages use a compiled matcher).
-    pub fn matches(&self, filter: &Filter, item: &Item) -> bool {
+    pub(crate) fn matches(&self, filter: &Filter, item: &Item) -> bool {
         if let Some(want) = filter.dir.as_deref().map(|d| d.trim_matches('/')).filter(|d| !d.is_empty()) {
             let dir = String::from_utf8_lossy(self.dir_of(item));
             if !(dir == want || (dir.starts_with(want) && dir.as_bytes().get(want.len()) == Some(&b'/'))) {
@@ -278,12 +274,12 @@ impl Index {
     }
 
     /// The relative folder of an item, as bytes.
-    pub fn dir_of(&self, item: &Item) -> &[u8] {
+    pub(crate) fn dir_of(&self, item: &Item) -> &[u8] {
         self.dirs.get(item.dir)
     }
 
     /// One page: up to `limit` items after `cursor` in `order`, and whether more follow.
-    pub fn page(
+    pub(crate) fn page(
         &self,
         filter: &Filter,
         order: Order,
@@ -313,7 +309,7 @@ impl Index {
 
     /// Counts for the filter UI. Each facet respects the other filters but not its own, so the
     /// year list still offers other years while one is selected.
-    pub fn facets(&self, filter: &Filter) -> Facets {
+    pub(crate) fn facets(&self, filter: &Filter) -> Facets {
         let for_years = Filter { year: None, month: None, ..filter.clone() };
         let for_folders = Filter { dir: None, ..filter.clone() };
         let years_m = Matcher::new(self, &for_years, false);
@@ -356,7 +352,7 @@ impl Index {
     }
 
     /// Every item, oldest first (for full scans; `.rev()` for newest first).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Item> {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Item> {
         self.items.values()
     }
 }

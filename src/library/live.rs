@@ -22,7 +22,7 @@ use crate::fs::{Found, Listing, RelPath};
 
 /// What the rest of the server hears about.
 #[derive(Debug, Clone)]
-pub enum MediaEvent {
+pub(crate) enum MediaEvent {
     /// A new file is in the index.
     Added(Item),
     /// A file was re-indexed, marked or unmarked as a favorite, or got its thumbnail.
@@ -32,13 +32,13 @@ pub enum MediaEvent {
 }
 
 impl MediaEvent {
-    pub fn item(&self) -> &Item {
+    pub(crate) fn item(&self) -> &Item {
         match self {
             MediaEvent::Added(i) | MediaEvent::Changed(i) | MediaEvent::Removed(i) => i,
         }
     }
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             MediaEvent::Added(_) => "added",
             MediaEvent::Changed(_) => "changed",
@@ -49,7 +49,7 @@ impl MediaEvent {
 
 /// How the live thread runs.
 #[derive(Debug, Clone)]
-pub struct LiveOpts {
+pub(crate) struct LiveOpts {
     pub mode: WatchMode,
     pub poll_interval: Duration,
     pub queue: usize,
@@ -58,7 +58,7 @@ pub struct LiveOpts {
 
 /// How the live thread follows the folder, as `/api/status` reports it in `watch.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watching {
+pub(crate) enum Watching {
     /// inotify reports every change.
     Inotify,
     /// inotify, and a rescan every poll interval too: the folder is on a network filesystem
@@ -72,7 +72,7 @@ pub enum Watching {
 
 impl Watching {
     /// The name in `/api/status`; the web app and the tests read it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Watching::Inotify => "inotify",
             Watching::InotifyAndPoll => "inotify+poll",
@@ -88,7 +88,7 @@ impl Watching {
 
 /// What `/api/status` reports about watching.
 #[derive(Debug, Default)]
-pub struct LiveStats {
+pub(crate) struct LiveStats {
     /// Once decided (`None` before).
     mode: Mutex<Option<Watching>>,
     pub watched_folders: AtomicU64,
@@ -107,7 +107,7 @@ pub struct LiveStats {
 
 impl LiveStats {
     /// How the folder is followed ("" until the live thread has decided).
-    pub fn mode(&self) -> &'static str {
+    pub(crate) fn mode(&self) -> &'static str {
         self.mode.lock().unwrap_or_else(|p| p.into_inner()).map_or("", Watching::as_str)
     }
 

@@ -3,27 +3,27 @@
 //! It knows nothing about HTTP or thumbnails; it asks `fs` for every byte it reads or writes. The rule: the
 //! index is built from the folder alone (paths, headers, attributes), so no database can drift.
 
-pub mod dates;
-pub mod id;
+pub(crate) mod dates;
+pub(crate) mod id;
 mod index;
 mod indexer;
-pub mod live;
-pub mod probe;
+pub(crate) mod live;
+pub(crate) mod probe;
 mod record;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-pub use index::{Counts, Facets, Filter, Index, Item, Order};
-pub use live::{LiveOpts, LiveStats, MediaEvent};
+pub(crate) use index::{Filter, Index, Item, Order};
+pub(crate) use live::{LiveOpts, LiveStats, MediaEvent};
 
 use crate::fs::cache::HashRecord;
 use crate::fs::{MediaFs, RelPath};
 
 /// Counters that `/api/status` and the progress log report.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Media files the walk has found so far.
     pub found: AtomicU64,
     /// Files whose metadata is in the index.
@@ -44,7 +44,7 @@ pub struct Progress {
 
 /// The library shared by the server's tasks.
 #[derive(Debug)]
-pub struct Library {
+pub(crate) struct Library {
     /// Shared with the thumbnails, which read the same files.
     pub fs: Arc<MediaFs>,
     index: RwLock<Index>,
@@ -63,7 +63,7 @@ const EVENT_BUFFER: usize = 4096;
 
 /// Why a favorite could not be changed.
 #[derive(Debug, thiserror::Error)]
-pub enum FavoriteError {
+pub(crate) enum FavoriteError {
     #[error("no such media")]
     NotFound,
     #[error("the favorite could not be stored: {0}")]
@@ -72,7 +72,7 @@ pub enum FavoriteError {
 
 impl Library {
     /// An empty library over `fs`; [`Library::spawn_live`] fills it, on `index_threads` threads.
-    pub fn new(fs: Arc<MediaFs>, index_threads: usize) -> Arc<Library> {
+    pub(crate) fn new(fs: Arc<MediaFs>, index_threads: usize) -> Arc<Library> {
         Arc::new(Library {
             fs,
             index: RwLock::new(Index::default()),
@@ -88,7 +88,7 @@ impl Library {
     /// Starts the watcher and the first full index in the background and returns at once; the
     /// index then follows the folder as `opts` says. `fresh` hears the id of every file added or
     /// changed after the first index, just before its event goes out.
-    pub fn spawn_live(
+    pub(crate) fn spawn_live(
         self: &Arc<Self>,
         opts: LiveOpts,
         fresh: impl Fn(u64) + Send + 'static,
@@ -103,12 +103,12 @@ impl Library {
     /// Watches every folder again and lists the whole tree, as after the media folder came back:
     /// what SIGHUP asks for, e.g. after a drive was mounted under the media folder (inotify does
     /// not see mounts).
-    pub fn request_rescan(&self) {
+    pub(crate) fn request_rescan(&self) {
         self.live.reload.store(true, Ordering::Release);
     }
 
     /// Hears about every change from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<MediaEvent>> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<MediaEvent>> {
         self.events.subscribe()
     }
 
@@ -119,14 +119,14 @@ impl Library {
     }
 
     /// Announces that an item's thumbnail (and thumbhash) is ready.
-    pub fn thumbnail_ready(&self, id: u64) {
+    pub(crate) fn thumbnail_ready(&self, id: u64) {
         let item = self.read().get(id).filter(|i| i.thumbhash != 0).cloned();
         if let Some(item) = item {
             self.emit(MediaEvent::Changed(item));
         }
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Index> {
         // Index updates are single inserts that cannot be left half done by a panic.
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -136,7 +136,7 @@ impl Library {
     }
 
     /// Marks or unmarks a favorite; returns once it is durable, with the updated item.
-    pub fn set_favorite(&self, id: u64, on: bool) -> Result<Item, FavoriteError> {
+    pub(crate) fn set_favorite(&self, id: u64, on: bool) -> Result<Item, FavoriteError> {
         let (dir, name) = {
             let index = self.read();
             let item = index.get(id).ok_or(FavoriteError::NotFound)?;
@@ -152,7 +152,7 @@ impl Library {
 
     /// Applies the favorites other servers sharing the state dir changed (replicas behind a load
     /// balancer): called before answering, it costs one stat when nothing changed.
-    pub fn sync_replicas(&self) {
+    pub(crate) fn sync_replicas(&self) {
         let changes = match self.fs.replica_changes() {
             crate::fs::journal::Changes::None => return,
             crate::fs::journal::Changes::Some(changes) => changes,
@@ -180,13 +180,13 @@ impl Library {
     }
 
     /// Attaches a thumbhash to an item if it still has this file version.
-    pub fn set_thumbhash(&self, id: u64, version: u32, hash: &[u8]) {
+    pub(crate) fn set_thumbhash(&self, id: u64, version: u32, hash: &[u8]) {
         self.write().set_thumbhash(id, version, hash);
     }
 
     /// Attaches many remembered thumbhashes at once (one lock), and returns those that are
     /// current: made for the file version in the index, and not replaced by a later record.
-    pub fn attach_thumbhashes(&self, records: Vec<HashRecord>) -> Vec<HashRecord> {
+    pub(crate) fn attach_thumbhashes(&self, records: Vec<HashRecord>) -> Vec<HashRecord> {
         let mut index = self.write();
         for (id, version, hash) in &records {
             index.set_thumbhash(*id, *version, hash);
@@ -203,7 +203,7 @@ impl Library {
     }
 
     /// Where a media file lives, for serving it.
-    pub fn locate(&self, id: u64) -> Option<(Item, Vec<u8>)> {
+    pub(crate) fn locate(&self, id: u64) -> Option<(Item, Vec<u8>)> {
         let index = self.read();
         let item = index.get(id)?;
         Some((item.clone(), index.dir_of(item).to_vec()))
@@ -211,13 +211,13 @@ impl Library {
 
     /// What the index does not keep (the lens, the camera's raw make and model), read from the
     /// file's header on demand, within the probe's read limits. `Ok(None)`: no such item.
-    pub fn details(&self, id: u64) -> std::io::Result<Option<probe::Probe>> {
+    pub(crate) fn details(&self, id: u64) -> std::io::Result<Option<probe::Probe>> {
         let Some((item, dir)) = self.locate(id) else { return Ok(None) };
         let mut r = self.fs.open_reader(RelPath { dir: &dir, name: &item.name })?;
         probe::probe(&mut r, item.format, &self.tz).map(Some)
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.progress.done.load(Ordering::Acquire)
     }
 }

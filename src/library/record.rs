@@ -14,13 +14,13 @@ use crate::media::Format;
 
 /// Bump when extraction improves, so old records are re-extracted once. 3: XMP, IPTC and makers'
 /// dates, and the date's source in the flags.
-pub const VERSION: u8 = 3;
+pub(super) const VERSION: u8 = 3;
 /// Longest camera label stored; longer ones are cut at a character boundary.
 const MAX_LABEL: usize = 40;
 
 /// What the index keeps from a file's header.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Meta {
+pub(super) struct Meta {
     pub format: Format,
     /// Stored pixel size, before orientation.
     pub width: Option<u32>,
@@ -35,7 +35,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub fn from_probe(p: Probe) -> Meta {
+    pub(super) fn from_probe(p: Probe) -> Meta {
         let mut camera = camera_label(p.make.as_deref(), p.model.as_deref());
         if let Some(c) = &mut camera {
             truncate_at_char(c, MAX_LABEL);
@@ -52,12 +52,12 @@ impl Meta {
     }
 
     /// The size as shown: width and height swapped for orientations 5..=8.
-    pub fn display_size(&self) -> Option<(u32, u32)> {
+    pub(super) fn display_size(&self) -> Option<(u32, u32)> {
         super::probe::display_size(self.width, self.height, self.orientation)
     }
 
     /// The record for a file of this size and mtime.
-    pub fn encode(&self, size: u64, mtime_ns: i64) -> Vec<u8> {
+    pub(super) fn encode(&self, size: u64, mtime_ns: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(48);
         out.push(VERSION);
         out.extend_from_slice(&validator(size, mtime_ns).to_le_bytes());
@@ -89,7 +89,7 @@ impl Meta {
     }
 
     /// The meta stored in `bytes`, if it is a current, well-formed record for this size and mtime.
-    pub fn decode_valid(bytes: &[u8], size: u64, mtime_ns: i64) -> Option<Meta> {
+    pub(super) fn decode_valid(bytes: &[u8], size: u64, mtime_ns: i64) -> Option<Meta> {
         let mut r = Reader(bytes);
         if r.byte()? != VERSION || r.take(4)? != validator(size, mtime_ns).to_le_bytes() {
             return None;

@@ -23,14 +23,14 @@ const TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// The tools found on `PATH` at start.
 #[derive(Debug, Clone, Default)]
-pub struct Tools {
+pub(crate) struct Tools {
     pub heif: Option<PathBuf>,
     pub ffmpeg: Option<PathBuf>,
 }
 
 impl Tools {
     /// Looks for the tools once; spis does not notice tools installed while it runs.
-    pub fn find() -> Tools {
+    pub(crate) fn find() -> Tools {
         Tools {
             heif: find_on_path("heif-dec").or_else(|| find_on_path("heif-convert")),
             ffmpeg: find_on_path("ffmpeg"),
@@ -49,14 +49,14 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Decodes a HEIF/AVIF file to a JPEG (quality 92, orientation applied by libheif) at `out`.
-pub fn heif_to_jpeg(tool: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn heif_to_jpeg(tool: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let mut cmd = Command::new(tool);
     cmd.args(["-q", "92", INPUT]).arg(out);
     run(cmd, input, out)
 }
 
 /// The frame one second into a video (or its first frame, for shorter ones) as a JPEG at `out`.
-pub fn video_poster(ffmpeg: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn video_poster(ffmpeg: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let attempt = |seek: &str| {
         let mut cmd = Command::new(ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i", INPUT])

@@ -9,8 +9,8 @@
 //! large) costs one attempt and one log line per version, and is answered with a placeholder,
 //! never an error.
 
-pub mod external;
-pub mod render;
+pub(crate) mod external;
+pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +29,7 @@ const PIPELINE_VERSION: u32 = 1;
 
 /// The two renditions every photo gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rendition {
+pub(crate) enum Rendition {
     /// For the grid.
     Thumb,
     /// For the viewer.
@@ -37,7 +37,7 @@ pub enum Rendition {
 }
 
 impl Rendition {
-    pub fn parse(s: &str) -> Option<Rendition> {
+    pub(crate) fn parse(s: &str) -> Option<Rendition> {
         match s {
             "thumb" => Some(Rendition::Thumb),
             "preview" => Some(Rendition::Preview),
@@ -55,7 +55,7 @@ impl Rendition {
 
 /// Sizes, quality and limits of the renditions.
 #[derive(Debug, Clone)]
-pub struct ThumbOpts {
+pub(crate) struct ThumbOpts {
     /// Long side of the grid thumbnail, in pixels.
     pub thumb_px: u32,
     /// Long side of the viewer preview, in pixels.
@@ -73,7 +73,7 @@ pub struct ThumbOpts {
 
 /// An encoded rendition, ready to serve.
 #[derive(Debug)]
-pub struct Encoded {
+pub(crate) struct Encoded {
     pub bytes: Bytes,
     /// Unique for the file version, rendition and pipeline version: the cache key itself.
     pub etag: String,
@@ -81,7 +81,7 @@ pub struct Encoded {
 
 /// What a rendition request gets.
 #[derive(Debug, Clone)]
-pub enum Served {
+pub(crate) enum Served {
     Ready(Arc<Encoded>),
     /// No picture can be made (yet): the reason, for a header and the log.
     Placeholder(&'static str),
@@ -89,7 +89,7 @@ pub enum Served {
 
 /// Counters for `/api/status`.
 #[derive(Debug, Default)]
-pub struct ThumbStats {
+pub(crate) struct ThumbStats {
     /// Files decoded (each decode makes both renditions).
     pub decoded: AtomicU64,
     /// Files that could not be rendered.
@@ -107,7 +107,7 @@ pub struct ThumbStats {
 
 /// How far the background pass is.
 #[derive(Debug, Clone, Copy)]
-pub struct BackgroundProgress {
+pub(crate) struct BackgroundProgress {
     pub total: u64,
     pub done: u64,
     /// Items a second since the pass began; 0 before it begins and once it is over.
@@ -141,7 +141,7 @@ struct Job {
 }
 
 #[derive(Debug)]
-pub struct Thumbs {
+pub(crate) struct Thumbs {
     opts: ThumbOpts,
     /// The media folder, shared with the library.
     fs: Arc<MediaFs>,
@@ -169,7 +169,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Thumbs {
-    pub fn try_new(
+    pub(crate) fn try_new(
         opts: ThumbOpts,
         fs: Arc<MediaFs>,
         cache_dir: std::path::PathBuf,
@@ -193,13 +193,13 @@ impl Thumbs {
     }
 
     /// New files waiting for their thumbnail.
-    pub fn fresh_queued(&self) -> usize {
+    pub(crate) fn fresh_queued(&self) -> usize {
         lock(&self.fresh).len()
     }
 
     /// Asks for an item's thumbnail and preview to be made now, ahead of the background pass
     /// (for a file that just arrived); its `changed` event follows when they are ready.
-    pub fn make_soon(&self, id: u64) {
+    pub(crate) fn make_soon(&self, id: u64) {
         // With no workers, thumbnails are made only when requested, new files included.
         if self.opts.workers == 0 {
             return;
@@ -208,11 +208,11 @@ impl Thumbs {
         self.fresh_ready.notify_one();
     }
 
-    pub fn opts(&self) -> &ThumbOpts {
+    pub(crate) fn opts(&self) -> &ThumbOpts {
         &self.opts
     }
 
-    pub fn background_progress(&self) -> BackgroundProgress {
+    pub(crate) fn background_progress(&self) -> BackgroundProgress {
         let s = &self.stats;
         let (total, done) =
             (s.background_total.load(Ordering::Relaxed), s.background_done.load(Ordering::Relaxed));
@@ -226,7 +226,7 @@ impl Thumbs {
     }
 
     /// The rendition if it is in memory: the fast path, safe to call on the async runtime.
-    pub fn cached(&self, item: &Item, which: Rendition) -> Option<Arc<Encoded>> {
+    pub(crate) fn cached(&self, item: &Item, which: Rendition) -> Option<Arc<Encoded>> {
         let hit = lock(&self.memory).get(&cache_key(item, which));
         if hit.is_some() {
             self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
@@ -235,14 +235,19 @@ impl Thumbs {
     }
 
     /// Waits for one of the slots that bound concurrent on-request decodes and disk reads.
-    pub async fn decode_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+    pub(crate) async fn decode_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.slots.acquire().await.expect("the semaphore is never closed")
     }
 
     /// The rendition of an item, from memory, disk, or a decode, with the thumbhash when a
     /// decode made one (for the caller to attach to the item). Blocks: call it off the async
     /// runtime (`spawn_blocking`).
-    pub fn get_blocking(&self, item: &Item, dir: &[u8], which: Rendition) -> (Served, Option<HashRecord>) {
+    pub(crate) fn get_blocking(
+        &self,
+        item: &Item,
+        dir: &[u8],
+        which: Rendition,
+    ) -> (Served, Option<HashRecord>) {
         if let Some(hit) = self.lookup(cache_key(item, which)) {
             return (Served::Ready(hit), None);
         }
@@ -260,7 +265,7 @@ impl Thumbs {
 
     /// Whether anything here can make a picture of this format (else it gets a placeholder that
     /// says what to install).
-    pub fn can_render(&self, format: Format) -> bool {
+    pub(crate) fn can_render(&self, format: Format) -> bool {
         !matches!(self.source(format), Source::Missing(_))
     }
 
@@ -281,13 +286,13 @@ impl Thumbs {
     }
 
     /// The external decoders found at start, for `/api/status`.
-    pub fn tools(&self) -> &external::Tools {
+    pub(crate) fn tools(&self) -> &external::Tools {
         &self.tools
     }
 
     /// A picture for a `width` x `height` box (the `/resize` endpoint), cached like the
     /// renditions under its own key. Blocks: call it off the async runtime.
-    pub fn resized_blocking(
+    pub(crate) fn resized_blocking(
         &self,
         item: &Item,
         dir: &[u8],
@@ -452,7 +457,11 @@ impl Thumbs {
     /// normal priority: someone is probably waiting for them (a camera snapshot on a phone).
     /// Runs for good; `locate` finds an item as the index has it now, `made` hears each
     /// thumbhash made.
-    pub fn run_fresh(&self, locate: impl Fn(u64) -> Option<(Item, Vec<u8>)>, made: impl Fn(HashRecord)) -> ! {
+    pub(crate) fn run_fresh(
+        &self,
+        locate: impl Fn(u64) -> Option<(Item, Vec<u8>)>,
+        made: impl Fn(HashRecord),
+    ) -> ! {
         loop {
             let id = {
                 let mut q = lock(&self.fresh);
@@ -475,7 +484,7 @@ impl Thumbs {
 
     /// Hands the thumbhashes of `thumbhash.log` to `attach`, which returns those still current,
     /// and rewrites the log without the others once they are most of it.
-    pub fn load_thumbhashes(&self, attach: impl FnOnce(Vec<HashRecord>) -> Vec<HashRecord>) {
+    pub(crate) fn load_thumbhashes(&self, attach: impl FnOnce(Vec<HashRecord>) -> Vec<HashRecord>) {
         let records = match self.disk.load_hashes() {
             Ok(r) => r,
             Err(e) => {
@@ -497,7 +506,7 @@ impl Thumbs {
     /// threads, and returns when all are done. Ids only (8 bytes each): `locate` looks an item up
     /// when its turn comes, so 100k items cost no copy of the index, and a file removed meanwhile
     /// is simply skipped. `made` hears each thumbhash made.
-    pub fn background_pass(
+    pub(crate) fn background_pass(
         &self,
         todo: &[u64],
         locate: impl Fn(u64) -> Option<(Item, Vec<u8>)> + Sync,
@@ -559,7 +568,7 @@ impl Thumbs {
 
     /// Removes from the disk cache every entry but those of `current` (id, file version) and of
     /// this pipeline: entries of files that changed or went away only take space.
-    pub fn sweep(&self, current: &HashSet<(u64, u32)>) {
+    pub(crate) fn sweep(&self, current: &HashSet<(u64, u32)>) {
         match self.disk.sweep(&|key| parse_key(key).is_some_and(|k| current.contains(&k))) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed stale thumbnails from the cache"),
@@ -663,14 +672,14 @@ enum Source<'a> {
 /// The URL of an item's rendition. Its `v` parameter changes with the file and the pipeline, so
 /// the URL can be cached forever. A `Display`, so a page of items is written without allocating.
 #[derive(Debug, Clone, Copy)]
-pub struct RenditionUrl {
+pub(crate) struct RenditionUrl {
     id: u64,
     version: u32,
     which: Rendition,
 }
 
 impl RenditionUrl {
-    pub fn new(item: &Item, which: Rendition) -> RenditionUrl {
+    pub(crate) fn new(item: &Item, which: Rendition) -> RenditionUrl {
         RenditionUrl { id: item.id, version: id::version_u32(item.size, item.mtime_ns), which }
     }
 }

@@ -29,13 +29,13 @@ use crate::media::Format;
 
 /// Where a rendition is displayed: the long side in pixels. The aspect ratio is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub long_side: u32,
 }
 
 /// What one render may cost. Anything over a limit is refused before pixels are allocated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest input in bytes. Default 200 MB: above any camera file, below a stitched panorama.
     pub max_file_bytes: u64,
     /// Largest image in pixels, as its header states. Default 100 MP: a phone photo is 12-50.
@@ -51,7 +51,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn sane_defaults() -> Limits {
+    pub(crate) fn sane_defaults() -> Limits {
         Limits {
             max_file_bytes: 200_000_000,
             max_pixels: 100_000_000,
@@ -69,7 +69,7 @@ impl Default for Limits {
 
 /// One encoded rendition and its size as displayed (orientation applied).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub jpeg: Vec<u8>,
     pub width: u32,
     pub height: u32,
@@ -77,7 +77,7 @@ pub struct Rendered {
 
 /// What [`render`] makes of one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Renditions {
+pub(crate) struct Renditions {
     /// One per target, in the order the targets were given.
     pub outputs: Vec<Rendered>,
     /// A binary ThumbHash (about 25 bytes) of the smallest output, for a blurred placeholder.
@@ -85,7 +85,7 @@ pub struct Renditions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     /// A format, or a variant of one, that no decoder here reads (HEIF, AVIF, video, arithmetic-
     /// coded JPEG, ...): an external decoder may still manage.
     #[error("unsupported: {0}")]
@@ -104,7 +104,7 @@ pub enum RenderError {
 
 impl RenderError {
     /// A short, stable reason for a placeholder's header and the log.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             RenderError::Unsupported(_) => "unsupported format",
             RenderError::TooLarge { .. } => "too large",
@@ -134,7 +134,7 @@ const MAX_ICC_BYTES: usize = 4 << 10;
 /// encodes one JPEG of `quality` (1..=100, 80 is a good default) per target, largest first, each
 /// from the previous result and never larger than the source. `targets` may come in any order;
 /// with none, only the thumbhash is made.
-pub fn render(
+pub(crate) fn render(
     bytes: &[u8],
     format: Format,
     orientation: u8,
@@ -175,7 +175,7 @@ pub fn render(
 
 /// How a picture meets a box in [`resize`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fit {
+pub(crate) enum Fit {
     /// The whole picture inside the box; one side may be shorter.
     Contain,
     /// The box filled, the middle kept, what sticks out cut off.
@@ -184,7 +184,7 @@ pub enum Fit {
 
 /// The encoding of a [`resize`] output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     Jpeg,
     Png,
 }
@@ -193,7 +193,7 @@ pub enum Encoding {
 /// `Cover` the result is exactly the box unless the picture is smaller than it. `displayed` is
 /// the picture's displayed size when known, so that the decoder can shrink while decoding.
 #[allow(clippy::too_many_arguments)]
-pub fn resize(
+pub(crate) fn resize(
     bytes: &[u8],
     format: Format,
     orientation: u8,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::util::{Dirs, Events, PLAIN_JPEG, Server, copy_from_corpus, wait_until};
 
 /// A real nginx master process with the rendered config, stopped on drop.
-pub struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
@@ -18,7 +18,7 @@ pub struct Nginx {
 
 impl Nginx {
     /// Renders `spis template nginx` for `upstreams` and starts nginx on a free 127.0.0.1 port.
-    pub fn start(upstreams: &[&str]) -> Nginx {
+    pub(crate) fn start(upstreams: &[&str]) -> Nginx {
         assert!(Path::new("/usr/sbin/nginx").exists(), "nginx is not installed (make test installs it)");
         let dir = tempfile::tempdir().unwrap();
         // Workers run as nobody when the master is root: they need to reach the temp dirs.
@@ -64,11 +64,11 @@ impl Nginx {
         nginx
     }
 
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn error_log(&self) -> String {
+    pub(crate) fn error_log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("error.log")).unwrap_or_default()
     }
 }

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The shared test corpus of real photos, beside the repository.
-pub fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     assert!(p.join("MANIFEST.tsv").is_file(), "the photo corpus is missing at {}", p.display());
     p
 }
 
 /// Copies corpus files (paths relative to the corpus) into `media`, under the given names.
-pub fn copy_from_corpus(media: &Path, files: &[(&str, &str)]) {
+pub(crate) fn copy_from_corpus(media: &Path, files: &[(&str, &str)]) {
     for (from, to) in files {
         let dest = media.join(to);
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
@@ -26,7 +26,7 @@ pub fn copy_from_corpus(media: &Path, files: &[(&str, &str)]) {
 }
 
 /// Copies every file of a corpus folder into `media`, keeping their names.
-pub fn copy_folder_from_corpus(media: &Path, folder: &str) {
+pub(crate) fn copy_folder_from_corpus(media: &Path, folder: &str) {
     for entry in std::fs::read_dir(corpus().join(folder)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), media.join(entry.file_name())).unwrap();
@@ -34,7 +34,7 @@ pub fn copy_folder_from_corpus(media: &Path, folder: &str) {
 }
 
 /// Polls `done` every 20 ms until it returns true; fails the test with `what` after 60 s.
-pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -43,9 +43,9 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// A small real JPEG without an EXIF date (public domain, from the corpus).
-pub const PLAIN_JPEG: &str = "pypi-scikit-image-0.26.0/skimage/data/rocket.jpg";
+pub(crate) const PLAIN_JPEG: &str = "pypi-scikit-image-0.26.0/skimage/data/rocket.jpg";
 
-pub fn agent() -> &'static ureq::Agent {
+pub(crate) fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
         ureq::Agent::config_builder()
@@ -58,24 +58,24 @@ pub fn agent() -> &'static ureq::Agent {
 
 /// A response, read whole.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: ureq::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Asserts a JSON error with this status and code.
-    pub fn assert_error(&self, status: u16, code: &str) {
+    pub(crate) fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.header("content-type"), Some("application/json"));
         let j = self.json();
@@ -84,7 +84,7 @@ impl Reply {
     }
 }
 
-pub fn read(resp: ureq::http::Response<ureq::Body>) -> Reply {
+pub(crate) fn read(resp: ureq::http::Response<ureq::Body>) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
@@ -92,7 +92,7 @@ pub fn read(resp: ureq::http::Response<ureq::Body>) -> Reply {
 }
 
 /// A running server; killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     pub base: String,
     log: PathBuf,
@@ -100,11 +100,11 @@ pub struct Server {
 
 impl Server {
     /// Starts `spis` over `media` with its state in `state`, plus `args`, and waits for its port.
-    pub fn start(media: &Path, state: &Path, args: &[&str]) -> Server {
+    pub(crate) fn start(media: &Path, state: &Path, args: &[&str]) -> Server {
         Self::start_with_env(media, state, args, &[])
     }
 
-    pub fn start_with_env(media: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with_env(media: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         // One log per server, even for servers started one after another on the same state.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let log = state.with_extension(format!("log-{}", STARTED.fetch_add(1, Ordering::Relaxed)));
@@ -139,7 +139,7 @@ impl Server {
     }
 
     /// Polls `/api/status` until the initial index is complete.
-    pub fn wait_indexed(&self) -> Value {
+    pub(crate) fn wait_indexed(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let s = self.get("/api/status").json();
@@ -151,15 +151,15 @@ impl Server {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         read(agent().get(self.url(path)).call().unwrap())
     }
 
-    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = agent().get(self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -167,14 +167,14 @@ impl Server {
         read(req.call().unwrap())
     }
 
-    pub fn json(&self, path: &str) -> Value {
+    pub(crate) fn json(&self, path: &str) -> Value {
         let r = self.get(path);
         assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
         r.json()
     }
 
     /// Every item, following `next_cursor` pages of `limit` from `query`.
-    pub fn all_items(&self, query: &str, limit: usize) -> Vec<Value> {
+    pub(crate) fn all_items(&self, query: &str, limit: usize) -> Vec<Value> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..100_000 {
@@ -197,7 +197,7 @@ impl Server {
     }
 
     /// The item whose file name is `name`.
-    pub fn item_named(&self, name: &str) -> Value {
+    pub(crate) fn item_named(&self, name: &str) -> Value {
         self.all_items("", 500)
             .into_iter()
             .find(|i| i["name"] == name)
@@ -205,7 +205,7 @@ impl Server {
     }
 
     /// A request with any method and no body.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = ureq::http::Request::builder().method(method).uri(self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -213,24 +213,24 @@ impl Server {
         read(agent().run(req.body(()).unwrap()).unwrap())
     }
 
-    pub fn put(&self, path: &str) -> Reply {
+    pub(crate) fn put(&self, path: &str) -> Reply {
         read(agent().put(self.url(path)).send_empty().unwrap())
     }
 
-    pub fn delete(&self, path: &str) -> Reply {
+    pub(crate) fn delete(&self, path: &str) -> Reply {
         read(agent().delete(self.url(path)).call().unwrap())
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, libc::SIGTERM);
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
@@ -238,7 +238,7 @@ impl Server {
     }
 
     /// SIGKILL: no chance to flush anything.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::forget(self);
@@ -252,11 +252,11 @@ impl Drop for Server {
     }
 }
 
-pub fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     signal_pid(child.id(), sig);
 }
 
-pub fn signal_pid(pid: u32, sig: i32) {
+pub(crate) fn signal_pid(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a pid we spawned and still own.
     unsafe {
         libc::kill(pid as i32, sig);
@@ -264,14 +264,14 @@ pub fn signal_pid(pid: u32, sig: i32) {
 }
 
 /// A media folder and a state dir in fresh temp dirs.
-pub struct Dirs {
+pub(crate) struct Dirs {
     _tmp: tempfile::TempDir,
     pub media: PathBuf,
     pub state: PathBuf,
 }
 
 impl Dirs {
-    pub fn new() -> Dirs {
+    pub(crate) fn new() -> Dirs {
         let tmp = tempfile::tempdir().unwrap();
         let media = tmp.path().join("media");
         let state = tmp.path().join("state");
@@ -281,7 +281,7 @@ impl Dirs {
 }
 
 /// Reads an extended attribute with the raw syscall, as an outside observer would.
-pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
@@ -295,19 +295,19 @@ pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 /// Sets a file's mtime (seconds since the epoch).
-pub fn set_mtime(path: &Path, secs: u64) {
+pub(crate) fn set_mtime(path: &Path, secs: u64) {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
     std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
 }
 
 /// A WebSocket client of `/api/events`.
-pub struct Events {
+pub(crate) struct Events {
     ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
 }
 
 impl Events {
     /// Connects to `/api/events` with the given query (may be empty) and waits for `hello`.
-    pub fn connect(server: &Server, query: &str) -> Events {
+    pub(crate) fn connect(server: &Server, query: &str) -> Events {
         let url = format!("{}/api/events{query}", server.base.replacen("http://", "ws://", 1));
         let (ws, resp) = tungstenite::connect(url).expect("connecting to /api/events");
         assert_eq!(resp.status(), 101);
@@ -319,7 +319,7 @@ impl Events {
 
     /// Connects to a full `ws://` URL with extra request headers (a cookie, an Origin), e.g.
     /// through a proxy, and waits for `hello`.
-    pub fn connect_url(url: &str, headers: &[(&str, &str)]) -> Events {
+    pub(crate) fn connect_url(url: &str, headers: &[(&str, &str)]) -> Events {
         use tungstenite::client::IntoClientRequest as _;
         let mut req = url.into_client_request().unwrap();
         for (k, v) in headers {
@@ -336,7 +336,7 @@ impl Events {
 
     /// The next JSON message (pings are answered, `indexing` progress skipped), or `None` when
     /// nothing came within `timeout`.
-    pub fn next(&mut self, timeout: Duration) -> Option<Value> {
+    pub(crate) fn next(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -365,7 +365,7 @@ impl Events {
     }
 
     /// The next message of `kind` (others are skipped); fails the test after `timeout`.
-    pub fn expect(&mut self, kind: &str, timeout: Duration) -> Value {
+    pub(crate) fn expect(&mut self, kind: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -378,7 +378,7 @@ impl Events {
     }
 
     /// Every message until none comes for `quiet`.
-    pub fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+    pub(crate) fn drain(&mut self, quiet: Duration) -> Vec<Value> {
         let mut out = Vec::new();
         while let Some(v) = self.next(quiet) {
             out.push(v);
@@ -389,7 +389,7 @@ impl Events {
 
 /// Runs a `spis` subcommand on the state dir `state` (`--state-dir` appended), asserts that it
 /// succeeded, and returns what it printed.
-pub fn spis_cli(state: &Path, args: &[&str]) -> String {
+pub(crate) fn spis_cli(state: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_spis"))
         .args(args)
         .arg("--state-dir")
@@ -402,7 +402,7 @@ pub fn spis_cli(state: &Path, args: &[&str]) -> String {
 }
 
 /// A real video made by ffmpeg (a test pattern, `secs` long), with more output options in `extra`.
-pub fn make_video(path: &Path, secs: &str, extra: &[&str]) {
+pub(crate) fn make_video(path: &Path, secs: &str, extra: &[&str]) {
     let status = Command::new("ffmpeg")
         .args([
             "-nostdin",
@@ -425,7 +425,7 @@ pub fn make_video(path: &Path, secs: &str, extra: &[&str]) {
 
 /// Sends raw request bytes over `stream` and reads until the server closes: the status (0 when
 /// there is none), the head, and the body (`None` when no blank line ends a head).
-pub fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16, String, Option<Vec<u8>>) {
+pub(crate) fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16, String, Option<Vec<u8>>) {
     use std::io::{Read as _, Write as _};
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream.write_all(request).unwrap();

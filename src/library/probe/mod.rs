@@ -43,13 +43,13 @@ const EXIF_LIMIT: u64 = 4 << 20;
 const BOX_LIMIT: u64 = 1 << 20;
 /// The most of an XMP packet (PNG `iTXt`, WebP `XMP `, an MP4 box, a sidecar) read into memory:
 /// dates come near its start, and editors' histories and thumbnails can make it megabytes.
-pub const XMP_LIMIT: u64 = 1 << 20;
+pub(crate) const XMP_LIMIT: u64 = 1 << 20;
 
-pub use crate::media::{Format, Kind};
+pub(crate) use crate::media::{Format, Kind};
 
 impl Format {
     /// The format that a file's first bytes ([`HEAD_LEN`] are plenty) show, if we handle it.
-    pub fn sniff(head: &[u8]) -> Option<Format> {
+    pub(crate) fn sniff(head: &[u8]) -> Option<Format> {
         let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
         // "BM" alone is a weak signature: the DIB header's size makes it a bitmap.
         let bmp_header = matches!(le_u32(head, 14), Some(12 | 40 | 52 | 56 | 64 | 108 | 124));
@@ -71,7 +71,7 @@ impl Format {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub format: Format,
     /// Stored pixel size, before EXIF orientation.
     pub width: Option<u32>,
@@ -93,7 +93,7 @@ pub struct Probe {
 }
 
 /// The size as shown: width and height swapped for EXIF orientations 5..=8 (the quarter turns).
-pub fn display_size(width: Option<u32>, height: Option<u32>, orientation: u8) -> Option<(u32, u32)> {
+pub(crate) fn display_size(width: Option<u32>, height: Option<u32>, orientation: u8) -> Option<(u32, u32)> {
     let (w, h) = (width?, height?);
     Some(if (5..=8).contains(&orientation) { (h, w) } else { (w, h) })
 }
@@ -114,13 +114,14 @@ impl Probe {
     }
 
     /// The size as shown: width and height swapped for orientations 5..=8.
-    pub fn display_size(&self) -> Option<(u32, u32)> {
+    #[cfg(test)]
+    pub(crate) fn display_size(&self) -> Option<(u32, u32)> {
         display_size(self.width, self.height, self.orientation)
     }
 
     /// Weighs in the dates of an XMP packet kept beside the file (a sidecar), as if the file
     /// held it. Only the first [`XMP_LIMIT`] bytes are looked at.
-    pub fn add_xmp(&mut self, packet: &[u8]) {
+    pub(crate) fn add_xmp(&mut self, packet: &[u8]) {
         xmp::apply(self, &packet[..packet.len().min(XMP_LIMIT as usize)]);
     }
 
@@ -143,7 +144,11 @@ impl Probe {
 /// Reads only the bytes needed. `ext_format` is what the file extension claims; sniffed content wins
 /// when it is recognised (a PNG named .jpg is a PNG). Returns Ok with width/height None etc. when the
 /// header cannot be read (a corrupt or empty file is still listed); Err only for I/O errors.
-pub fn probe<R: BufRead + Seek>(r: &mut R, ext_format: Format, tz: &jiff::tz::TimeZone) -> io::Result<Probe> {
+pub(crate) fn probe<R: BufRead + Seek>(
+    r: &mut R,
+    ext_format: Format,
+    tz: &jiff::tz::TimeZone,
+) -> io::Result<Probe> {
     r.seek(SeekFrom::Start(0))?;
     let r = &mut Source::new(r, READ_BUDGET, MAX_STRUCTURES);
     let head = read_up_to(r, HEAD_LEN)?;
