@@ -1,8 +1,7 @@
 //! Favorites: stored on the file (xattr) or in the state dir, durable once acknowledged.
 
-use std::path::Path;
 
-use crate::util::{Dirs, PLAIN_JPEG, Server, copy_from_corpus, get_xattr};
+use crate::util::{Dirs, Mounted, PLAIN_JPEG, Server, copy_from_corpus, get_xattr};
 
 fn setup(dirs: &Dirs) {
     copy_from_corpus(
@@ -75,11 +74,7 @@ fn favorite_survives_restart_in_the_state_dir_when_xattrs_are_off() {
 #[test]
 fn favorite_survives_restart_on_a_filesystem_without_xattrs() {
     let dirs = Dirs::new();
-    let Some(_mount) = RamfsMount::try_new(&dirs.media) else {
-        // Mounting needs CAP_SYS_ADMIN (CI runs as root); the flag-based test above still runs.
-        eprintln!("SKIPPED favorite_survives_restart_on_a_filesystem_without_xattrs: cannot mount ramfs");
-        return;
-    };
+    let _mount = Mounted::new("ramfs", "", &dirs.media);
     setup(&dirs);
     favorites_survive_restart(&dirs, &[]);
     assert_eq!(std::fs::read_to_string(dirs.state.join("favorites.txt")).unwrap(), "a/one.jpg\n");
@@ -88,27 +83,6 @@ fn favorite_survives_restart_on_a_filesystem_without_xattrs() {
     let status = server.wait_indexed();
     assert_eq!(status["metadata"]["from_state_dir"], 3, "{status}");
     assert_eq!(status["metadata"]["extracted"], 0, "{status}");
-}
-
-/// A ramfs mounted over a folder for the length of a test.
-struct RamfsMount(std::path::PathBuf);
-
-impl RamfsMount {
-    fn try_new(at: &Path) -> Option<RamfsMount> {
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "ramfs", "spis-test"])
-            .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| RamfsMount(at.to_path_buf()))
-    }
-}
-
-impl Drop for RamfsMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hmac::Mac as _;
 use serde_json::Value;
 
-use crate::util::{Dirs, Events, PLAIN_JPEG, Server, corpus, wait_until};
+use crate::util::{Dirs, Events, Mounted, PLAIN_JPEG, Server, corpus, wait_until};
 
 /// A 979-byte real JPEG (32x32): thousands of copies stay small.
 const TINY_JPEG: &str = "image-rs-jpeg-decoder/tests/reftest/images/mozilla/jpg-progressive.jpg";
@@ -300,15 +300,6 @@ fn a_media_folder_that_goes_away_and_comes_back_is_followed_without_a_restart() 
     wait_until("a new file appears", || names(&server).len() == 3);
 }
 
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 fn inotify_threads(server: &Server) -> usize {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
     tasks
@@ -327,13 +318,7 @@ fn a_drive_mounted_in_the_media_folder_is_indexed_after_sighup() {
     let server = Server::start(&dirs.media, &dirs.state, &[]);
     server.wait_indexed();
     // A real mount (tmpfs standing in for a USB drive): inotify watches the folder under it.
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "spis-test-drive"])
-        .arg(dirs.media.join("usb"))
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "this test mounts a tmpfs and needs root (CAP_SYS_ADMIN)");
-    let _mount = Mounted(dirs.media.join("usb"));
+    let _mount = Mounted::new("tmpfs", "size=8m", &dirs.media.join("usb"));
     std::fs::create_dir(dirs.media.join("usb/DCIM")).unwrap();
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("usb/DCIM/b.jpg")).unwrap();
     std::thread::sleep(Duration::from_millis(500));

@@ -436,3 +436,31 @@ pub(crate) fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16,
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, head, split.map(|i| answer[i + 4..].to_vec()))
 }
+
+/// A real filesystem mounted over a folder for the length of a test, unmounted on drop so a
+/// failing test leaves no mount behind. The tests that need one run as root, like `make test`
+/// (which installs packages): without the privilege they fail with this message, never skip.
+pub(crate) struct Mounted(PathBuf);
+
+impl Mounted {
+    pub(crate) fn new(fstype: &str, options: &str, at: &Path) -> Mounted {
+        let mut mount = Command::new("mount");
+        mount.args(["-t", fstype]);
+        if !options.is_empty() {
+            mount.args(["-o", options]);
+        }
+        let status = mount.arg(format!("spis-test-{fstype}")).arg(at).status().expect("running mount");
+        assert!(
+            status.success(),
+            "mounting {fstype} on {} failed: this test needs root (CAP_SYS_ADMIN), as make test has",
+            at.display()
+        );
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
