@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_sweep_removes_what_is_not_kept() {
-        let dir = std::env::temp_dir().join(format!("spis-cache-test-{}", std::process::id()));
-        let cache = DiskCache::try_new(dir.clone()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = DiskCache::try_new(tmp.path().join("cache")).unwrap();
         assert_eq!(cache.get("abc-1-thumb").unwrap(), None);
         cache.put("abc-1-thumb", b"jpeg").unwrap();
         cache.put("xyz-1-thumb", b"jpeg2").unwrap();
@@ -166,12 +166,12 @@ mod tests {
         assert!(cache.contains("xyz-1-thumb"));
         assert_eq!(cache.sweep(&|k| k.starts_with("abc")).unwrap(), 1);
         assert!(!cache.contains("xyz-1-thumb") && cache.contains("abc-1-thumb"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn the_thumbhash_log_survives_a_cut_last_record() {
-        let dir = std::env::temp_dir().join(format!("spis-hashlog-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
         let cache = DiskCache::try_new(dir.clone()).unwrap();
         assert!(cache.load_hashes().unwrap().is_empty());
         cache.append_hash(1, 10, b"abc").unwrap();
@@ -182,7 +182,6 @@ mod tests {
         assert_eq!(cache.load_hashes().unwrap(), vec![(1, 10, b"abc".to_vec())]);
         cache.rewrite_hashes(&[(2, 20, b"x".to_vec())]).unwrap();
         assert_eq!(cache.load_hashes().unwrap(), vec![(2, 20, b"x".to_vec())]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -593,21 +593,11 @@ mod tests {
         }
     }
 
-    /// A temp file removed on drop, named per test so parallel tests never share one.
-    pub(super) struct TempFile(pub std::path::PathBuf);
-
-    impl TempFile {
-        pub(super) fn new(test: &str, bytes: &[u8]) -> Self {
-            let path = std::env::temp_dir().join(format!("spis-file-{}-{test}", std::process::id()));
-            std::fs::write(&path, bytes).unwrap();
-            TempFile(path)
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
+    /// A temp file holding `bytes`, removed on drop.
+    pub(super) fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        file
     }
 
     /// Deterministic pseudo-random bytes (xorshift), so slices at any offset are distinct.
@@ -642,8 +632,8 @@ mod tests {
     #[tokio::test]
     async fn body_streams_in_bounded_chunks() {
         let data = noise(3 * CHUNK + 123);
-        let tmp = TempFile::new("chunks", &data);
-        let file = File::open(&tmp.0).await.unwrap();
+        let tmp = temp_file(&data);
+        let file = File::open(tmp.path()).await.unwrap();
         let len = data.len() as u64;
         let (sizes, bytes) = collect(FileBody { file, remaining: len, buf: BytesMut::new() }).await;
         assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
@@ -652,8 +642,8 @@ mod tests {
 
     #[tokio::test]
     async fn body_fails_instead_of_sending_less_than_promised() {
-        let tmp = TempFile::new("shrunk", &noise(1000));
-        let file = File::open(&tmp.0).await.unwrap();
+        let tmp = temp_file(&noise(1000));
+        let file = File::open(tmp.path()).await.unwrap();
         let (_, result) = collect(FileBody { file, remaining: 2000, buf: BytesMut::new() }).await;
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
@@ -663,7 +653,7 @@ mod tests {
 /// HTTP/1.1 client so the test sees exactly the bytes on the wire.
 #[cfg(test)]
 mod wire_tests {
-    use super::tests::{TempFile, noise};
+    use super::tests::{noise, temp_file};
     use super::*;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
@@ -681,14 +671,14 @@ mod wire_tests {
         addr: SocketAddr,
         data: Vec<u8>,
         last_modified: String,
-        _file: TempFile,
+        _file: tempfile::NamedTempFile,
     }
 
     /// Serves `data` at every path; `/download` also asks for an attachment named EVIL_NAME.
-    async fn start(test: &str, data: Vec<u8>) -> Server {
-        let file = TempFile::new(test, &data);
-        let path = Arc::new(file.0.clone());
-        let modified = std::fs::metadata(&file.0).unwrap().modified().unwrap();
+    async fn start(data: Vec<u8>) -> Server {
+        let file = temp_file(&data);
+        let path = Arc::new(file.path().to_path_buf());
+        let modified = std::fs::metadata(file.path()).unwrap().modified().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let len = data.len() as u64;
@@ -760,7 +750,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn get_returns_the_whole_file_with_its_headers() {
-        let server = start("full", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let reply = send(&server, "GET", "/", &[]).await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("content-length"), Some("3000000"));
@@ -776,7 +766,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn ranges_return_exactly_the_requested_slices() {
-        let server = start("ranges", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let cases: &[(&str, usize, usize)] = &[
             ("bytes=0-0", 0, 0),
             ("bytes=0-99999", 0, 99_999),
@@ -797,7 +787,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn unusable_ranges_get_the_whole_file() {
-        let server = start("ignored", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         for range in ["bytes=0-1,5-9", "bytes=9-2", "pages=1-2", "bytes=x-"] {
             let reply = send(&server, "GET", "/", &[("Range", range)]).await;
             assert_eq!(reply.status, 200, "{range}");
@@ -807,7 +797,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn range_past_the_end_is_416_with_json() {
-        let server = start("416", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let reply = send(&server, "GET", "/", &[("Range", "bytes=3000000-")]).await;
         assert_eq!(reply.status, 416);
         assert_eq!(reply.header("content-range"), Some("bytes */3000000"));
@@ -819,7 +809,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn matching_if_none_match_is_304_without_body() {
-        let server = start("inm", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         for inm in ["\"v1-3000000\"", "W/\"v1-3000000\"", "\"old\", \"v1-3000000\"", "*"] {
             let reply = send(&server, "GET", "/", &[("If-None-Match", inm), ("Range", "bytes=0-9")]).await;
             assert_eq!(reply.status, 304, "{inm}");
@@ -833,7 +823,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn if_modified_since_is_304_only_without_if_none_match() {
-        let server = start("ims", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let ims = server.last_modified.clone();
         let reply = send(&server, "GET", "/", &[("If-Modified-Since", &ims)]).await;
         assert_eq!(reply.status, 304);
@@ -849,7 +839,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn if_range_mismatch_sends_the_whole_file() {
-        let server = start("if-range", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let lm = server.last_modified.clone();
         let full = send(&server, "GET", "/", &[("Range", "bytes=0-9"), ("If-Range", "\"v0-old\"")]).await;
         assert_eq!(full.status, 200);
@@ -868,7 +858,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn head_has_the_get_headers_and_no_body() {
-        let server = start("head", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let get = send(&server, "GET", "/", &[]).await;
         let head = send(&server, "HEAD", "/", &[]).await;
         assert_eq!(head.status, 200);
@@ -886,7 +876,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn other_methods_are_405() {
-        let server = start("405", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let reply = send(&server, "DELETE", "/", &[]).await;
         assert_eq!(reply.status, 405);
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
@@ -894,7 +884,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn download_name_cannot_inject_a_header() {
-        let server = start("download", three_megabytes()).await;
+        let server = start(three_megabytes()).await;
         let reply = send(&server, "GET", "/download", &[]).await;
         assert_eq!(reply.status, 200);
         assert_eq!(
@@ -909,7 +899,7 @@ mod wire_tests {
 
     #[tokio::test]
     async fn empty_file_is_200_and_any_range_is_416() {
-        let server = start("empty", Vec::new()).await;
+        let server = start(Vec::new()).await;
         let reply = send(&server, "GET", "/", &[]).await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("content-length"), Some("0"));

@@ -1,6 +1,5 @@
 //! Favorites: stored on the file (xattr) or in the state dir, durable once acknowledged.
 
-
 use crate::util::{Dirs, Mounted, PLAIN_JPEG, Server, copy_from_corpus, get_xattr};
 
 fn setup(dirs: &Dirs) {

@@ -383,18 +383,18 @@ mod tests {
             ("moov child bigger than moov", Mp4, bmff(b"moov", b"\0\0\xFF\xFFtrak")),
             ("moov of empty boxes", Mov, bmff(b"moov", &b"\0\0\0\x08free".repeat(20_000))),
         ];
-        let scratch = std::env::temp_dir().join(format!("spis-probe-{}", std::process::id()));
         for (name, ext, bytes) in cases {
             // Through a real file too: a file refuses seeks that a Cursor allows.
-            std::fs::write(&scratch, &bytes).unwrap();
-            let mut file = BufReader::new(std::fs::File::open(&scratch).unwrap());
+            let mut scratch = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut scratch, &bytes).unwrap();
+            std::io::Seek::rewind(&mut scratch).unwrap();
+            let mut file = BufReader::new(scratch);
             let from_file = probe(&mut file, ext, &TimeZone::UTC);
             assert!(from_file.is_ok(), "{name}: {from_file:?}");
             let (p, read) = probe_bytes(&bytes, ext, &TimeZone::UTC);
             assert_eq!((p.display_size(), p.taken), (None, None), "{name}");
             assert!(read <= READ_BUDGET + (64 << 10), "{name}: read {read} bytes");
         }
-        std::fs::remove_file(&scratch).unwrap();
     }
 
     #[test]
