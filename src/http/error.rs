@@ -28,6 +28,8 @@ pub(super) enum ApiError {
     Io(#[source] std::io::Error),
     #[error("the favorite could not be stored")]
     FavoriteNotStored(#[source] std::io::Error),
+    #[error("the requested range is outside the file ({0} bytes)")]
+    RangeNotSatisfiable(u64),
     #[error("this media cannot be resized: {0}")]
     CannotResize(String),
     #[error("this endpoint is a WebSocket: connect with a WebSocket client (Upgrade: websocket)")]
@@ -96,6 +98,7 @@ impl ApiError {
             ApiError::FileForbidden => (StatusCode::FORBIDDEN, "file_forbidden"),
             ApiError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io_error"),
             ApiError::FavoriteNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "favorite_not_stored"),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::CannotResize(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_resize"),
             ApiError::WebSocketRequired => (StatusCode::UPGRADE_REQUIRED, "websocket_required"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -130,6 +133,11 @@ impl ApiError {
             ApiError::TooManyAttempts(s) => resp = resp.header(header::RETRY_AFTER, s.to_string()),
             ApiError::RateLimited => resp = resp.header(header::RETRY_AFTER, "1"),
             ApiError::Unauthorized => resp = resp.header(header::WWW_AUTHENTICATE, "Bearer realm=\"spis\""),
+            ApiError::RangeNotSatisfiable(len) => {
+                resp = resp
+                    .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                    .header(header::ACCEPT_RANGES, "bytes")
+            }
             _ => {}
         }
         if let ApiError::WebSocketRequired = &self {

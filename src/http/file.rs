@@ -20,6 +20,7 @@ use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use super::Body;
+use super::error::ApiError;
 
 /// Bytes read from the disk per body frame. tokio_util's 4 KiB default measured 0.1 GB/s and
 /// 64-256 KiB 0.8-1.4 GB/s; hyper queues at most about two frames of this size, so a 1 GB file
@@ -51,12 +52,7 @@ pub(crate) async fn serve(
 ) -> Response<Body> {
     let head = *method == Method::HEAD;
     if !head && *method != Method::GET {
-        return json_error(
-            head,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are allowed",
-            "method_not_allowed",
-        );
+        return ApiError::MethodNotAllowed { method: method.to_string(), allow: "GET, HEAD" }.into_response();
     }
     let last_modified = http_date(info.modified);
 
@@ -69,7 +65,7 @@ pub(crate) async fn serve(
     let (status, start, len) = match requested_range(headers, info, last_modified) {
         RangeOutcome::Full => (StatusCode::OK, 0, info.len),
         RangeOutcome::Partial(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        RangeOutcome::Unsatisfiable => return range_not_satisfiable(head, info.len),
+        RangeOutcome::Unsatisfiable => return ApiError::RangeNotSatisfiable(info.len).into_response(),
     };
 
     // 3. Headers, identical for GET and HEAD.
@@ -89,8 +85,10 @@ pub(crate) async fn serve(
     if head || len == 0 {
         return response;
     }
-    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
-        return json_error(head, StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file", "io_error");
+    if start > 0
+        && let Err(e) = file.seek(SeekFrom::Start(start)).await
+    {
+        return ApiError::Io(e).into_response();
     }
     *response.body_mut() = FileBody { file, remaining: len, buf: BytesMut::new() }.boxed_unsync();
     response
@@ -176,38 +174,6 @@ fn requested_range(
         Some(value) => value.to_str().is_ok_and(|v| if_range_matches(v, info.etag, last_modified)),
     };
     if current { parse_range(range, info.len) } else { RangeOutcome::Full }
-}
-
-fn range_not_satisfiable(head: bool, len: u64) -> Response<Body> {
-    let mut response = json_error(
-        head,
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "requested range is outside the file",
-        "range_not_satisfiable",
-    );
-    let h = response.headers_mut();
-    insert(h, header::CONTENT_RANGE, format!("bytes */{len}"));
-    insert(h, header::ACCEPT_RANGES, "bytes");
-    response
-}
-
-/// `{"error": ..., "code": ...}` with a stable snake_case code; HEAD gets the same headers.
-fn json_error(head: bool, status: StatusCode, message: &str, code: &str) -> Response<Body> {
-    let json = serde_json::json!({ "error": message, "code": code }).to_string();
-    let mut response = Response::new(empty());
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    insert(h, header::CONTENT_TYPE, "application/json");
-    insert(h, header::CONTENT_LENGTH, json.len());
-    insert(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    insert(h, header::CACHE_CONTROL, "no-store");
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        insert(h, header::ALLOW, "GET, HEAD");
-    }
-    if !head {
-        *response.body_mut() = Full::new(Bytes::from(json)).map_err(|never| match never {}).boxed_unsync();
-    }
-    response
 }
 
 fn empty() -> Body {
