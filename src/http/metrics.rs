@@ -89,125 +89,19 @@ pub(super) fn render(app: &App) -> Response<Body> {
         }
     }
 
-    let lib = &app.lib;
-    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let counts = lib.read().counts();
-    metrics::header(&mut out, "spis_index_items", "gauge", "Photos and videos in the index.");
-    let _ = writeln!(out, "spis_index_items{{kind=\"image\"}} {}", counts.images);
-    let _ = writeln!(out, "spis_index_items{{kind=\"video\"}} {}", counts.videos);
-    metrics::single(&mut out, "spis_favorites", "gauge", "Items marked favorite.", counts.favorites);
-    let done = lib.progress.done.load(Ordering::Acquire);
-    metrics::single(
-        &mut out,
-        "spis_indexing_done",
-        "gauge",
-        "1 once the first index is complete.",
-        u8::from(done),
-    );
-
-    let t = &app.thumbs.stats;
-    let queue =
-        n(&t.background_total).saturating_sub(n(&t.background_done)) + app.thumbs.fresh_queued() as u64;
-    metrics::single(
-        &mut out,
-        "spis_thumbnail_queue_length",
-        "gauge",
-        "Items waiting for a thumbnail.",
-        queue,
-    );
-    metrics::single(
-        &mut out,
-        "spis_thumbnails_generated_total",
-        "counter",
-        "Files decoded into a thumbnail and preview (or a resize).",
-        n(&t.decoded),
-    );
-    metrics::single(
-        &mut out,
-        "spis_thumbnail_failures_total",
-        "counter",
-        "Files that got a placeholder.",
-        n(&t.failed),
-    );
+    for series in SERIES {
+        metrics::header(&mut out, series.name, series.kind, series.help);
+        for (labels, value) in (series.samples)(app) {
+            let _ = writeln!(out, "{}{labels} {value}", series.name);
+        }
+    }
     metrics::header(
         &mut out,
         "spis_thumbnail_generation_seconds",
         "histogram",
         "Time to make one file's renditions.",
     );
-    t.render_time.write(&mut out, "spis_thumbnail_generation_seconds", "");
-    metrics::header(
-        &mut out,
-        "spis_thumbnail_cache_requests_total",
-        "counter",
-        "Rendition lookups: from memory, from the disk cache, or made (miss).",
-    );
-    let (memory, disk, miss) = (n(&t.memory_hits), n(&t.disk_hits), n(&t.decoded));
-    let _ = writeln!(out, "spis_thumbnail_cache_requests_total{{result=\"memory\"}} {memory}");
-    let _ = writeln!(out, "spis_thumbnail_cache_requests_total{{result=\"disk\"}} {disk}");
-    let _ = writeln!(out, "spis_thumbnail_cache_requests_total{{result=\"miss\"}} {miss}");
-    let lookups = memory + disk + miss;
-    let ratio = if lookups == 0 { 0.0 } else { (memory + disk) as f64 / lookups as f64 };
-    metrics::single(
-        &mut out,
-        "spis_thumbnail_cache_hit_ratio",
-        "gauge",
-        "Share of rendition lookups served from a cache.",
-        ratio,
-    );
-
-    metrics::single(
-        &mut out,
-        "spis_websocket_clients",
-        "gauge",
-        "Open /api/events connections.",
-        *app.sockets.borrow(),
-    );
-    let w = &lib.live;
-    metrics::single(
-        &mut out,
-        "spis_watch_changes_total",
-        "counter",
-        "Files added, changed or removed live.",
-        n(&w.applied),
-    );
-    metrics::single(
-        &mut out,
-        "spis_watch_rescans_total",
-        "counter",
-        "Rescans of the media folder.",
-        n(&w.rescans),
-    );
-    metrics::single(
-        &mut out,
-        "spis_watch_overflows_total",
-        "counter",
-        "Times file events were lost and replaced by a rescan.",
-        n(&w.overflows),
-    );
-    metrics::single(
-        &mut out,
-        "spis_media_missing",
-        "gauge",
-        "1 while the media folder is gone (unplugged, unmounted).",
-        u8::from(w.media_missing.load(Ordering::Relaxed)),
-    );
-    metrics::single(
-        &mut out,
-        "spis_process_resident_memory_bytes",
-        "gauge",
-        "Resident memory of the server.",
-        resident_bytes(),
-    );
-    metrics::single(
-        &mut out,
-        "spis_uptime_seconds",
-        "gauge",
-        "Seconds since start.",
-        lib.started.elapsed().as_secs(),
-    );
-    metrics::header(&mut out, "spis_build_info", "gauge", "The running version.");
-    let _ = writeln!(out, "spis_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    app.thumbs.stats.render_time.write(&mut out, "spis_thumbnail_generation_seconds", "");
 
     Response::builder()
         .status(StatusCode::OK)
@@ -216,6 +110,145 @@ pub(super) fn render(app: &App) -> Response<Body> {
         .body(full(out))
         .expect("static headers are valid")
 }
+
+/// A series read from the running server at each scrape: its samples, each with its labels
+/// (`{kind="image"}`, or empty).
+struct Series {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: fn(&App) -> Vec<(String, f64)>,
+}
+
+const GAUGE: &str = "gauge";
+const COUNTER: &str = "counter";
+
+fn one(value: impl Into<f64>) -> Vec<(String, f64)> {
+    vec![(String::new(), value.into())]
+}
+
+fn load(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64
+}
+
+/// Every series but the request counters and the histograms, read top to bottom.
+const SERIES: &[Series] = &[
+    Series {
+        name: "spis_index_items",
+        kind: GAUGE,
+        help: "Photos and videos in the index.",
+        samples: |app| {
+            let c = app.lib.read().counts();
+            vec![(r#"{kind="image"}"#.into(), c.images as f64), (r#"{kind="video"}"#.into(), c.videos as f64)]
+        },
+    },
+    Series {
+        name: "spis_favorites",
+        kind: GAUGE,
+        help: "Items marked favorite.",
+        samples: |app| one(app.lib.read().counts().favorites as f64),
+    },
+    Series {
+        name: "spis_indexing_done",
+        kind: GAUGE,
+        help: "1 once the first index is complete.",
+        samples: |app| one(u8::from(app.lib.progress.done.load(Ordering::Acquire))),
+    },
+    Series {
+        name: "spis_thumbnail_queue_length",
+        kind: GAUGE,
+        help: "Items waiting for a thumbnail.",
+        samples: |app| {
+            let t = &app.thumbs.stats;
+            let background = load(&t.background_total) - load(&t.background_done);
+            one(background.max(0.0) + app.thumbs.fresh_queued() as f64)
+        },
+    },
+    Series {
+        name: "spis_thumbnails_generated_total",
+        kind: COUNTER,
+        help: "Files decoded into a thumbnail and preview (or a resize).",
+        samples: |app| one(load(&app.thumbs.stats.decoded)),
+    },
+    Series {
+        name: "spis_thumbnail_failures_total",
+        kind: COUNTER,
+        help: "Files that got a placeholder.",
+        samples: |app| one(load(&app.thumbs.stats.failed)),
+    },
+    Series {
+        name: "spis_thumbnail_cache_requests_total",
+        kind: COUNTER,
+        help: "Rendition lookups: from memory, from the disk cache, or made (miss).",
+        samples: |app| {
+            let t = &app.thumbs.stats;
+            vec![
+                (r#"{result="memory"}"#.into(), load(&t.memory_hits)),
+                (r#"{result="disk"}"#.into(), load(&t.disk_hits)),
+                (r#"{result="miss"}"#.into(), load(&t.decoded)),
+            ]
+        },
+    },
+    Series {
+        name: "spis_thumbnail_cache_hit_ratio",
+        kind: GAUGE,
+        help: "Share of rendition lookups served from a cache.",
+        samples: |app| {
+            let t = &app.thumbs.stats;
+            let hits = load(&t.memory_hits) + load(&t.disk_hits);
+            let lookups = hits + load(&t.decoded);
+            one(if lookups == 0.0 { 0.0 } else { hits / lookups })
+        },
+    },
+    Series {
+        name: "spis_websocket_clients",
+        kind: GAUGE,
+        help: "Open /api/events connections.",
+        samples: |app| one(*app.sockets.borrow() as f64),
+    },
+    Series {
+        name: "spis_watch_changes_total",
+        kind: COUNTER,
+        help: "Files added, changed or removed live.",
+        samples: |app| one(load(&app.lib.live.applied)),
+    },
+    Series {
+        name: "spis_watch_rescans_total",
+        kind: COUNTER,
+        help: "Rescans of the media folder.",
+        samples: |app| one(load(&app.lib.live.rescans)),
+    },
+    Series {
+        name: "spis_watch_overflows_total",
+        kind: COUNTER,
+        help: "Times file events were lost and replaced by a rescan.",
+        samples: |app| one(load(&app.lib.live.overflows)),
+    },
+    Series {
+        name: "spis_media_missing",
+        kind: GAUGE,
+        help: "1 while the media folder is gone (unplugged, unmounted).",
+        samples: |app| one(u8::from(app.lib.live.media_missing.load(Ordering::Relaxed))),
+    },
+    Series {
+        name: "spis_process_resident_memory_bytes",
+        kind: GAUGE,
+        help: "Resident memory of the server.",
+        samples: |_| one(resident_bytes() as f64),
+    },
+    Series {
+        name: "spis_uptime_seconds",
+        kind: GAUGE,
+        help: "Seconds since start.",
+        samples: |app| one(app.lib.started.elapsed().as_secs() as f64),
+    },
+    Series {
+        name: "spis_build_info",
+        kind: GAUGE,
+        help: "The running version.",
+        samples: |_| vec![(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)],
+    },
+];
 
 /// Resident set size from /proc/self/statm (pages), 0 where that is unavailable.
 fn resident_bytes() -> u64 {
@@ -229,6 +262,19 @@ fn resident_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_names_are_unique_and_prometheus_shaped() {
+        let names: std::collections::HashSet<_> = SERIES.iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), SERIES.len());
+        for s in SERIES {
+            assert!(
+                s.name.starts_with("spis_") && s.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            assert_eq!(s.name.ends_with("_total"), s.kind == COUNTER, "{}", s.name);
+            assert!(s.help.ends_with('.'), "{}", s.name);
+        }
+    }
 
     #[test]
     fn every_slot_has_its_own_label() {
