@@ -17,7 +17,18 @@ import { Zoom } from './zoom.js';
 const NATIVE = new Set(['jpeg', 'png', 'gif', 'webp', 'avif', 'bmp']);
 const GAP = 16;
 /** @type {Record<string, string>} what a date's source means, by `taken_source` */
-const SOURCES = { exif: 'from the camera (EXIF)', file_name: 'from the file name', mtime: 'from the file date', container: 'from the video', quicktime: 'from the video' };
+const SOURCES = {
+  exif: 'from the camera (EXIF)',
+  xmp: 'from the photo’s XMP',
+  iptc: 'from the photo’s IPTC',
+  exif_digitized: 'when it was digitized (EXIF)',
+  maker_note: 'from the camera maker’s record',
+  xmp_created: 'when the file was made (XMP)',
+  container: 'from the video',
+  file_name: 'from the file name',
+  exif_modified: 'when it was last edited (EXIF)',
+  mtime: 'from the file date',
+};
 
 /**
  * Fires `close` (detail: {item}), `favorite` (detail: {item, on}) and `filter` (detail: patch).

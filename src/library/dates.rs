@@ -502,6 +502,29 @@ mod tests {
     use super::*;
     use jiff::tz::{Offset, TimeZone};
 
+    /// The web app's viewer says where a date came from: it must know every source's name.
+    #[test]
+    fn the_viewer_names_every_date_source() {
+        use DateSource::*;
+        // A new variant fails to compile here until it is listed.
+        let listed = |s: DateSource| match s {
+            Exif | Xmp | Iptc | ExifDigitized | MakerNote | XmpCreated | Container | FileName
+            | ExifModified | Mtime => true,
+        };
+        let all =
+            [Exif, Xmp, Iptc, ExifDigitized, MakerNote, XmpCreated, Container, FileName, ExifModified, Mtime];
+        let viewer = include_str!("../../web/viewer.js");
+        let table = &viewer[viewer.find("const SOURCES = {").unwrap()..];
+        let table = &table[..table.find("};").unwrap()];
+        for s in all.into_iter().filter(|s| listed(*s)) {
+            let name = serde_json::to_string(&s).unwrap();
+            assert!(
+                table.contains(&format!("  {}: '", name.trim_matches('"'))),
+                "{name} has no label in web/viewer.js"
+            );
+        }
+    }
+
     /// An EXIF date, its sub-seconds and offset, and the ISO 8601 string expected.
     type ExifCase<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
