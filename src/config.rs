@@ -854,9 +854,11 @@ mod tests {
             cells
         });
         let mut checked = 0;
+        let mut rowed = std::collections::HashSet::new();
         for cells in rows {
             let (Some(key), Some(default)) = (cells.get(3), cells.get(4)) else { continue };
             let Some(key) = key.split('`').nth(1) else { continue };
+            rowed.insert(key.to_owned());
             let Some((_, d)) = DEFAULTS.iter().find(|(k, _)| *k == key) else { continue };
             if let DefaultValue::Fixed(_) = d {
                 let shown = format!("`{}`", d.for_help(key, &fixed));
@@ -865,5 +867,7 @@ mod tests {
             }
         }
         assert!(checked >= 10, "the README's option table was not found ({checked} rows)");
+        let missing: Vec<_> = DEFAULTS.iter().map(|(k, _)| *k).filter(|k| !rowed.contains(*k)).collect();
+        assert!(missing.is_empty(), "options without a row in the README's table: {missing:?}");
     }
 }
