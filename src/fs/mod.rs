@@ -220,23 +220,28 @@ impl MediaFs {
             }
             // SECURITY: d_type comes from readdir without following links, so a symlink is
             // never mistaken for the folder or file it points to, unless links are followed.
-            let kind = match entry.file_type() {
-                rustix::fs::FileType::RegularFile => Kind::File,
-                rustix::fs::FileType::Directory => Kind::Dir,
-                rustix::fs::FileType::Symlink => Kind::Symlink,
+            let (kind, known) = match entry.file_type() {
+                rustix::fs::FileType::RegularFile => (Kind::File, None),
+                rustix::fs::FileType::Directory => (Kind::Dir, None),
+                rustix::fs::FileType::Symlink => (Kind::Symlink, None),
+                // No d_type from this file system: the stat says, and is kept.
                 rustix::fs::FileType::Unknown => match beneath::stat_in(&fd, name) {
-                    Ok(st) => st.kind,
+                    Ok(st) => (st.kind, Some(st)),
                     Err(_) => continue,
                 },
-                _ => Kind::Other,
+                _ => continue,
             };
-            let stat = if kind == Kind::Symlink {
-                match self.follow(&fd, dir, name) {
+            // Only folders, links and media files are worth a stat.
+            if kind == Kind::Other || (kind == Kind::File && !accept(name)) {
+                continue;
+            }
+            let stat = match (kind, known) {
+                (Kind::Symlink, _) => match self.follow(&fd, dir, name) {
                     Some(st) => Ok(st),
                     None => continue,
-                }
-            } else {
-                beneath::stat_in(&fd, name)
+                },
+                (_, Some(st)) => Ok(st),
+                (_, None) => beneath::stat_in(&fd, name),
             };
             let st = match stat {
                 Ok(st) => st,
@@ -299,22 +304,14 @@ impl MediaFs {
 
     /// Opens a media file for reading; a FIFO, device or folder found there is refused.
     fn open(&self, rel: RelPath<'_>) -> io::Result<File> {
-        let file = File::from(self.root.open(&rel.key(), Open::Read)?);
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-        }
-        Ok(file)
+        regular_file(self.root.open(&rel.key(), Open::Read)?).map(File::from)
     }
 
     /// Opens a media file for its attributes: never through a link, even with
     /// `--follow-symlinks`, so an attribute never lands on a file outside the media folder (the
     /// state dir keeps what belongs to files reached through links).
     fn open_for_attrs(&self, rel: RelPath<'_>) -> io::Result<OwnedFd> {
-        let fd = self.root.open_no_links(&rel.key(), Open::Read)?;
-        if beneath::fstat(&fd)?.kind != Kind::File {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-        }
-        Ok(fd)
+        regular_file(self.root.open_no_links(&rel.key(), Open::Read)?)
     }
 
     /// Whether links are followed (`--follow-symlinks`).
@@ -538,6 +535,14 @@ impl MediaFs {
         self.meta_cache.rename(from, to);
         self.favorites.rename(from, to)
     }
+}
+
+/// `fd` when it is a regular file: a FIFO, device or folder found where a media file was is refused.
+fn regular_file(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if beneath::fstat(&fd)?.kind != Kind::File {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(fd)
 }
 
 /// A hidden temp name beside `path`, unique per process and call: replicas on other hosts may
