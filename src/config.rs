@@ -66,6 +66,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("trusted_proxies", Described("none")),
         ("hook_timeout", Fixed("30")),
         ("hook_concurrency", Fixed("2")),
+        ("hostname", Fixed(r#""spis""#)),
     ]
 };
 
@@ -121,6 +122,12 @@ pub(crate) struct Cli {
     #[arg(long, env = "SPIS_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// A config file to start with when the --config file cannot be read or is wrong, so that a
+    /// mistyped key does not leave a device unreachable: the error goes to the log and to the
+    /// web app (`config_error` in /api/status). Without it, such an error stops spis.
+    #[arg(long, env = "SPIS_CONFIG_FALLBACK", global = true, value_name = "FILE")]
+    pub config_fallback: Option<PathBuf>,
+
     #[command(flatten)]
     pub opts: Opts,
 
@@ -174,6 +181,8 @@ pub(crate) enum Command {
     Healthcheck,
     /// Read a password from stdin and print its argon2id hash, for `password_hash`.
     HashPassword,
+    /// Print the device name (`hostname`), for the appliance's boot to set as its host name.
+    Hostname,
     /// API tokens for scripts (`Authorization: Bearer TOKEN`), kept hashed in the state dir.
     Token {
         #[command(subcommand)]
@@ -386,6 +395,12 @@ pub(crate) struct Opts {
     /// --on-new-media runs at once; more wait their turn.
     #[arg(long, env = "SPIS_HOOK_CONCURRENCY", global = true, value_name = "N")]
     pub hook_concurrency: Option<usize>,
+
+    /// The device's name on the network, one DNS label (letters, digits and inner `-`, at most
+    /// 63): the appliance takes it as its hostname and answers for NAME.local by mDNS, so two
+    /// boxes on one network can be told apart. `spis hostname` prints it.
+    #[arg(long, env = "SPIS_HOSTNAME", global = true, value_name = "NAME")]
+    pub hostname: Option<String>,
 }
 
 /// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
@@ -498,6 +513,9 @@ pub(crate) struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub hook_timeout: Duration,
     pub hook_concurrency: usize,
+    pub hostname: String,
+    /// Why the --config file was not used, when spis started from --config-fallback instead.
+    pub config_error: Option<String>,
 }
 
 impl Config {
@@ -505,14 +523,30 @@ impl Config {
     /// [validates](Config::validate) the result.
     ///
     /// `env` is the process environment, passed in so tests can give their own.
+    ///
+    /// When that fails and `--config-fallback` is given, the same again with the fallback file in
+    /// place of the config file; [`Config::config_error`] then says what was wrong.
     pub(crate) fn try_from_cli(cli: &Cli, env: &HashMap<String, String>) -> anyhow::Result<Config> {
-        let file = match &cli.config {
-            Some(path) => Some(load_file(path)?),
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                Some(load_file(Path::new(DEFAULT_CONFIG_FILE))?)
-            }
-            None => None,
+        let path = cli.config.as_deref().or_else(|| default_config_file());
+        let err = match Config::try_from_file(cli, env, path) {
+            Ok(config) => return Ok(config),
+            Err(e) => e,
         };
+        let Some(fallback) = &cli.config_fallback else { return Err(err) };
+        let mut config = Config::try_from_file(cli, env, Some(fallback)).with_context(|| {
+            format!("{err:#}; and the fallback config {} did not work either", fallback.display())
+        })?;
+        config.config_error = Some(format!("{err:#}"));
+        Ok(config)
+    }
+
+    /// [`Config::try_from_cli`] with the config file at `path`, or none.
+    fn try_from_file(
+        cli: &Cli,
+        env: &HashMap<String, String>,
+        path: Option<&Path>,
+    ) -> anyhow::Result<Config> {
+        let file = path.map(load_file).transpose()?;
         let (opts, file, defaults) = (&cli.opts, file.unwrap_or_default(), default_opts());
         // Flags and env, else the file.
         macro_rules! pick {
@@ -559,6 +593,8 @@ impl Config {
             trusted_proxies: pick!(trusted_proxies).unwrap_or_default(),
             hook_timeout: Duration::from_secs(fixed!(hook_timeout)),
             hook_concurrency: fixed!(hook_concurrency),
+            hostname: fixed!(hostname),
+            config_error: None,
         };
         config.validate()?;
         Ok(config)
@@ -589,8 +625,21 @@ impl Config {
         );
         ensure!(!self.hook_timeout.is_zero(), "hook_timeout must be at least 1 second");
         ensure!(self.hook_concurrency >= 1, "hook_concurrency must be at least 1");
+        ensure!(
+            is_dns_label(&self.hostname),
+            "hostname must be one DNS label (letters, digits and inner '-', at most 63), not {:?}",
+            self.hostname
+        );
         Ok(())
     }
+}
+
+/// An RFC 1123 host name label: what `<name>.local` may be.
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 const DAY: u64 = 86_400;
@@ -695,6 +744,37 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_config_file_falls_back_and_says_why() {
+        let (_d, path) = write_config("medai = \"/typo\"\n");
+        let (_f, fallback) = write_config("media = \"/safe\"\nlisten = \"0.0.0.0:80\"\n");
+        let c = cli(&["--config", path.to_str().unwrap(), "--config-fallback", fallback.to_str().unwrap()]);
+        let cfg = Config::try_from_cli(&c, &HashMap::new()).unwrap();
+        assert_eq!(cfg.media, PathBuf::from("/safe"));
+        assert_eq!(cfg.listen, "0.0.0.0:80".parse().unwrap());
+        let why = cfg.config_error.unwrap();
+        assert!(why.contains("medai") && why.contains(path.to_str().unwrap()), "{why}");
+        // A good file is used as it is, with no error.
+        let (_g, good) = write_config("media = \"/good\"\n");
+        let c = cli(&["--config", good.to_str().unwrap(), "--config-fallback", fallback.to_str().unwrap()]);
+        let cfg = Config::try_from_cli(&c, &HashMap::new()).unwrap();
+        assert_eq!((cfg.media, cfg.config_error), (PathBuf::from("/good"), None));
+        // Flags still beat the fallback file; a broken fallback is an error naming both.
+        let c = cli(&["--config", path.to_str().unwrap(), "--config-fallback", path.to_str().unwrap()]);
+        let err = format!("{:#}", Config::try_from_cli(&c, &HashMap::new()).unwrap_err());
+        assert!(err.contains("fallback") && err.contains("medai"), "{err}");
+    }
+
+    #[test]
+    fn hostname_is_one_dns_label() {
+        let cfg = |name: &str| Config::try_from_cli(&cli(&[&format!("--hostname={name}")]), &HashMap::new());
+        assert_eq!(Config::try_from_cli(&cli(&[]), &HashMap::new()).unwrap().hostname, "spis");
+        assert_eq!(cfg("spis-kitchen2").unwrap().hostname, "spis-kitchen2");
+        for bad in ["", "-spis", "spis-", "spis.local", "my spis", "sp\u{e9}s", &"a".repeat(64)] {
+            assert!(cfg(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn unknown_config_key_is_an_error_naming_the_key() {
         let (_d, path) = write_config("medai = \"/typo\"\n");
         let c = cli(&["--config", path.to_str().unwrap()]);
@@ -791,7 +871,7 @@ mod tests {
         Cli::command_with_defaults()
             .get_arguments()
             .map(|a| a.get_id().to_string())
-            .filter(|id| !["config", "help", "version"].contains(&id.as_str()))
+            .filter(|id| !["config", "config_fallback", "help", "version"].contains(&id.as_str()))
             .collect()
     }
 

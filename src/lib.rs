@@ -48,10 +48,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = Config::try_from_cli(&cli, &env)?;
     logging::init(&config.log, env.contains_key("JOURNAL_STREAM"));
+    if let Some(why) = &config.config_error {
+        tracing::error!(error = %why, "the config file is wrong: started with the fallback config instead");
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, systemd::Notifier::from_env(&env)),
         Command::Healthcheck => healthcheck(&config),
         Command::HashPassword => hash_password(),
+        Command::Hostname => {
+            println!("{}", config.hostname);
+            Ok(())
+        }
         Command::Token { action } => token(&config, action),
         Command::Template(args) => {
             let file = cli.config.clone().or_else(|| config::default_config_file().map(Into::into));
@@ -131,6 +138,7 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             max_connections: config.max_connections,
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
+            config_error: config.config_error.clone(),
         };
         http::serve(&gallery, hooks, opts, listener, stopping).await?;
         library.fs.leave_replicas();

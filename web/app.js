@@ -2,7 +2,7 @@
 // The gallery page: wires the timeline, grid, scrubber, filters, viewer, selection and live
 // updates together, keeps the filter in the URL, and registers the service worker.
 
-import { connection, filterParams, getFacets, getItem, isOffline } from './api.js';
+import { connection, filterParams, getFacets, getItem, getStatus, isOffline } from './api.js';
 import { ensureSession } from './login.js';
 import { markFavorites } from './favorites.js';
 import { Filters, describe, filterSearch, noFilter, readFilter, sameFilter } from './filters.js';
@@ -334,7 +334,18 @@ ensureSession().then(() => {
   live.start(filterParams(filter).toString());
   updateOffline();
   if (location.hash.length > 1) openById(location.hash.slice(1));
+  showConfigError();
 });
+
+/** Says so when the server could not use its config file (spis.toml) and fell back. */
+async function showConfigError() {
+  const status = await getStatus().catch(() => null);
+  const why = status?.config_error;
+  const banner = $('#config-error');
+  if (typeof why !== 'string' || !why) return;
+  /** @type {HTMLElement} */ (banner.querySelector('code')).textContent = why;
+  banner.hidden = false;
+}
 
 // The service worker: offline use, and cached thumbnails. A new version takes over at once.
 if ('serviceWorker' in navigator) {

@@ -72,6 +72,7 @@ pub(super) fn status(app: &App) -> Response<Body> {
             "thumbnails": thumbnail_status(&app.thumbs),
             "watch": watch_status(lib),
             "hooks": hooks_status(&app.hooks),
+            "config_error": app.config_error,
         }),
     )
 }

@@ -66,6 +66,8 @@ pub(crate) struct App {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Open WebSocket connections (they outlive their HTTP connection), waited for on shutdown.
     sockets: tokio::sync::watch::Sender<usize>,
+    /// See [`HttpOpts::config_error`].
+    config_error: Option<String>,
 }
 
 pub(crate) use events::event_json;
@@ -92,6 +94,8 @@ pub(crate) struct HttpOpts {
     pub header_timeout: Duration,
     /// The most a request line and headers may take; more is a 431.
     pub max_header_bytes: usize,
+    /// Why the config file was not used (see `--config-fallback`), for `/api/status`.
+    pub config_error: Option<String>,
 }
 
 pub(crate) async fn serve(
@@ -118,6 +122,7 @@ pub(crate) async fn serve(
         openapi,
         shutdown: tokio::sync::watch::channel(false).0,
         sockets: tokio::sync::watch::channel(0).0,
+        config_error: opts.config_error,
     });
     // Each connection task holds a clone; when all are gone, every connection has finished.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);

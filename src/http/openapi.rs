@@ -296,7 +296,7 @@ fn schemas() -> Value {
         "Status": {
             "type": "object",
             "required": ["version", "uptime_s", "items", "images", "videos", "favorites", "indexing",
-                         "metadata", "thumbnails", "watch", "hooks"],
+                         "metadata", "thumbnails", "watch", "hooks", "config_error"],
             "properties": {
                 "version": string, "uptime_s": int, "items": int, "images": int, "videos": int,
                 "favorites": int,
@@ -314,6 +314,10 @@ fn schemas() -> Value {
                     "properties": { "mode": string, "media_missing": boolean },
                 },
                 "hooks": { "type": "object" },
+                "config_error": {
+                    "type": ["string", "null"],
+                    "description": "why the config file was not used, when spis started from --config-fallback",
+                },
             },
         },
         "Item": {

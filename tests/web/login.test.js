@@ -2,6 +2,7 @@
 // for that password in every new browser, and shows nothing before.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { PHONE, buildLibrary, guardedContext, launchBrowser, screenshot, startServer, tempDirs, thumbsLoaded } from './lib/spis.js';
 
@@ -52,4 +53,32 @@ test('first use chooses a password, then a new browser must enter it', async () 
   assert.deepEqual([...first.problems(expected), ...second.problems(expected)], []);
   await first.context.close();
   await second.context.close();
+});
+
+test('a config file with a mistake: the gallery still opens, and says what is wrong', async () => {
+  const d = tempDirs();
+  buildLibrary(d.media, { bigMonth: 3 });
+  const broken = `${d.root}/broken.toml`;
+  const factory = `${d.root}/factory.toml`;
+  fs.writeFileSync(broken, 'thumb_wrokers = 2\n');
+  fs.writeFileSync(factory, '# the factory settings\n');
+  const s = await startServer({ media: d.media, state: d.state, args: ['--config', broken, '--config-fallback', factory] });
+  try {
+    const status = await s.json('/api/status');
+    assert.match(status.config_error, /thumb_wrokers/);
+    assert.match(s.log(), /config file is wrong.*thumb_wrokers|thumb_wrokers.*config file is wrong/s);
+    const { context, problems } = await guardedContext(browser, PHONE);
+    const page = await context.newPage();
+    await page.goto(s.url('/'));
+    await thumbsLoaded(page, 3);
+    const banner = page.locator('#config-error');
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /spis\.toml has a mistake[\s\S]*thumb_wrokers/);
+    await screenshot(page, 'config-error-phone');
+    assert.deepEqual(problems(), []);
+    await context.close();
+  } finally {
+    await s.stop();
+    d.cleanup();
+  }
 });
