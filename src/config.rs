@@ -67,6 +67,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("hook_timeout", Fixed("30")),
         ("hook_concurrency", Fixed("2")),
         ("hostname", Fixed(r#""spis""#)),
+        ("decoder_timeout", Fixed("30")),
     ]
 };
 
@@ -401,6 +402,11 @@ pub(crate) struct Opts {
     /// boxes on one network can be told apart. `spis hostname` prints it.
     #[arg(long, env = "SPIS_HOSTNAME", global = true, value_name = "NAME")]
     pub hostname: Option<String>,
+
+    /// Seconds heif-dec or ffmpeg may take for one file's picture before it is killed and the
+    /// file gets a placeholder (a hostile file costs no more; raise it only for slow machines).
+    #[arg(long, env = "SPIS_DECODER_TIMEOUT", global = true, value_name = "SECONDS")]
+    pub decoder_timeout: Option<u64>,
 }
 
 /// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
@@ -514,6 +520,7 @@ pub(crate) struct Config {
     pub hook_timeout: Duration,
     pub hook_concurrency: usize,
     pub hostname: String,
+    pub decoder_timeout: Duration,
     /// Why the --config file was not used, when spis started from --config-fallback instead.
     pub config_error: Option<String>,
 }
@@ -594,6 +601,7 @@ impl Config {
             hook_timeout: Duration::from_secs(fixed!(hook_timeout)),
             hook_concurrency: fixed!(hook_concurrency),
             hostname: fixed!(hostname),
+            decoder_timeout: Duration::from_secs(fixed!(decoder_timeout)),
             config_error: None,
         };
         config.validate()?;
@@ -625,6 +633,7 @@ impl Config {
         );
         ensure!(!self.hook_timeout.is_zero(), "hook_timeout must be at least 1 second");
         ensure!(self.hook_concurrency >= 1, "hook_concurrency must be at least 1");
+        ensure!(!self.decoder_timeout.is_zero(), "decoder_timeout must be at least 1 second");
         ensure!(
             is_dns_label(&self.hostname),
             "hostname must be one DNS label (letters, digits and inner '-', at most 63), not {:?}",

@@ -40,6 +40,7 @@ impl Gallery {
             workers: config.thumb_workers,
             resize_sizes: config.resize_sizes.clone(),
             limits: render::Limits::sane_defaults(),
+            decoder_timeout: config.decoder_timeout,
         };
         let thumbs = Thumbs::try_new(thumb_opts, Arc::clone(&fs), config.state_dir.join("cache"))
             .context("creating the thumbnail cache in the state dir")?;

@@ -18,9 +18,6 @@ use std::time::{Duration, Instant};
 /// (MP4's index may be at its end), not a pipe.
 const INPUT: &str = "/proc/self/fd/0";
 
-/// How long one tool may run before it is killed.
-const TIME_LIMIT: Duration = Duration::from_secs(30);
-
 /// The tools found on `PATH` at start.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tools {
@@ -49,27 +46,32 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Decodes a HEIF/AVIF file to a JPEG (quality 92, orientation applied by libheif) at `out`.
-pub(crate) fn heif_to_jpeg(tool: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn heif_to_jpeg(tool: &Path, input: File, out: &Path, limit: Duration) -> Result<Vec<u8>, String> {
     let mut cmd = Command::new(tool);
     cmd.args(["-q", "92", INPUT]).arg(out);
-    run(cmd, input, out)
+    run(cmd, input, out, limit)
 }
 
 /// The frame one second into a video (or its first frame, for shorter ones) as a JPEG at `out`.
-pub(crate) fn video_poster(ffmpeg: &Path, input: File, out: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn video_poster(
+    ffmpeg: &Path,
+    input: File,
+    out: &Path,
+    limit: Duration,
+) -> Result<Vec<u8>, String> {
     let attempt = |seek: &str| {
         let mut cmd = Command::new(ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i", INPUT])
             // Square pixels and at most 1600 px wide: the pipeline never needs more.
             .args(["-frames:v", "1", "-vf", "scale='min(1600,iw)':-2", "-q:v", "3", "-f", "image2"])
             .arg(out);
-        run(cmd, input.try_clone().map_err(|e| e.to_string())?, out)
+        run(cmd, input.try_clone().map_err(|e| e.to_string())?, out, limit)
     };
     attempt("1").or_else(|_| attempt("0"))
 }
 
-/// Runs a tool to completion within [`TIME_LIMIT`] and reads the file it wrote.
-fn run(mut cmd: Command, input: File, out: &Path) -> Result<Vec<u8>, String> {
+/// Runs a tool to completion within `limit` (killed after it) and reads the file it wrote.
+fn run(mut cmd: Command, input: File, out: &Path, limit: Duration) -> Result<Vec<u8>, String> {
     let _ = std::fs::remove_file(out);
     let mut child = cmd
         .stdin(Stdio::from(input))
@@ -81,10 +83,10 @@ fn run(mut cmd: Command, input: File, out: &Path) -> Result<Vec<u8>, String> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > TIME_LIMIT => {
+            Ok(None) if started.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{:?} took longer than {TIME_LIMIT:?}", cmd.get_program()));
+                return Err(format!("{:?} took longer than {limit:?}", cmd.get_program()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(e.to_string()),

@@ -69,6 +69,8 @@ pub(crate) struct ThumbOpts {
     /// The only widths and heights `/resize` makes, so nobody can fill the disk with variants.
     pub resize_sizes: Vec<u32>,
     pub limits: render::Limits,
+    /// How long heif-dec or ffmpeg may run for one file before it is killed.
+    pub decoder_timeout: std::time::Duration,
 }
 
 /// An encoded rendition, ready to serve.
@@ -407,8 +409,8 @@ impl Thumbs {
                 })?;
                 let out = self.disk.temp_path(&id::encode(item.id), "jpg");
                 let made = match item.kind() {
-                    Kind::Video => external::video_poster(tool, input, &out),
-                    Kind::Image => external::heif_to_jpeg(tool, input, &out),
+                    Kind::Video => external::video_poster(tool, input, &out, self.opts.decoder_timeout),
+                    Kind::Image => external::heif_to_jpeg(tool, input, &out, self.opts.decoder_timeout),
                 };
                 // Both tools apply the file's rotation themselves.
                 let bytes = made.map_err(|e| {
@@ -803,6 +805,7 @@ mod tests {
             workers: 0,
             resize_sizes: vec![],
             limits: render::Limits::sane_defaults(),
+            decoder_timeout: std::time::Duration::from_secs(30),
         };
         Thumbs::try_new(opts, Arc::new(fs), state.join("cache")).unwrap()
     }
