@@ -5,6 +5,8 @@ LISTEN ?= 127.0.0.1:8080
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 AARCH64_BIN := $(TARGET_DIR)/aarch64-unknown-linux-musl/release/spis
+CARD_DIR := $(TARGET_DIR)/card
+IMAGE ?= $(CARD_DIR)/spis-cm4.img
 
 .DEFAULT_GOAL := help
 FUZZ_SECONDS ?= 60
@@ -12,7 +14,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BIN ?=
 
-.PHONY: help run test lint msrv unit api web soak aarch64 qemu-test deploy-check static bench fuzz build install uninstall image buildroot-check clean
+.PHONY: help run test lint msrv unit api web soak aarch64 qemu-test card-test deploy-check static bench fuzz build install uninstall card image image-test buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -26,7 +28,7 @@ lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with
 	scripts/setup-test-deps.sh
 	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
-	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh tests/api/*.sh)
+	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh tests/api/*.sh) scripts/card/apt.sh
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ships)
@@ -56,10 +58,15 @@ aarch64: ## The static aarch64 (Pi) binary, smoke-tested under qemu-aarch64-stat
 	scripts/static.sh aarch64-unknown-linux-musl
 	scripts/smoke-aarch64.sh "$(AARCH64_BIN)"
 
-qemu-test: ## Boot rootfs/, spis.service and the aarch64 binary under systemd in qemu-system-aarch64 (TCG)
+qemu-test: ## Boot rootfs/, spis.service and the aarch64 binary under systemd in qemu-system-aarch64 -M virt (TCG)
 	scripts/static.sh aarch64-unknown-linux-musl
 	$(CARGO) build --locked
 	SPIS_HOST_BIN="$(TARGET_DIR)/debug/spis" scripts/qemu-test.sh "$(AARCH64_BIN)"
+
+card-test: ## Build the card (make card, no .xz) and boot it as a CM4 (make image-test); not yet in make test
+	scripts/static.sh aarch64-unknown-linux-musl
+	CARD_XZ=0 scripts/card/build.sh "$(AARCH64_BIN)"
+	scripts/card/test.sh "$(CARD_DIR)/spis-cm4.img"
 
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
@@ -84,6 +91,13 @@ uninstall: ## Remove what install put there; keeps an edited config and the stat
 deploy-check: ## Offline: make install into a temp DESTDIR, hadolint, compose and Kubernetes manifests
 	$(CARGO) build --locked
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" scripts/deploy/check.sh
+
+card: ## The CM4 card image, offline from Debian packages: spis-cm4.img, .img.xz, SHA256SUMS in TARGET_DIR/card
+	scripts/static.sh aarch64-unknown-linux-musl
+	scripts/card/build.sh "$(AARCH64_BIN)"
+
+image-test: ## Boot a card image (IMAGE=..., default the one make card built) as a CM4 in QEMU raspi4b and check it
+	scripts/card/test.sh "$(IMAGE)"
 
 image: ## Appliance sdcard.img for a Raspberry Pi CM4 with Buildroot (internet; BUILDROOT, O, BR2_DL_DIR)
 	scripts/static.sh aarch64-unknown-linux-musl
