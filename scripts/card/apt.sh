@@ -2,8 +2,11 @@
 # A private apt for another architecture or suite: its own sources, lists, dpkg status and
 # archive cache under a directory of the CI cache. Nothing of the host's apt or dpkg state is read
 # or changed (no foreign architecture added, no hook of the host's apt.conf.d run); only the host's
-# proxy setting is kept. Sourced by scripts/card/build.sh and scripts/card/test.sh.
+# proxy setting is kept. Sourced by scripts/card/build.sh and scripts/card/test.sh (which define
+# log).
 #
+#   host_tools TOOL=PACKAGE...     installs, with the host's own apt, the packages of the tools
+#                                  that are missing
 #   papt_init DIR ARCH SOURCE...   SOURCE: "suite component..." of deb.debian.org
 #   papt ARGS...                   apt-get with that configuration
 #   papt_cache ARGS...             apt-cache with that configuration
@@ -11,6 +14,20 @@
 #                                  (no Recommends), downloaded into DIR/debs where missing;
 #                                  prints "package version arch file" lines
 # Lists are refreshed once a day, or when a version the lists name is gone from the mirror.
+
+host_tools() {
+	local pair needed=()
+	for pair in "$@"; do
+		command -v "${pair%%=*}" >/dev/null || needed+=("${pair#*=}")
+	done
+	((${#needed[@]} > 0)) || return 0
+	log "installing host packages: ${needed[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y --no-install-recommends "${needed[@]}" >/dev/null 2>&1 || {
+		apt-get update -qq >/dev/null
+		apt-get install -y --no-install-recommends "${needed[@]}" >/dev/null
+	}
+}
 
 papt_init() {
 	PAPT_DIR=$1 PAPT_ARCH=$2
@@ -50,9 +67,11 @@ papt_cache() { apt-cache "${PAPT_OPTS[@]}" "$@"; }
 # The file name apt gives a downloaded package.
 papt_deb() { local v=${2//:/%3a}; echo "$PAPT_DIR/debs/${1}_${v}_$3.deb"; }
 
-# "package version arch" of what installing "$@" on an empty system takes.
+# "package version arch" of what installing "$@" takes (an upgrade names the installed version
+# first: "Inst qemu-system-arm [1:7.2...] (1:10.0.2... [amd64])").
 papt_closure() {
-	papt install -s "$@" | sed -n 's/^Inst \([^ ]*\) (\([^ ]*\) .*\[\([a-z0-9]*\)\]).*$/\1 \2 \3/p'
+	papt install -s "$@" |
+		sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*\[\([a-z0-9]*\)\]).*$/\1 \3 \4/p'
 }
 
 papt_fetch() {

@@ -45,25 +45,13 @@ die() { log "FAIL: $*"; exit 1; }
 
 # --- host tools -------------------------------------------------------------------------------
 export PATH=$PATH:/usr/sbin:/sbin
-declare -A pkg_of=([genimage]=genimage [mcopy]=mtools [mkfs.vfat]=dosfstools [mke2fs]=e2fsprogs
-	[fdtput]=device-tree-compiler [depmod]=kmod [cpio]=cpio [xz]=xz-utils [dpkg-deb]=dpkg
-	[systemd-sysusers]=systemd [systemctl]=systemd)
-missing=()
-for tool in "${!pkg_of[@]}"; do
-	command -v "$tool" >/dev/null || missing+=("${pkg_of[$tool]}")
-done
-if ((${#missing[@]} > 0)); then
-	log "installing host packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-		apt-get update -qq >/dev/null
-		apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
-	}
-fi
-
-# --- packages ---------------------------------------------------------------------------------
 # shellcheck disable=SC1091 # checked on its own (make lint)
 . "$REPO/scripts/card/apt.sh"
+host_tools genimage=genimage mcopy=mtools mkfs.vfat=dosfstools mke2fs=e2fsprogs \
+	fdtput=device-tree-compiler depmod=kmod cpio=cpio xz=xz-utils dpkg-deb=dpkg \
+	systemd-sysusers=systemd systemctl=systemd
+
+# --- packages ---------------------------------------------------------------------------------
 log "resolving ${#PACKAGES[@]} packages and $KERNEL_META for arm64 (private apt in $CACHE/arm64)"
 papt_init "$CACHE/arm64" arm64 "bookworm main non-free-firmware" \
 	"bookworm-updates main non-free-firmware" "bookworm-security main non-free-firmware"

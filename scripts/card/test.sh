@@ -39,24 +39,12 @@ die() { log "FAIL: $*"; exit 1; }
 
 # --- host tools -------------------------------------------------------------------------------
 export PATH=$PATH:/usr/sbin:/sbin
-declare -A pkg_of=([mcopy]=mtools [mkfs.vfat]=dosfstools [debugfs]=e2fsprogs [fdtput]=device-tree-compiler
-	[curl]=curl [python3]=python3 [ffmpeg]=ffmpeg [xz]=xz-utils [dpkg-deb]=dpkg)
-missing=()
-for tool in "${!pkg_of[@]}"; do
-	command -v "$tool" >/dev/null || missing+=("${pkg_of[$tool]}")
-done
-if ((${#missing[@]} > 0)); then
-	log "installing host packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-		apt-get update -qq >/dev/null
-		apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
-	}
-fi
-
-# --- QEMU 10 from bookworm-backports, extracted into the cache ----------------------------------
 # shellcheck disable=SC1091 # checked on its own (make lint)
 . "$REPO/scripts/card/apt.sh"
+host_tools mcopy=mtools mkfs.vfat=dosfstools debugfs=e2fsprogs fdtput=device-tree-compiler \
+	curl=curl python3=python3 ffmpeg=ffmpeg xz=xz-utils dpkg-deb=dpkg
+
+# --- QEMU 10 from bookworm-backports, extracted into the cache ----------------------------------
 papt_init "$CACHE/qemu" amd64 "bookworm main" "bookworm-updates main" "bookworm-security main" \
 	"bookworm-backports main"
 QEMU_PKGS=(qemu-system-arm/bookworm-backports qemu-system-common/bookworm-backports
