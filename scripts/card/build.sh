@@ -29,7 +29,7 @@ OUT=${CARD_OUT:-$TARGET/card}
 # What the card runs, besides the kernel and the firmware. No Recommends.
 PACKAGES=(base-files base-passwd util-linux dash coreutils sed grep findutils hostname
 	systemd systemd-sysv systemd-resolved systemd-timesyncd dbus udev kmod busybox-static
-	e2fsprogs dosfstools fdisk wpasupplicant firmware-brcm80211
+	e2fsprogs dosfstools fdisk wpasupplicant firmware-brcm80211 procps
 	libheif-examples ffmpeg)
 KERNEL_META=linux-image-arm64
 DTB_NAME=bcm2711-rpi-cm4-io.dtb
@@ -139,8 +139,8 @@ ln -sfn /bin/dash "$ROOT/usr/bin/sh"
 for a in hexdump stty; do # for the test shell and by_partuuid; util-linux has none of these
 	[[ -e $ROOT/usr/bin/$a ]] || ln -s busybox "$ROOT/usr/bin/$a"
 done
-# An empty machine-id: systemd makes a new one at each boot (the root filesystem is read-only);
-# every card starts out the same, and none is "first boot" with its wizard.
+# An empty machine-id: every card starts out the same, and none is "first boot" with its wizard.
+# The initramfs gives systemd one made from the card's CID (scripts/card/init).
 : >"$ROOT/etc/machine-id"
 echo spis >"$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"

@@ -83,13 +83,13 @@ cleanup() {
 	local rc=$?
 	set +e
 	if ((rc != 0)) && [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then
-		echo "---- in the guest: failed units, spis's journal ----"
-		IN_CLEANUP=1 guest 20 'systemctl --failed --no-legend; journalctl -b -u spis -u spis-grow -u spis-data --no-pager -n 40 -o short-monotonic'
+		echo "---- in the guest: failed units, the journal of spis's units, the kernel's last lines ----"
+		IN_CLEANUP=1 guest 20 'systemctl --failed --no-legend; journalctl -b -u spis -u spis-grow -u spis-data -u "spis-usb@*" --no-pager -n 60 -o short-monotonic; dmesg | tail -n 25'
 	fi
 	stop_qemu
-	if ((rc != 0)) && [[ -f $WORK/console.log ]]; then
-		echo "---- last 60 lines of the serial console ($WORK/console.log) ----"
-		tail -n 60 "$WORK/console.log" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'
+	if ((rc != 0)) && [[ -f ${CONSOLE:-} ]]; then
+		echo "---- last 60 lines of the serial console ($CONSOLE) ----"
+		tail -n 60 "$CONSOLE" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'
 	fi
 	if [[ ${IMAGE_TEST_KEEP:-0} == 1 ]]; then
 		log "work directory kept: $WORK"
@@ -396,6 +396,19 @@ for m in / /boot; do
 done
 log "/ and /boot are read-only"
 
+# spis runs as its own user, and systemd brings it back when it dies.
+pid=$(guest 10 'systemctl show -p MainPID --value spis')
+owner=$(guest 10 "stat -c %U /proc/$pid") || die "no spis process ($pid) in the guest"
+[[ $owner == spis ]] || die "spis runs as '$owner', not as the spis user"
+guest 10 "kill -KILL $pid" >/dev/null || die "could not kill spis"
+deadline=$((SECONDS + 120))
+until newpid=$(guest 10 'systemctl show -p MainPID --value spis') && [[ $newpid != 0 && $newpid != "$pid" ]] &&
+	[[ $(http_code "$BASE/api/health") == 200 ]]; do
+	((SECONDS < deadline)) || die "spis was not restarted after SIGKILL (MainPID $newpid)"
+	sleep 1
+done
+log "spis runs as user spis; killed with SIGKILL (pid $pid), systemd restarted it (pid $newpid)"
+
 # The first visit chooses the password.
 session=$(api /api/session)
 grep -q '"setup":true' <<<"$session" || die "a new card does not ask for a password: $session"
@@ -421,7 +434,7 @@ done
 # Settings from the boot partition: the name on the network and Wi-Fi.
 name=$(guest 10 hostname)
 [[ $name == "$HOSTNAME_SET" ]] || die "the device is called '$name', not '$HOSTNAME_SET' from spis.toml"
-mdns=$(guest 20 'resolvectl status | grep -m1 -i "multicastdns setting\|+mDNS"')
+mdns=$(guest 20 'resolvectl status 2>&1 | grep -i "multicastdns setting\|+mDNS" | sed -n 1p')
 [[ -n $mdns ]] || die "systemd-resolved does not have mDNS on"
 guest 10 'hostnamectl --transient 2>/dev/null || cat /proc/sys/kernel/hostname' | grep -qx "$HOSTNAME_SET" ||
 	die "the transient hostname is not $HOSTNAME_SET"
@@ -466,6 +479,7 @@ camera=$(id_of photos/before-boot/camera.jpg) heif=$(id_of photos/before-boot/ip
 for id in "$camera" "$heif"; do
 	"${CURL[@]}" -o /dev/null -X PUT "$BASE/api/media/$id/favorite" || die "cannot favorite $id"
 done
+MACHINE_ID=$(guest 10 'cat /etc/machine-id')
 thumbs_on_disk=$(guest 20 'find /data/state/cache -type f | wc -l')
 ((thumbs_on_disk > 0)) || die "no thumbnails on the data partition"
 journal_lines=$(guest 20 'journalctl -b -u spis --no-pager -o cat | wc -l')
@@ -481,19 +495,30 @@ done
 rm -f "$WORK/cookies.login"
 code=$(http_code -c "$WORK/cookies.login" -H 'Content-Type: application/json' --data "{\"password\":\"$PASSWORD\"}" "$BASE/api/login")
 [[ $code == 200 || $code == 204 ]] || die "the password chosen before the reboot does not log in (HTTP $code)"
-before=$(api /api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["thumbnails"]["decoded"])')
+# Once the background pass has looked at every item, a thumbnail comes from the cache, not a decode.
+thumb_counts() { api /api/status | python3 -c 'import json,sys; t=json.load(sys.stdin)["thumbnails"]; b=t["background"]; print(t["decoded"], t["disk_hits"] + t["memory_hits"], int(b["done"] >= b["total"]))'; }
+deadline=$((SECONDS + 300))
+until read -r before hits idle < <(thumb_counts) && ((idle)); do
+	((SECONDS < deadline)) || die "the background thumbnail pass did not end within 300s after the reboot"
+	sleep 2
+done
 real_thumb "$camera" camera.jpg >/dev/null
-after=$(api /api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["thumbnails"]["decoded"])')
-((after == before)) || die "the thumbnail of camera.jpg was made again after the reboot ($before -> $after decodes)"
+read -r after hits_after _ < <(thumb_counts)
+((after == before && hits_after > hits)) ||
+	die "the thumbnail of camera.jpg did not come from the cache after the reboot (decodes $before -> $after, cache hits $hits -> $hits_after)"
 boots=$(guest 20 "journalctl -m --list-boots --no-pager | grep -cE '^ *-?[0-9]+ +[0-9a-f]{32} '")
 ((boots >= 2)) || die "the journal has $boots boots, not the one before the reboot too"
 old=$(guest 30 'journalctl -m -b -1 -u spis --no-pager -o cat | wc -l')
 ((old >= journal_lines / 2)) || die "the previous boot's spis journal has $old lines, not about $journal_lines"
+id=$(guest 10 'cat /etc/machine-id')
+dirs=$(guest 10 'ls /var/log/journal | wc -l')
+[[ $id == "$MACHINE_ID" && $dirs == 1 ]] ||
+	die "the machine ID changed across the reboot ($MACHINE_ID -> $id; $dirs journal directories)"
 psize2=$(guest 10 "cat /sys/class/block/${data_dev##*/}/size")
 ((psize2 == GROWN_SECTORS)) || die "the data partition changed on the second boot ($GROWN_SECTORS -> $psize2)"
 guest 20 'journalctl -b -u spis-grow --no-pager -o cat' | grep -q 'already reaches the end' ||
 	die "spis-grow did not find the partition already grown on the second boot"
-log "after the reboot: session, password, favorites, the thumbnail on disk and $boots boots of journal are there; not grown again"
+log "after the reboot: session, password, favorites, the thumbnail on disk, machine ID $id and $boots boots of journal are there; not grown again"
 
 # A power cut while a client toggles favorites: every acknowledged answer must survive.
 ids=("$camera" "$heif" "$(id_of photos/before-boot/clip.mp4)")
@@ -512,6 +537,7 @@ while ((SECONDS < stop_at && n < 400)); do
 	# The cut comes in the middle of the loop, with requests in flight.
 	((n == 30)) && { (sleep 0.3 && kill -9 "$QEMU_PID") & }
 done
+kill -9 "$QEMU_PID" 2>/dev/null || true # in case the loop ended before the cut
 wait "$QEMU_PID" 2>/dev/null || true
 stop_qemu
 log "power cut (kill -9 of QEMU) after $n favorite toggles; acknowledged: $(for k in "${!acked[@]}"; do printf '%s=%s ' "$k" "${acked[$k]}"; done)"

@@ -107,14 +107,17 @@ async fn client(
     filter: Filter,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> &'static str {
-    let hello = serde_json::json!({ "type": "hello", "ready": lib.is_ready(), "generation": lib.read().generation() });
+    let ready = lib.is_ready();
+    let hello = serde_json::json!({ "type": "hello", "ready": ready, "generation": lib.read().generation() });
     if send(&mut ws, hello.to_string().into()).await.is_err() {
         return "could not greet";
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
     let mut last_heard = Instant::now();
-    let mut last_progress = None;
+    // A client greeted with `ready: false` is owed the message that says the index is done, even
+    // when the index finishes before the first progress tick.
+    let mut last_progress = (!ready).then_some(serde_json::Value::Null);
     loop {
         let out: Option<Bytes> = tokio::select! {
             ev = events.recv() => match ev {

@@ -202,6 +202,48 @@ fn five_thousand_files_copied_at_once_all_appear_exactly_once() {
     assert!(added.len() == 5000 || !of_type(&messages, "resync").is_empty(), "{} added", added.len());
 }
 
+/// Reads raw messages (progress included) until an `indexing` message says the index is done.
+fn hears_index_done(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+) -> bool {
+    let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() else { unreachable!() };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while let Ok(msg) = ws.read() {
+        let tungstenite::Message::Text(t) = msg else { continue };
+        let m: Value = serde_json::from_str(&t).unwrap();
+        if m["type"] == "indexing" && m["done"] == true {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_client_greeted_before_the_index_is_ready_hears_when_it_is_done() {
+    // The index of a small folder can end between the greeting and the first progress message:
+    // the client must still hear `done`, or it waits for ever (it did, before the fix).
+    let dirs = Dirs::new();
+    copy_many(&dirs.media, 300);
+    let mut early = 0;
+    for _ in 0..5 {
+        let server = Server::start(&dirs.media, &dirs.state, &[]);
+        let url = format!("{}/api/events", server.base.replacen("http://", "ws://", 1));
+        let (mut ws, _) = tungstenite::connect(url).unwrap();
+        let tungstenite::Message::Text(t) = ws.read().unwrap() else { panic!("no hello") };
+        let hello: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(hello["type"], "hello", "{hello}");
+        if hello["ready"] == false {
+            early += 1;
+            assert!(
+                hears_index_done(&mut ws),
+                "greeted with ready: false, then never told the index is done"
+            );
+        }
+        server.stop();
+    }
+    eprintln!("{early} of 5 clients were greeted before the index was ready");
+}
+
 #[test]
 fn a_client_that_stops_reading_is_told_to_resync() {
     let (dirs, server) = start(&[]);
