@@ -327,6 +327,8 @@ EOF
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true; }
 CURL=(curl -sS --fail-with-body --max-time 60 -b "$WORK/cookies" -c "$WORK/cookies")
 api() { "${CURL[@]}" "$BASE$1"; }
+# A Python expression over /api/status (as s), printed: status 's["items"]'.
+status() { api /api/status | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 # "id<TAB>dir/name<TAB>favorite" for every item the API lists.
 items() {
 	api '/api/media?limit=500' | python3 -c '
@@ -418,13 +420,13 @@ grep -q spis_session "$WORK/cookies" || die "no session cookie after choosing th
 age=$("${CURL[@]}" -o /dev/null -D - -H 'Content-Type: application/json' --data "{\"password\":\"$PASSWORD\"}" "$BASE/api/login" |
 	grep -io 'max-age=[0-9]*' | head -n1 | cut -d= -f2)
 [[ $age == $((30 * 86400)) ]] || die "the session lasts ${age:-?} s, not the 30 days of the edited spis.toml"
-why=$(api /api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["config_error"] or "")')
+why=$(status 's["config_error"] or ""')
 [[ -z $why ]] || die "spis did not take the edited spis.toml: $why"
 log "first visit chose the password; sessions last 30 days (session_days from the edited spis.toml)"
 
 # The photos put on the card before it booted, with real thumbnails.
 wait_items 300 "the photos from before the boot" has_all photos/before-boot/camera.jpg photos/before-boot/iphone.heic photos/before-boot/clip.mp4
-decoders=$(api /api/status | python3 -c 'import json,sys; d=json.load(sys.stdin)["thumbnails"]["decoders"]; print(d["heif"], d["ffmpeg"])')
+decoders=$(status 's["thumbnails"]["decoders"]["heif"], s["thumbnails"]["decoders"]["ffmpeg"]')
 [[ $decoders == "True True" ]] || die "the card lacks a HEIC decoder or ffmpeg (heif, ffmpeg: $decoders)"
 for f in camera.jpg iphone.heic clip.mp4; do
 	dims=$(real_thumb "$(id_of "photos/before-boot/$f")" "$f")
@@ -496,7 +498,7 @@ rm -f "$WORK/cookies.login"
 code=$(http_code -c "$WORK/cookies.login" -H 'Content-Type: application/json' --data "{\"password\":\"$PASSWORD\"}" "$BASE/api/login")
 [[ $code == 200 || $code == 204 ]] || die "the password chosen before the reboot does not log in (HTTP $code)"
 # Once the background pass has looked at every item, a thumbnail comes from the cache, not a decode.
-thumb_counts() { api /api/status | python3 -c 'import json,sys; t=json.load(sys.stdin)["thumbnails"]; b=t["background"]; print(t["decoded"], t["disk_hits"] + t["memory_hits"], int(b["done"] >= b["total"]))'; }
+thumb_counts() { status 's["thumbnails"]["decoded"], s["thumbnails"]["disk_hits"] + s["thumbnails"]["memory_hits"], int(s["thumbnails"]["background"]["done"] >= s["thumbnails"]["background"]["total"])'; }
 deadline=$((SECONDS + 300))
 until read -r before hits idle < <(thumb_counts) && ((idle)); do
 	((SECONDS < deadline)) || die "the background thumbnail pass did not end within 300s after the reboot"
@@ -562,7 +564,7 @@ for id in "${!acked[@]}"; do
 		die "favorite of $id is $got after the power cut; the last acknowledged was ${acked[$id]}"
 done
 log "every acknowledged favorite survived the power cut"
-why=$(api /api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["config_error"] or "")')
+why=$(status 's["config_error"] or ""')
 grep -q thumb_wrokers <<<"$why" || die "/api/status does not say what is wrong with spis.toml: '$why'"
 guest 30 'journalctl -b -u spis --no-pager -o cat' | grep -q 'thumb_wrokers' || die "the journal does not say what is wrong with spis.toml"
 name=$(guest 10 hostname)
