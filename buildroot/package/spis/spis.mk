@@ -24,4 +24,21 @@ define SPIS_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 "$(SPIS_BINARY)" $(TARGET_DIR)/usr/bin/spis
 endef
 
+# libheif.mk builds the library without its tools (WITH_EXAMPLES=OFF). spis needs heif-dec, so
+# with BR2_PACKAGE_SPIS_HEIF the tools are switched back on: a later -D wins in CMake, and
+# LIBHEIF_CONF_OPTS is only expanded when libheif is configured, after every .mk has been read.
+# heifio looks for libpng, libtiff and libwebp on its own; they are kept out so that the build
+# does not depend on what else happens to be in staging (heif-dec writes JPEG for spis).
+ifeq ($(BR2_PACKAGE_SPIS_HEIF),y)
+# check-package disable TypoInPackageVariable
+LIBHEIF_CONF_OPTS += \
+	-DWITH_EXAMPLES=ON \
+	-DWITH_EXAMPLE_HEIF_THUMB=OFF \
+	-DWITH_EXAMPLE_HEIF_VIEW=OFF \
+	-DCMAKE_DISABLE_FIND_PACKAGE_PNG=ON \
+	-DCMAKE_DISABLE_FIND_PACKAGE_TIFF=ON \
+	-DCMAKE_DISABLE_FIND_PACKAGE_WEBP=ON
+SPIS_DEPENDENCIES += libheif
+endif
+
 $(eval $(generic-package))
