@@ -14,7 +14,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BIN ?=
 
-.PHONY: help run test lint msrv unit api web soak aarch64 qemu-test card-test deploy-check static bench fuzz build install uninstall card image image-test buildroot-check clean
+.PHONY: help run test lint msrv unit api web soak aarch64 card-test deploy-check static bench fuzz build install uninstall card image image-test buildroot-check clean
 
 help: ## List the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ help: ## List the verbs
 run: ## Serve MEDIA (default: the demo photos) on http://LISTEN
 	$(CARGO) run --release -- --media "$(MEDIA)" --listen "$(LISTEN)" $(ARGS)
 
-test: lint msrv unit api web soak aarch64 qemu-test deploy-check ## Everything CI runs: formatting, lints, the 1.88 build and all tests
+test: lint msrv unit api web soak aarch64 card-test deploy-check ## Everything CI runs: formatting, lints, the 1.88 build and all tests
 
 lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with warnings as errors
 	scripts/setup-test-deps.sh
@@ -58,12 +58,7 @@ aarch64: ## The static aarch64 (Pi) binary, smoke-tested under qemu-aarch64-stat
 	scripts/static.sh aarch64-unknown-linux-musl
 	scripts/smoke-aarch64.sh "$(AARCH64_BIN)"
 
-qemu-test: ## Boot rootfs/, spis.service and the aarch64 binary under systemd in qemu-system-aarch64 -M virt (TCG)
-	scripts/static.sh aarch64-unknown-linux-musl
-	$(CARGO) build --locked
-	SPIS_HOST_BIN="$(TARGET_DIR)/debug/spis" scripts/qemu-test.sh "$(AARCH64_BIN)"
-
-card-test: ## Build the card (make card, no .xz) and boot it as a CM4 (make image-test); not yet in make test
+card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU raspi4b (make image-test)
 	scripts/static.sh aarch64-unknown-linux-musl
 	CARD_XZ=0 scripts/card/build.sh "$(AARCH64_BIN)"
 	scripts/card/test.sh "$(CARD_DIR)/spis-cm4.img"

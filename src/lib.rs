@@ -49,7 +49,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::try_from_cli(&cli, &env)?;
     logging::init(&config.log, env.contains_key("JOURNAL_STREAM"));
     if let Some(why) = &config.config_error {
-        tracing::error!(error = %why, "the config file is wrong: started with the fallback config instead");
+        // The reason goes into the message itself: `journalctl -u spis` shows messages, not fields.
+        tracing::error!("the config file is wrong, so spis started with the fallback config: {why}");
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, systemd::Notifier::from_env(&env)),
