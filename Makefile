@@ -38,9 +38,10 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
 
-api: ## The API against its OpenAPI document (/api/openapi.json): schemathesis, every check
+api: ## The API against its OpenAPI document (schemathesis, every check), and resumable uploads with tuspy
 	$(CARGO) build --locked
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/schemathesis.sh
+	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/tus.sh
 
 web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server
 	tests/web/typecheck.sh

@@ -21,6 +21,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # exiftool is the reference the dates taken over the photo corpus are compared with.
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
+# Zip downloads are checked with Info-ZIP's unzip -t (and Python's zipfile).
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 # Real nginx in front of spis for the proxy tests (they start their own, on 127.0.0.1 only).
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if ((${#missing[@]})); then

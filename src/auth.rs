@@ -19,7 +19,7 @@ use base64::Engine as _;
 use data_encoding::HEXLOWER;
 use hmac::Mac as _;
 use sha2::Digest as _;
-use subtle::{Choice, ConstantTimeEq as _};
+use subtle::ConstantTimeEq as _;
 
 use crate::fs::private;
 
@@ -82,8 +82,8 @@ pub(crate) struct Auth {
     password_seen: Mutex<(Option<FileVersion>, Instant)>,
     max_age: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// The stored tokens: (name, hex SHA-256 of the token).
-    tokens: Mutex<private::Reloaded<Vec<(String, String)>>>,
+    /// The stored tokens: name, hex SHA-256 of the token, scope.
+    tokens: Mutex<private::Reloaded<Vec<TokenEntry>>>,
     /// The logged-out sessions' nonces.
     logged_out: Mutex<private::Reloaded<std::collections::HashSet<String>>>,
 }
@@ -285,18 +285,22 @@ impl Auth {
         Ok(self.issue_session())
     }
 
-    /// Whether a bearer token is one of the stored ones (re-read when the file changes, so a
-    /// token revoked by `spis token revoke`, or on another replica, stops working at once).
-    pub(crate) fn check_token(&self, token: &str) -> bool {
+    /// What a bearer token may do, `None` when it is none of the stored ones (re-read when the
+    /// file changes, so a token revoked by `spis token revoke`, or on another replica, stops
+    /// working at once).
+    pub(crate) fn check_token(&self, token: &str) -> Option<TokenScope> {
         let digest = HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()));
         let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let entries =
             cache.get(&self.state_dir.join(TOKENS_FILE), |path| read_tokens(path).unwrap_or_default());
         // Constant-time over each stored hash, so timing says nothing about how close a guess was.
-        let found = entries
-            .iter()
-            .fold(Choice::from(0), |found, (_, h)| found | h.as_bytes().ct_eq(digest.as_bytes()));
-        found.into()
+        let mut found = None;
+        for entry in entries.iter() {
+            if bool::from(entry.hash.as_bytes().ct_eq(digest.as_bytes())) {
+                found = Some(entry.scope.clone());
+            }
+        }
+        found
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -333,25 +337,56 @@ fn check_strength(password: &str) -> Result<(), AuthError> {
     if password.chars().count() < MIN_PASSWORD_CHARS { Err(AuthError::TooShort) } else { Ok(()) }
 }
 
-/// `spis token create NAME`: a new token, printed once; only its hash is kept.
-pub(crate) fn create_token(state_dir: &Path, name: &str) -> anyhow::Result<String> {
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenScope {
+    /// Everything a logged-in household member may.
+    Full,
+    /// Only add files (uploads) in this folder below the media root, or below it; read nothing.
+    UploadOnly(String),
+}
+
+/// One line of the tokens file: `NAME HASH`, or `NAME HASH upload DIR` (the folder is the rest
+/// of the line, so it may hold spaces).
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    name: String,
+    hash: String,
+    scope: TokenScope,
+}
+
+/// `spis token create NAME [--upload-only --dir DIR]`: a new token, printed once; only its hash
+/// is kept.
+pub(crate) fn create_token(state_dir: &Path, name: &str, scope: TokenScope) -> anyhow::Result<String> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         bail!("a token name is one word, like `backup-script`");
     }
+    if let TokenScope::UploadOnly(dir) = &scope
+        && (dir.is_empty() || dir.contains(['\n', '\r']))
+    {
+        bail!("an upload-only token needs the folder it may add files to, like --dir Cameras/cam1");
+    }
     let path = state_dir.join(TOKENS_FILE);
     let mut entries = read_tokens(&path)?;
-    if entries.iter().any(|(n, _)| n == name) {
+    if entries.iter().any(|e| e.name == name) {
         bail!("a token named {name} exists; revoke it first or choose another name");
     }
     let token = format!("spis_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<32>()));
-    entries.push((name.to_owned(), HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()))));
+    let hash = HEXLOWER.encode(&sha2::Sha256::digest(token.as_bytes()));
+    entries.push(TokenEntry { name: name.to_owned(), hash, scope });
     write_tokens(&path, &entries)?;
     Ok(token)
 }
 
-/// `spis token list`: the names.
+/// `spis token list`: the names, with the folder of an upload-only token.
 pub(crate) fn list_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
-    Ok(read_tokens(&state_dir.join(TOKENS_FILE))?.into_iter().map(|(n, _)| n).collect())
+    Ok(read_tokens(&state_dir.join(TOKENS_FILE))?
+        .into_iter()
+        .map(|e| match e.scope {
+            TokenScope::Full => e.name,
+            TokenScope::UploadOnly(dir) => format!("{} (upload only, to {dir})", e.name),
+        })
+        .collect())
 }
 
 /// `spis token revoke NAME`.
@@ -359,14 +394,14 @@ pub(crate) fn revoke_token(state_dir: &Path, name: &str) -> anyhow::Result<()> {
     let path = state_dir.join(TOKENS_FILE);
     let mut entries = read_tokens(&path)?;
     let before = entries.len();
-    entries.retain(|(n, _)| n != name);
+    entries.retain(|e| e.name != name);
     if entries.len() == before {
         bail!("no token named {name}");
     }
     write_tokens(&path, &entries)
 }
 
-fn read_tokens(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+fn read_tokens(path: &Path) -> anyhow::Result<Vec<TokenEntry>> {
     let Some(bytes) = private::read_optional(path).with_context(|| format!("reading {}", path.display()))?
     else {
         return Ok(Vec::new());
@@ -374,13 +409,30 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let text = String::from_utf8_lossy(&bytes);
     Ok(text
         .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(name, hash)| (name.to_owned(), hash.trim().to_owned()))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(' ')?;
+            let (hash, scope) = match rest.split_once(' ') {
+                None => (rest.trim(), TokenScope::Full),
+                Some((hash, rest)) => {
+                    // SECURITY: a scope this version does not know grants nothing, rather than
+                    // everything.
+                    let dir = rest.strip_prefix("upload ")?;
+                    (hash, TokenScope::UploadOnly(dir.to_owned()))
+                }
+            };
+            Some(TokenEntry { name: name.to_owned(), hash: hash.to_owned(), scope })
+        })
         .collect())
 }
 
-fn write_tokens(path: &Path, entries: &[(String, String)]) -> anyhow::Result<()> {
-    let text: String = entries.iter().map(|(n, h)| format!("{n} {h}\n")).collect();
+fn write_tokens(path: &Path, entries: &[TokenEntry]) -> anyhow::Result<()> {
+    let text: String = entries
+        .iter()
+        .map(|e| match &e.scope {
+            TokenScope::Full => format!("{} {}\n", e.name, e.hash),
+            TokenScope::UploadOnly(dir) => format!("{} {} upload {dir}\n", e.name, e.hash),
+        })
+        .collect();
     private::write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -480,13 +532,19 @@ mod tests {
     fn tokens_are_stored_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let a = auth(dir.path(), None);
-        let token = create_token(dir.path(), "backup").unwrap();
-        assert!(a.check_token(&token) && !a.check_token("spis_nope"));
+        let token = create_token(dir.path(), "backup", TokenScope::Full).unwrap();
+        assert_eq!(a.check_token(&token), Some(TokenScope::Full));
+        assert_eq!(a.check_token("spis_nope"), None);
         let stored = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
         assert!(!stored.contains(&token[5..]), "only the hash is stored");
-        assert!(create_token(dir.path(), "backup").is_err());
-        assert_eq!(list_tokens(dir.path()).unwrap(), ["backup"]);
+        assert!(create_token(dir.path(), "backup", TokenScope::Full).is_err());
+        let cam = TokenScope::UploadOnly("Cameras/front door".into());
+        let cam_token = create_token(dir.path(), "cam1", cam.clone()).unwrap();
+        assert_eq!(a.check_token(&cam_token), Some(cam));
+        assert_eq!(list_tokens(dir.path()).unwrap(), ["backup", "cam1 (upload only, to Cameras/front door)"]);
         revoke_token(dir.path(), "backup").unwrap();
-        assert!(!a.check_token(&token), "the rewritten file is read again");
+        assert_eq!(a.check_token(&token), None, "the rewritten file is read again");
+        assert!(a.check_token(&cam_token).is_some());
+        assert!(create_token(dir.path(), "cam2", TokenScope::UploadOnly(String::new())).is_err());
     }
 }

@@ -68,6 +68,8 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("hook_concurrency", Fixed("2")),
         ("hostname", Fixed(r#""spis""#)),
         ("decoder_timeout", Fixed("30")),
+        ("upload_max_mb", Fixed("8192")),
+        ("upload_reserve_mb", Fixed("256")),
     ]
 };
 
@@ -247,7 +249,16 @@ impl TemplateKind {
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenAction {
     /// Create a token and print it (it is shown only this once).
-    Create { name: String },
+    Create {
+        name: String,
+        /// The token may only add files (uploads) under --dir, and read nothing: for a camera or
+        /// a script that delivers photos.
+        #[arg(long, requires = "dir")]
+        upload_only: bool,
+        /// The folder below the media folder that an --upload-only token adds files to.
+        #[arg(long, requires = "upload_only", value_name = "DIR")]
+        dir: Option<String>,
+    },
     /// List the tokens' names.
     List,
     /// Revoke a token: requests with it are refused from now on.
@@ -407,6 +418,16 @@ pub(crate) struct Opts {
     /// file gets a placeholder (a hostile file costs no more; raise it only for slow machines).
     #[arg(long, env = "SPIS_DECODER_TIMEOUT", global = true, value_name = "SECONDS")]
     pub decoder_timeout: Option<u64>,
+
+    /// The largest file accepted by upload, in megabytes (a larger one is refused before its
+    /// body is read).
+    #[arg(long, env = "SPIS_UPLOAD_MAX_MB", global = true, value_name = "MB")]
+    pub upload_max_mb: Option<u64>,
+
+    /// Megabytes an upload must leave free on the media folder's disk; one that would leave
+    /// less is refused (507), so uploads never fill the card.
+    #[arg(long, env = "SPIS_UPLOAD_RESERVE_MB", global = true, value_name = "MB")]
+    pub upload_reserve_mb: Option<u64>,
 }
 
 /// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
@@ -521,6 +542,8 @@ pub(crate) struct Config {
     pub hook_concurrency: usize,
     pub hostname: String,
     pub decoder_timeout: Duration,
+    pub upload_max_bytes: u64,
+    pub upload_reserve_bytes: u64,
     /// Why the --config file was not used, when spis started from --config-fallback instead.
     pub config_error: Option<String>,
 }
@@ -602,6 +625,8 @@ impl Config {
             hook_concurrency: fixed!(hook_concurrency),
             hostname: fixed!(hostname),
             decoder_timeout: Duration::from_secs(fixed!(decoder_timeout)),
+            upload_max_bytes: fixed!(upload_max_mb).saturating_mul(1 << 20),
+            upload_reserve_bytes: fixed!(upload_reserve_mb).saturating_mul(1 << 20),
             config_error: None,
         };
         config.validate()?;

@@ -15,12 +15,18 @@ use crate::fs::MediaFs;
 use crate::fs::cache::HashRecord;
 use crate::library::{Library, LiveOpts, id};
 use crate::thumbs::{ThumbOpts, Thumbs, render};
+use crate::upload::{UploadOpts, Uploads};
+
+/// How often what crashed or abandoned uploads left behind is looked for.
+const UPLOAD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The library and its thumbnails, over the same media folder.
 #[derive(Debug)]
 pub(crate) struct Gallery {
     pub lib: Arc<Library>,
     pub thumbs: Arc<Thumbs>,
+    /// Files arriving over the network, into the same media folder.
+    pub uploads: Arc<Uploads>,
 }
 
 impl Gallery {
@@ -44,7 +50,15 @@ impl Gallery {
         };
         let thumbs = Thumbs::try_new(thumb_opts, Arc::clone(&fs), config.state_dir.join("cache"))
             .context("creating the thumbnail cache in the state dir")?;
-        Ok(Gallery { lib: Library::new(fs, config.index_threads), thumbs: Arc::new(thumbs) })
+        let uploads = Uploads::new(
+            Arc::clone(&fs),
+            UploadOpts { max_bytes: config.upload_max_bytes, reserve_bytes: config.upload_reserve_bytes },
+        );
+        Ok(Gallery {
+            lib: Library::new(fs, config.index_threads),
+            thumbs: Arc::new(thumbs),
+            uploads: Arc::new(uploads),
+        })
     }
 
     /// Starts the background threads and returns at once: the first index and the live index
@@ -68,6 +82,19 @@ impl Gallery {
                 })
                 .expect("spawning the new-file thumbnail thread");
         }
+        let uploads = Arc::clone(&self.uploads);
+        std::thread::Builder::new()
+            .name("spis-uploads".into())
+            .spawn(move || {
+                loop {
+                    let swept = uploads.sweep();
+                    if swept > 0 {
+                        tracing::info!(swept, "abandoned uploads swept");
+                    }
+                    std::thread::sleep(UPLOAD_SWEEP_EVERY);
+                }
+            })
+            .expect("spawning the upload sweeper");
         let (lib, thumbs) = (Arc::clone(&self.lib), Arc::clone(&self.thumbs));
         std::thread::Builder::new()
             .name("spis-thumbs".into())

@@ -18,6 +18,8 @@ mod metrics;
 mod systemd;
 mod template;
 mod thumbs;
+mod upload;
+mod zip;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -196,7 +198,13 @@ fn hash_password() -> anyhow::Result<()> {
 fn token(config: &Config, action: TokenAction) -> anyhow::Result<()> {
     let dir = &config.state_dir;
     match action {
-        TokenAction::Create { name } => println!("{}", auth::create_token(dir, &name)?),
+        TokenAction::Create { name, upload_only, dir: upload_dir } => {
+            let scope = match upload_dir.filter(|_| upload_only) {
+                Some(d) => auth::TokenScope::UploadOnly(upload::clean_dir(&d)?),
+                None => auth::TokenScope::Full,
+            };
+            println!("{}", auth::create_token(dir, &name, scope)?)
+        }
         TokenAction::List => auth::list_tokens(dir)?.iter().for_each(|n| println!("{n}")),
         TokenAction::Revoke { name } => auth::revoke_token(dir, &name)?,
     }

@@ -12,6 +12,7 @@ import { Scrubber } from './scrubber.js';
 import { Selection } from './select.js';
 import { Timeline } from './timeline.js';
 import { formatCount, plural, toast } from './ui.js';
+import { Uploads, wireUploads } from './upload.js';
 
 /** @typedef {import('./api.js').Item} Item */
 
@@ -36,6 +37,7 @@ let viewer = null;
 let viewerLoading = null;
 const filters = new Filters(/** @type {HTMLDialogElement} */ ($('#filters')), $('#chips'));
 const live = new Live();
+wireUploads(new Uploads($('#uploads')));
 
 history.scrollRestoration = 'manual';
 

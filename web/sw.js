@@ -38,10 +38,18 @@ sw.addEventListener('activate', (event) => {
   );
 });
 
+/** Files shared to the app ("Share -> spis"), until the page it opened takes them. */
+/** @type {File[]} */
+let shared = [];
+
 sw.addEventListener('fetch', (event) => {
   const req = event.request;
-  if (req.method !== 'GET') return;
   const url = new URL(req.url);
+  if (req.method === 'POST' && url.origin === sw.location.origin && url.pathname === '/share') {
+    event.respondWith(receiveShare(req));
+    return;
+  }
+  if (req.method !== 'GET') return;
   if (url.origin !== sw.location.origin) return;
   const path = url.pathname;
   if (req.mode === 'navigate') {
@@ -54,6 +62,23 @@ sw.addEventListener('fetch', (event) => {
     event.respondWith(networkFirst(req, event));
   }
   // Everything else (originals, /api/status, /api/events, /sw.js) is not touched.
+});
+
+/**
+ * The manifest's share target: keeps the shared files and opens the gallery, which asks for them.
+ * @param {Request} req
+ * @returns {Promise<Response>}
+ */
+async function receiveShare(req) {
+  const form = await req.formData().catch(() => null);
+  shared = form ? /** @type {File[]} */ (form.getAll('media').filter((f) => f instanceof File)) : [];
+  return Response.redirect('/?shared=1', 303);
+}
+
+sw.addEventListener('message', (event) => {
+  if (event.data?.type !== 'take-shared-files' || !event.source) return;
+  event.source.postMessage({ type: 'shared-files', files: shared });
+  shared = [];
 });
 
 /**

@@ -167,6 +167,40 @@ impl Root {
         self.open_with(rel, how, false)
     }
 
+    /// Opens the folder `rel` for adding files to it (uploads), making the folders missing on
+    /// the way (mode 0755, each made durable in its parent). Never through a link, even with
+    /// `--follow-symlinks`, never into the state dir, and never into a hidden folder (a leading
+    /// `.`), which the walk would not index: those are `PermissionDenied`.
+    pub(super) fn make_dirs(&self, rel: &[u8]) -> io::Result<OwnedFd> {
+        check(rel)?;
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut here = rustix::fs::openat(&*self.fd(), c".", dir_flags, Mode::empty())?;
+        for part in rel.split(|&b| b == b'/').filter(|p| !rel.is_empty() && !p.is_empty()) {
+            if part.starts_with(b".") {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "a hidden folder"));
+            }
+            let name = OsStr::from_bytes(part);
+            let next = match rustix::fs::openat(&here, name, dir_flags, Mode::empty()) {
+                Err(rustix::io::Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&here, name, Mode::from_raw_mode(0o755)) {
+                        // Another upload made it meanwhile.
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    rustix::fs::fsync(&here)?;
+                    rustix::fs::openat(&here, name, dir_flags, Mode::empty()).map_err(link_is_missing)?
+                }
+                other => other.map_err(link_is_missing)?,
+            };
+            // SECURITY: uploads never land among the server's own files.
+            if fstat(&next)?.id() == self.state_dir {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "the state dir"));
+            }
+            here = next;
+        }
+        Ok(here)
+    }
+
     fn open_with(&self, rel: &[u8], how: Open, follow: bool) -> io::Result<OwnedFd> {
         check(rel)?;
         let root = self.fd();

@@ -7,6 +7,7 @@
 
 mod beneath;
 pub(crate) mod cache;
+pub(crate) mod incoming;
 pub(crate) mod journal;
 pub(crate) mod private;
 mod state;
@@ -408,6 +409,13 @@ impl MediaFs {
         let file = tokio::task::block_in_place(|| self.open(rel))?;
         let meta = file.metadata()?;
         Ok((tokio::fs::File::from_std(file), meta))
+    }
+
+    /// Opens a media file for reading from a blocking thread, with its length now.
+    pub(crate) fn open_blocking(&self, rel: RelPath<'_>) -> io::Result<(File, u64)> {
+        let file = self.open(rel)?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
     }
 
     /// The stored metadata record of a file and whether it is a favorite, with one open: what

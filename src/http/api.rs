@@ -453,23 +453,6 @@ impl ListQuery {
                         ApiError::bad("cursor", "not a cursor from a previous page's next_cursor")
                     })?)
                 }
-                "year" => q.filter.year = Some(in_range("year", v, 1..=9999, "a year like 2023")?),
-                "month" => q.filter.month = Some(in_range("month", v, 1..=12, "a month from 1 to 12")?),
-                "dir" => q.filter.dir = Some(v.to_owned()),
-                "favorite" => {
-                    q.filter.favorite = Some(match v {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(ApiError::bad("favorite", "true or false")),
-                    })
-                }
-                "kind" => {
-                    q.filter.kind = Some(match v {
-                        "image" => Kind::Image,
-                        "video" => Kind::Video,
-                        _ => return Err(ApiError::bad("kind", "image or video")),
-                    })
-                }
                 "order" => {
                     q.order = match v {
                         "desc" => Order::NewestFirst,
@@ -477,11 +460,37 @@ impl ListQuery {
                         _ => return Err(ApiError::bad("order", "desc or asc")),
                     }
                 }
+                other if set_filter(&mut q.filter, other, v)? => {}
                 other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
             }
         }
         Ok(q)
     }
+}
+
+/// Sets the list filter a parameter names, if it names one (year, month, dir, favorite, kind).
+pub(super) fn set_filter(filter: &mut Filter, key: &str, v: &str) -> Result<bool, ApiError> {
+    match key {
+        "year" => filter.year = Some(in_range("year", v, 1..=9999, "a year like 2023")?),
+        "month" => filter.month = Some(in_range("month", v, 1..=12, "a month from 1 to 12")?),
+        "dir" => filter.dir = Some(v.to_owned()),
+        "favorite" => {
+            filter.favorite = Some(match v {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(ApiError::bad("favorite", "true or false")),
+            })
+        }
+        "kind" => {
+            filter.kind = Some(match v {
+                "image" => Kind::Image,
+                "video" => Kind::Video,
+                _ => return Err(ApiError::bad("kind", "image or video")),
+            })
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// A number parameter within `range`, or a 400 naming the parameter and what it takes.
@@ -494,7 +503,7 @@ fn in_range<T: std::str::FromStr + PartialOrd>(
     value.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| ApiError::bad(name, expected))
 }
 
-fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {
+pub(super) fn query_pairs(query: Option<&str>) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
 }
 

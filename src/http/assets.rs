@@ -43,6 +43,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("thumbhash.js", include_bytes!("../../web/thumbhash.js")),
     ("timeline.js", include_bytes!("../../web/timeline.js")),
     ("ui.js", include_bytes!("../../web/ui.js")),
+    ("upload.js", include_bytes!("../../web/upload.js")),
     ("viewer.js", include_bytes!("../../web/viewer.js")),
     ("zoom.js", include_bytes!("../../web/zoom.js")),
 ];

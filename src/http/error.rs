@@ -56,6 +56,20 @@ pub(super) enum ApiError {
     BadBody(String),
     #[error("the password could not be stored")]
     PasswordNotStored(#[source] std::io::Error),
+    #[error("this token may only upload files (spis token create --upload-only)")]
+    UploadOnlyToken,
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
+    #[error("this server speaks tus 1.0.0; send Tus-Resumable: 1.0.0")]
+    TusVersion,
+    #[error("invalid header `{name}`: {reason}")]
+    BadHeader { name: &'static str, reason: String },
+    #[error("the body must be {0}")]
+    BadContentType(&'static str),
+    #[error("the connection ended before the whole body arrived")]
+    BodyCut,
+    #[error("nothing to download: no item matches")]
+    NothingToZip,
 }
 
 impl From<crate::auth::AuthError> for ApiError {
@@ -112,6 +126,29 @@ impl ApiError {
             ApiError::PasswordTooShort => (StatusCode::UNPROCESSABLE_ENTITY, "password_too_short"),
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             ApiError::PasswordNotStored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "password_not_stored"),
+            ApiError::UploadOnlyToken => (StatusCode::FORBIDDEN, "upload_only_token"),
+            ApiError::Upload(e) => {
+                use crate::upload::UploadError as U;
+                match e {
+                    U::BadName(_) => (StatusCode::BAD_REQUEST, "bad_name"),
+                    U::NotMedia(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_media"),
+                    U::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                    U::NoSpace { .. } => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
+                    U::ReadOnly => (StatusCode::CONFLICT, "media_read_only"),
+                    U::OutsideScope(_) => (StatusCode::FORBIDDEN, "outside_upload_folder"),
+                    U::UnknownUpload => (StatusCode::NOT_FOUND, "unknown_upload"),
+                    U::WrongOffset { .. } => (StatusCode::CONFLICT, "wrong_offset"),
+                    U::TooLong(_) => (StatusCode::PAYLOAD_TOO_LARGE, "longer_than_declared"),
+                    U::Busy => (StatusCode::LOCKED, "upload_busy"),
+                    U::TooManyCopies => (StatusCode::CONFLICT, "too_many_copies"),
+                    U::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "upload_failed"),
+                }
+            }
+            ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
+            ApiError::BadHeader { .. } => (StatusCode::BAD_REQUEST, "bad_header"),
+            ApiError::BadContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_content_type"),
+            ApiError::BodyCut => (StatusCode::BAD_REQUEST, "body_cut"),
+            ApiError::NothingToZip => (StatusCode::NOT_FOUND, "nothing_to_zip"),
         }
     }
 
@@ -139,6 +176,9 @@ impl ApiError {
                     .header(header::ACCEPT_RANGES, "bytes")
             }
             _ => {}
+        }
+        if matches!(self, ApiError::TusVersion) {
+            resp = resp.header("tus-version", "1.0.0");
         }
         if let ApiError::WebSocketRequired = &self {
             resp = resp.header(header::UPGRADE, "websocket").header(header::CONNECTION, "Upgrade");

@@ -377,7 +377,7 @@ fn http_date(time: SystemTime) -> Option<HttpDate> {
 }
 
 /// `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266 §4.3, RFC 8187).
-fn content_disposition(name: &str) -> String {
+pub(super) fn content_disposition(name: &str) -> String {
     // SECURITY: the name is the only file-derived text in a header. In the fallback every
     // character that could end the quoted string or the line (`"`, `\`, CR, LF, other controls)
     // or is not ASCII becomes `_`; the extended form percent-encodes all but RFC 8187 attr-chars.

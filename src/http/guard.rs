@@ -14,17 +14,30 @@ use std::time::Instant;
 use hyper::{HeaderMap, Method, header};
 
 use super::error::ApiError;
-use crate::auth::{Auth, COOKIE};
+use crate::auth::{Auth, COOKIE, TokenScope};
 use crate::config::IpNet;
 
 /// Who is asking, as far as the guard cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Caller {
     /// Auth is off (`--no-auth`).
     Anyone,
     Session,
     Token,
+    /// An upload-only token (`spis token create --upload-only --dir DIR`): uploads into DIR and
+    /// below, nothing else.
+    Uploader(String),
     Anonymous,
+}
+
+impl Caller {
+    /// Where this caller may put uploads.
+    pub(super) fn upload_scope(&self) -> crate::upload::Scope<'_> {
+        match self {
+            Caller::Uploader(dir) => crate::upload::Scope::Below(dir),
+            _ => crate::upload::Scope::Anywhere,
+        }
+    }
 }
 
 /// Identifies the caller from the cookie or bearer token.
@@ -40,9 +53,13 @@ pub(super) fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
     // SECURITY: every credential a request presents must hold: a forged or stale cookie beside a
     // good token (or a bad token beside a good cookie) is refused, not skipped over.
     match (token, session_cookie(headers)) {
-        (Some(t), cookie) if auth.check_token(t) && cookie.is_none_or(|c| auth.check_session(c)) => {
-            Caller::Token
-        }
+        (Some(t), cookie) => match auth.check_token(t) {
+            Some(scope) if cookie.is_none_or(|c| auth.check_session(c)) => match scope {
+                TokenScope::Full => Caller::Token,
+                TokenScope::UploadOnly(dir) => Caller::Uploader(dir),
+            },
+            _ => Caller::Anonymous,
+        },
         (None, Some(c)) if auth.check_session(c) => Caller::Session,
         _ => Caller::Anonymous,
     }

@@ -15,6 +15,8 @@ mod metrics;
 mod openapi;
 mod routes;
 mod session;
+mod upload;
+mod zip;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,6 +48,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct App {
     pub lib: Arc<Library>,
     pub thumbs: Arc<crate::thumbs::Thumbs>,
+    pub uploads: Arc<crate::upload::Uploads>,
     /// For their counters in `/api/status`.
     hooks: Arc<crate::hooks::Hooks>,
     /// Where the web app's files come from.
@@ -111,6 +114,7 @@ pub(crate) async fn serve(
     let app = Arc::new(App {
         lib: Arc::clone(&gallery.lib),
         thumbs: Arc::clone(&gallery.thumbs),
+        uploads: Arc::clone(&gallery.uploads),
         hooks,
         web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         auth: opts.auth,

@@ -97,6 +97,14 @@ pub(crate) enum Reply {
     Binary(&'static [&'static str]),
     /// A WebSocket upgrade.
     Upgrade,
+    /// 201 Created with a `Location` and no body (tus creation).
+    Created,
+    /// 200 or 204 with headers only (tus).
+    Empty,
+    /// 201 with JSON of the named schema for something new, 200 for what was there already.
+    Stored(&'static str),
+    /// 200 with a file to save (no ranges, no validators).
+    Attachment(&'static str),
 }
 
 /// A route's description in the document.
@@ -105,12 +113,23 @@ pub(crate) struct Doc {
     summary: &'static str,
     params: [&'static [Param]; 2],
     body: Option<&'static str>,
+    /// The request body is the bytes of a file.
+    binary_body: bool,
+    /// The request body is a form of the named schema (and optional).
+    form_body: Option<&'static str>,
     reply: Reply,
 }
 
 impl Doc {
     pub(super) const fn new(summary: &'static str) -> Doc {
-        Doc { summary, params: [&[], &[]], body: None, reply: Reply::Json("Ok") }
+        Doc {
+            summary,
+            params: [&[], &[]],
+            body: None,
+            binary_body: false,
+            form_body: None,
+            reply: Reply::Json("Ok"),
+        }
     }
 
     /// Query parameters (at most two lists, e.g. paging and filters).
@@ -126,6 +145,18 @@ impl Doc {
     /// A JSON request body of the named schema.
     pub(super) const fn body(mut self, schema: &'static str) -> Doc {
         self.body = Some(schema);
+        self
+    }
+
+    /// The request body is a file's bytes.
+    pub(super) const fn binary_body(mut self) -> Doc {
+        self.binary_body = true;
+        self
+    }
+
+    /// An optional `application/x-www-form-urlencoded` body of the named schema, for POST.
+    pub(super) const fn form_body(mut self, schema: &'static str) -> Doc {
+        self.form_body = Some(schema);
         self
     }
 
@@ -152,14 +183,17 @@ pub(crate) fn serve(document: &Bytes) -> Response<Body> {
 /// A media id: 11 URL-safe base64 characters spelling 64 bits (so the last one carries 4).
 pub(crate) const ID_PATTERN: &str = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$";
 /// A list cursor: version 1 and 16 bytes, in 23 URL-safe base64 characters.
+/// Ids, comma-separated (a selection to download).
+pub(crate) const IDS_PATTERN: &str =
+    "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048](,[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048])*$";
 pub(crate) const CURSOR_PATTERN: &str = "^A[Q-Za-f][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$";
 
 fn build(sizes: &[u32]) -> Value {
     let mut paths = Map::new();
     for spec in ROUTES {
-        let path = format!("/{}", spec.path.join("/"));
+        let path = path_template(spec);
         let mut ops = Map::new();
-        for method in spec.methods.list.iter().filter(|m| **m != Method::HEAD) {
+        for method in documented_methods(spec) {
             ops.insert(method.as_str().to_ascii_lowercase(), operation(spec, method, sizes));
         }
         paths.insert(path, Value::Object(ops));
@@ -183,6 +217,17 @@ fn build(sizes: &[u32]) -> Value {
     })
 }
 
+/// The path as OpenAPI writes it (`{path*}` is one `{path}` parameter that may hold slashes).
+fn path_template(spec: &super::routes::Spec) -> String {
+    format!("/{}", spec.path.join("/")).replace("{path*}", "{path}")
+}
+
+/// The methods with an operation of their own: HEAD only where there is no GET.
+fn documented_methods(spec: &super::routes::Spec) -> impl Iterator<Item = &'static Method> {
+    let list = spec.methods.list;
+    list.iter().filter(move |m| **m != Method::HEAD || !list.contains(&Method::GET))
+}
+
 fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Value {
     let doc = &spec.doc;
     let mut params: Vec<Value> =
@@ -194,6 +239,26 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
                 "name": "id", "in": "path", "required": true,
                 "description": "A media id, as /api/media lists them",
                 "schema": { "type": "string", "pattern": ID_PATTERN },
+            }),
+        );
+    }
+    if spec.path.contains(&"{upload}") {
+        params.insert(
+            0,
+            json!({
+                "name": "upload", "in": "path", "required": true,
+                "description": "An upload's id, from the Location of its creation",
+                "schema": { "type": "string", "pattern": "^[a-z2-7]{24}$" },
+            }),
+        );
+    }
+    if spec.path.contains(&"{path*}") {
+        params.insert(
+            0,
+            json!({
+                "name": "path", "in": "path", "required": true,
+                "description": "The folder below the media folder and the file name: DIR/NAME",
+                "schema": { "type": "string" },
             }),
         );
     }
@@ -219,14 +284,37 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
                 .insert("206".into(), json!({ "description": "Part of it (Range)", "content": content }));
             responses.insert("304".into(), json!({ "description": "Not modified (If-None-Match)" }));
         }
+        Reply::Attachment(t) => {
+            let content = json!({ t: { "schema": { "type": "string", "format": "binary" } } });
+            responses.insert("200".into(), json!({ "description": "OK", "content": content }));
+        }
         Reply::Upgrade => {
             responses.insert("101".into(), json!({ "description": "Switching to the WebSocket protocol" }));
+        }
+        Reply::Created => {
+            responses.insert("201".into(), json!({ "description": "Created: see Location" }));
+            responses.insert("204".into(), json!({ "description": "OPTIONS: the tus headers" }));
+        }
+        Reply::Empty => {
+            responses.insert("200".into(), json!({ "description": "HEAD: Upload-Offset and Upload-Length" }));
+            responses.insert(
+                "204".into(),
+                json!({ "description": "PATCH: the new Upload-Offset; DELETE: cancelled" }),
+            );
+        }
+        Reply::Stored(schema) => {
+            let body = json!({ "application/json": { "schema": schema_ref(schema) } });
+            responses.insert("201".into(), json!({ "description": "Stored", "content": body }));
+            responses.insert(
+                "200".into(),
+                json!({ "description": "The same bytes were there already", "content": body }),
+            );
         }
     }
     responses.insert("default".into(), error);
     let security = match spec.access {
         Access::Public => json!([]),
-        Access::Household => json!([{ "session": [] }, { "token": [] }]),
+        Access::Household | Access::Upload => json!([{ "session": [] }, { "token": [] }]),
     };
     let mut op = json!({
         "operationId": format!("{}_{}", spec.label, method.as_str().to_ascii_lowercase()),
@@ -235,6 +323,20 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
         "responses": responses,
         "security": security,
     });
+    if doc.binary_body {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
+        });
+    }
+    if let Some(form) = doc.form_body
+        && *method == Method::POST
+    {
+        op["requestBody"] = json!({
+            "required": false,
+            "content": { "application/x-www-form-urlencoded": { "schema": schema_ref(form) } },
+        });
+    }
     if let Some(body) = doc.body {
         op["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
@@ -262,6 +364,18 @@ fn schemas() -> Value {
         json!({ "type": "object", "required": [key, "count"], "properties": props })
     };
     json!({
+        "ZipForm": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "ids": { "type": "string", "pattern": IDS_PATTERN },
+                "year": { "type": "integer", "minimum": 1, "maximum": 9999 },
+                "month": { "type": "integer", "minimum": 1, "maximum": 12 },
+                "dir": string,
+                "favorite": { "type": "string", "enum": ["true", "false"] },
+                "kind": { "type": "string", "enum": ["image", "video"] },
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["error", "code"],
@@ -385,15 +499,10 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), ROUTES.len());
         for spec in ROUTES {
-            let path = format!("/{}", spec.path.join("/"));
+            let path = path_template(spec);
             let ops = paths[&path].as_object().unwrap_or_else(|| panic!("{path}"));
-            let want: Vec<String> = spec
-                .methods
-                .list
-                .iter()
-                .filter(|m| **m != Method::HEAD)
-                .map(|m| m.as_str().to_ascii_lowercase())
-                .collect();
+            let want: Vec<String> =
+                documented_methods(spec).map(|m| m.as_str().to_ascii_lowercase()).collect();
             assert_eq!(ops.keys().cloned().collect::<Vec<_>>().len(), want.len(), "{path}");
             for m in &want {
                 let op = &ops[m];

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response};
 use super::error::ApiError;
 use super::guard::{self, Caller};
 use super::openapi::{Doc, Param, Reply};
-use super::{App, Body, Peer, api, assets, events, metrics, openapi, session};
+use super::{App, Body, Peer, api, assets, events, metrics, openapi, session, upload, zip};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -38,6 +38,10 @@ pub(crate) enum Route {
     Thumb,
     Preview,
     Favorite,
+    Zip,
+    UploadStart,
+    UploadResume,
+    UploadFile,
     OpenApi,
     Metrics,
 }
@@ -49,6 +53,8 @@ pub(crate) enum Access {
     Public,
     /// The household: a session cookie or an API token (or anyone with `--no-auth`).
     Household,
+    /// The household, or an upload-only token (inside its folder): adding files.
+    Upload,
 }
 
 /// The methods a route answers, and the `Allow` header that lists them.
@@ -63,12 +69,19 @@ const GET: Methods = Methods { list: &[Method::GET, Method::HEAD], allow: "GET, 
 const GET_ONLY: Methods = Methods { list: &[Method::GET], allow: "GET" };
 const POST: Methods = Methods { list: &[Method::POST], allow: "POST" };
 const PUT_DELETE: Methods = Methods { list: &[Method::PUT, Method::DELETE], allow: "PUT, DELETE" };
+const POST_OPTIONS: Methods = Methods { list: &[Method::POST, Method::OPTIONS], allow: "POST, OPTIONS" };
+const HEAD_PATCH_DELETE: Methods =
+    Methods { list: &[Method::HEAD, Method::PATCH, Method::DELETE], allow: "HEAD, PATCH, DELETE" };
+const PUT: Methods = Methods { list: &[Method::PUT], allow: "PUT" };
+const GET_POST: Methods =
+    Methods { list: &[Method::GET, Method::HEAD, Method::POST], allow: "GET, HEAD, POST" };
 
 /// One entry of the table.
 #[derive(Debug)]
 pub(crate) struct Spec {
     pub route: Route,
-    /// Path segments; `{id}` stands for a media id.
+    /// Path segments; `{id}` stands for a media id, `{upload}` for an upload's id, and a last
+    /// `{path*}` for one or more segments (a folder and a file name).
     pub path: &'static [&'static str],
     pub methods: Methods,
     pub access: Access,
@@ -77,7 +90,7 @@ pub(crate) struct Spec {
     pub doc: Doc,
 }
 
-use Access::{Household, Public};
+use Access::{Household, Public, Upload};
 
 const LIST_FILTERS: &[Param] = &[
     Param::int("year", "Only items taken in this year", 1, 9999),
@@ -265,6 +278,65 @@ pub(crate) const ROUTES: &[Spec] = &[
             .reply(Reply::Json("Item")),
     },
     Spec {
+        route: Route::Zip,
+        path: &["api", "zip"],
+        methods: GET_POST,
+        access: Household,
+        label: "zip",
+        doc: Doc::new(
+            "The items named by `ids`, or else every item the filters match, as one ZIP (stored entries, \
+             ZIP64 where needed) with its exact Content-Length; paths inside are relative to the folder \
+             the items share. POST also takes them as an application/x-www-form-urlencoded body, for \
+             selections too long for a URL",
+        )
+        .params(&[Param::pattern("ids", "Ids of items, comma-separated (a selection)", openapi::IDS_PATTERN)])
+        .params(LIST_FILTERS)
+        .form_body("ZipForm")
+        .reply(Reply::Attachment("application/zip")),
+    },
+    // Adding files: tus 1.0 (core, creation, termination) for resumable uploads, PUT for one.
+    Spec {
+        route: Route::UploadStart,
+        path: &["api", "uploads"],
+        methods: POST_OPTIONS,
+        access: Upload,
+        label: "upload_start",
+        doc: Doc::new(
+            "tus 1.0 creation: start a resumable upload (Upload-Length, Upload-Metadata with filename, \
+             and optionally filetype, mtime in Unix seconds and dir); OPTIONS tells the tus version, \
+             extensions and maximum size",
+        )
+        .reply(Reply::Created),
+    },
+    Spec {
+        route: Route::UploadResume,
+        path: &["api", "uploads", "{upload}"],
+        methods: HEAD_PATCH_DELETE,
+        access: Upload,
+        label: "upload_resume",
+        doc: Doc::new(
+            "tus 1.0: the upload's offset (HEAD), more of its bytes at Upload-Offset (PATCH, \
+             application/offset+octet-stream; the last one puts the file in place and names it in \
+             Spis-Media-Id), or cancel it (DELETE)",
+        )
+        .reply(Reply::Empty),
+    },
+    Spec {
+        route: Route::UploadFile,
+        path: &["api", "upload", "{path*}"],
+        methods: PUT,
+        access: Upload,
+        label: "upload_file",
+        doc: Doc::new(
+            "Upload one file to a folder below the media folder (`curl -T photo.jpg .../api/upload/DIR/NAME`): \
+             201 with the new item, 200 with the existing one when that name already has the same bytes, \
+             `NAME (2).EXT` when it has other bytes",
+        )
+        .params(&[Param::int("mtime", "The file's own modification time, Unix seconds", 0, 253402300799)])
+        .binary_body()
+        .reply(Reply::Stored("Item")),
+    },
+    Spec {
         route: Route::OpenApi,
         path: &["api", "openapi.json"],
         methods: GET,
@@ -300,13 +372,18 @@ pub(crate) enum Matched<'p> {
 impl Matched<'_> {
     pub(super) fn parse<'p>(segments: &[&'p str]) -> Matched<'p> {
         'specs: for (slot, spec) in ROUTES.iter().enumerate() {
-            if spec.path.len() != segments.len() {
+            let tail = spec.path.last() == Some(&"{path*}");
+            let fits =
+                if tail { segments.len() >= spec.path.len() } else { segments.len() == spec.path.len() };
+            if !fits {
                 continue;
             }
             let mut id = None;
             for (want, got) in spec.path.iter().zip(segments) {
-                if *want == "{id}" {
+                if *want == "{id}" || *want == "{upload}" {
                     id = Some(*got);
+                } else if *want == "{path*}" {
+                    break;
                 } else if want != got {
                     continue 'specs;
                 }
@@ -390,8 +467,13 @@ async fn checked(
 ) -> Result<Response<Body>, ApiError> {
     let websocket = matches!(matched, Matched::Api { slot, .. } if ROUTES[slot].route == Route::Events);
     guard::check_origin(req.method(), req.headers(), websocket)?;
-    if matched.access() == Household && guard::caller(&app.auth, req.headers()) == Caller::Anonymous {
-        return Err(ApiError::Unauthorized);
+    let caller = guard::caller(&app.auth, req.headers());
+    match (matched.access(), &caller) {
+        (Public, _) if !matches!(matched, Matched::Api { .. }) => {}
+        // SECURITY: an upload-only token adds files and reads nothing, not even what is public.
+        (Public | Household, Caller::Uploader(_)) => return Err(ApiError::UploadOnlyToken),
+        (Household | Upload, Caller::Anonymous) => return Err(ApiError::Unauthorized),
+        _ => {}
     }
     let method = req.method();
     match matched {
@@ -403,7 +485,9 @@ async fn checked(
                     allow: spec.methods.allow,
                 });
             }
-            dispatch(app, req, spec.route, id, client).await
+            let tail = &segments[spec.path.len().min(segments.len()).saturating_sub(1)..];
+            let call = Call { route: spec.route, id, tail, client, caller: &caller };
+            dispatch(app, req, call).await
         }
         Matched::Unknown => Err(ApiError::NoRoute(path.to_owned())),
         Matched::App if *method == Method::GET || *method == Method::HEAD => {
@@ -413,16 +497,27 @@ async fn checked(
     }
 }
 
+/// What [`dispatch`] needs besides the request: the route, its path arguments and the caller.
+struct Call<'a> {
+    route: Route,
+    /// The `{id}` or `{upload}` segment.
+    id: Option<&'a str>,
+    /// The `{path*}` segments (for other routes, the last segment or none).
+    tail: &'a [&'a str],
+    client: Client,
+    caller: &'a Caller,
+}
+
 /// One arm per route of the table.
 async fn dispatch(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
-    route: Route,
-    id: Option<&str>,
-    client: Client,
+    call: Call<'_>,
 ) -> Result<Response<Body>, ApiError> {
+    let Call { route, id: raw_id, tail, client, caller } = call;
     let lib = &app.lib;
-    let id = || media_id(id.unwrap_or(""));
+    let id = || media_id(raw_id.unwrap_or(""));
+    let scope = caller.upload_scope();
     match route {
         Route::Session => session::status(app, req),
         Route::Login => session::login(app, req, client.ip, client.https).await,
@@ -441,6 +536,10 @@ async fn dispatch(
         Route::Thumb => api::rendition(app, id()?, Rendition::Thumb, req).await,
         Route::Preview => api::rendition(app, id()?, Rendition::Preview, req).await,
         Route::Favorite => api::favorite(lib, id()?, *req.method() == Method::PUT).await,
+        Route::Zip => zip::download(app, req).await,
+        Route::UploadStart => upload::start(app, req, scope).await,
+        Route::UploadResume => upload::resume(app, req, raw_id.unwrap_or(""), scope).await,
+        Route::UploadFile => upload::put(app, req, tail, scope).await,
         Route::OpenApi => Ok(openapi::serve(&app.openapi)),
         Route::Metrics => Ok(metrics::render(app)),
     }
@@ -467,11 +566,19 @@ mod tests {
     #[test]
     fn every_path_of_the_table_matches_its_own_entry_only() {
         for (slot, spec) in ROUTES.iter().enumerate() {
-            let path = format!("/{}", spec.path.join("/").replace("{id}", "AAAAAAAAAAA"));
+            let path = format!(
+                "/{}",
+                spec.path
+                    .join("/")
+                    .replace("{id}", "AAAAAAAAAAA")
+                    .replace("{upload}", "abc")
+                    .replace("{path*}", "Cameras/cam1/snap.jpg")
+            );
             match parse(&path) {
                 Matched::Api { slot: s, id } => {
                     assert_eq!(s, slot, "{path}");
-                    assert_eq!(id.is_some(), spec.path.contains(&"{id}"), "{path}");
+                    let one_segment = spec.path.contains(&"{id}") || spec.path.contains(&"{upload}");
+                    assert_eq!(id.is_some(), one_segment, "{path}");
                 }
                 other => panic!("{path}: {other:?}"),
             }
@@ -492,6 +599,9 @@ mod tests {
         }
         assert_eq!(ROUTES[parse("/api/media").slot()].label, "list");
         assert_eq!(parse("/").slot(), APP_SLOT);
+        // `{path*}` takes one or more segments, never none.
+        assert_eq!(ROUTES[parse("/api/upload/a.jpg").slot()].label, "upload_file");
+        assert!(matches!(parse("/api/upload"), Matched::Unknown));
         assert_eq!(parse("/api/nope").slot(), OTHER_SLOT);
     }
 }

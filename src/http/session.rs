@@ -120,17 +120,26 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request<Incoming>) -> Result<T, ApiError> {
+    let bytes = read_body(req, MAX_BODY, "JSON").await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))
+}
+
+/// A small request body, whole: at most `max` bytes of `what`.
+pub(super) async fn read_body(
+    req: &mut Request<Incoming>,
+    max: usize,
+    what: &str,
+) -> Result<Bytes, ApiError> {
     // SECURITY: bounded in size and in time, so a body trickled a byte at a time (slowloris after
     // the headers) does not hold the request open.
-    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.body_mut(), MAX_BODY).collect());
-    let bytes: Bytes = read
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.body_mut(), max).collect());
+    Ok(read
         .await
         .map_err(|_| {
             ApiError::BadBody(format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs()))
         })?
-        .map_err(|_| ApiError::BadBody(format!("at most {MAX_BODY} bytes of JSON")))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))
+        .map_err(|_| ApiError::BadBody(format!("at most {max} bytes of {what}")))?
+        .to_bytes())
 }
 
 fn json(status: StatusCode, value: serde_json::Value, cookie: Option<String>) -> Response<Body> {

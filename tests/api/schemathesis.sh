@@ -8,7 +8,9 @@
 #   SPIS_CACHE        cache root (default /var/cache/spis-ci); the virtualenv lives there
 #   SCHEMATHESIS_SEED the seed (default: fixed, so a failure replays; any integer explores more)
 #   SCHEMATHESIS_EXAMPLES  test cases per operation and phase (default 30)
-# The WebSocket /api/events is outside what OpenAPI can drive; tests/integration covers it.
+# The WebSocket /api/events is outside what OpenAPI can drive; tests/integration covers it. The
+# upload routes speak tus (headers and offsets in a conversation): real tus clients drive them
+# (tests/api/tus.sh with tuspy, tests/web with tus-js-client) and tests/integration/uploads.rs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -69,15 +71,18 @@ for _ in $(seq 300); do
 done
 
 status=0
+# One worker: with two threads, Python 3.11's ast module (which hypothesis uses to describe its
+# strategies) once failed with "AST constructor recursion depth mismatch"; the run takes seconds.
 cd "$work" # schemathesis keeps a .schemathesis folder where it runs
 timeout 900 "$venv/bin/schemathesis" run "$base/api/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \
   --exclude-path /api/events \
+  --exclude-path-regex '^/api/uploads?(/|$)' \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
   --seed "${SCHEMATHESIS_SEED:-20261203}" \
   --generation-database none \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 30 \
   --no-color || status=$?
 

@@ -333,7 +333,10 @@ fn every_route_of_the_table_refuses_anonymous_callers_unless_public() {
     }
     let (mut public, mut private) = (0, 0);
     for (template, ops) in paths {
-        let path = template.replace("{id}", &id);
+        let path = template
+            .replace("{id}", &id)
+            .replace("{upload}", "aaaaaaaaaaaaaaaaaaaaaaaa")
+            .replace("{path}", "a/b.jpg");
         let ops = ops.as_object().unwrap();
         let mut allowed: Vec<String> = ops.keys().map(|m| m.to_uppercase()).collect();
         for (method, op) in ops {
@@ -344,25 +347,53 @@ fn every_route_of_the_table_refuses_anonymous_callers_unless_public() {
                 assert_ne!(anonymous.status, 401, "{method} {path} is public");
             } else {
                 private += 1;
-                anonymous.assert_error(401, "unauthorized");
                 // A forged token is no better than none.
-                server
-                    .request(&method, &path, &[("Authorization", "Bearer spis_forged")])
-                    .assert_error(401, "unauthorized");
+                let forged = server.request(&method, &path, &[("Authorization", "Bearer spis_forged")]);
+                for r in [anonymous, forged] {
+                    // A HEAD answer has the status and headers of the GET one, and no body.
+                    match method.as_str() {
+                        "HEAD" => assert_eq!(r.status, 401, "HEAD {path}"),
+                        _ => r.assert_error(401, "unauthorized"),
+                    }
+                }
             }
         }
         // Any other method: still 401 for an anonymous caller on a private path, else a 405
         // whose Allow header lists exactly the document's methods.
-        let r = server.request("PATCH", &path, &auth);
+        let r = server.request("TRACE", &path, &auth);
         r.assert_error(405, "method_not_allowed");
-        // HEAD goes with GET (except for the WebSocket) and is not written in the document.
-        let mut allow: Vec<String> =
-            r.header("allow").unwrap().split(", ").filter(|m| *m != "HEAD").map(String::from).collect();
+        // HEAD goes with GET (except for the WebSocket) and is not written in the document then.
+        let listed: Vec<&str> = r.header("allow").unwrap().split(", ").collect();
+        let mut allow: Vec<String> = listed
+            .iter()
+            .filter(|m| **m != "HEAD" || !listed.contains(&"GET"))
+            .map(|m| m.to_string())
+            .collect();
         allow.sort();
         allowed.sort();
         assert_eq!(allow, allowed, "{path}");
     }
     assert!(public >= 5 && private >= 14, "{public} public and {private} private operations");
+    // An upload-only token is refused on every route but the upload ones.
+    let cam =
+        crate::util::spis_cli(&dirs.state, &["token", "create", "cam", "--upload-only", "--dir", "cam"]);
+    let cam = format!("Bearer {}", cam.trim());
+    for (template, ops) in paths {
+        let path = template
+            .replace("{id}", &id)
+            .replace("{upload}", "aaaaaaaaaaaaaaaaaaaaaaaa")
+            .replace("{path}", "cam/b.jpg");
+        for method in ops.as_object().unwrap().keys() {
+            let r = server.request(&method.to_uppercase(), &path, &[("Authorization", &cam)]);
+            if template.starts_with("/api/upload") {
+                assert!(![401, 403].contains(&r.status), "{method} {path}: {}", r.status);
+            } else if method == "head" {
+                assert_eq!(r.status, 403, "HEAD {path}");
+            } else {
+                r.assert_error(403, "upload_only_token");
+            }
+        }
+    }
     // Every credential presented must hold: a forged cookie beside a good token is refused.
     let forged = [auth[0], ("Cookie", "spis_session=forged")];
     get(&server, "/api/status", &forged).assert_error(401, "unauthorized");

@@ -15,5 +15,7 @@ mod proxy;
 mod replicas;
 mod startup;
 mod thumbs;
+mod uploads;
 mod util;
 mod web_app;
+mod zip;

@@ -278,6 +278,11 @@ impl Dirs {
         std::fs::create_dir_all(&media).unwrap();
         Dirs { media, state, _tmp: tmp }
     }
+
+    /// The folder that holds both, for a test's other files.
+    pub(crate) fn root(&self) -> &Path {
+        self._tmp.path()
+    }
 }
 
 /// Reads an extended attribute with the raw syscall, as an outside observer would.

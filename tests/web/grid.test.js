@@ -131,7 +131,7 @@ test('readable at 320 px wide', async () => {
   assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
   // The header's buttons keep their names for screen readers even when only icons show.
   const names = await page.$$eval('.actions button', (bs) => bs.map((b) => b.textContent.trim()));
-  assert.deepEqual(names, ['Filters', 'Select']);
+  assert.deepEqual(names, ['Filters', 'Upload', 'Select']);
   await screenshot(page, 'grid-320');
   assert.deepEqual(g.problems(), []);
   await g.context.close();
