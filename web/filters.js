@@ -131,6 +131,12 @@ export class Filters extends EventTarget {
       for (let i = 1; i < parts.length; i++) this.expanded.add(parts.slice(0, i).join('/'));
     }
     this.renderChips();
+    // What the filter shows, as one ZIP (the server sends its length, so the browser shows
+    // progress); offered once something narrows the view, never for the whole library at once.
+    const zip = /** @type {HTMLAnchorElement} */ (this.dialog.querySelector('[data-action="zip"]'));
+    const search = filterSearch(filter);
+    zip.hidden = !search;
+    zip.href = `/api/zip${search}`;
     if (this.dialog.open) this.render();
   }
 

@@ -86,6 +86,20 @@ test('a shared link with month, folder, favorites and kind filters shows just th
   const month = [...months][0];
   await page.locator(`[data-k="month:${month}"]`).click();
   await page.waitForURL((u) => u.searchParams.get('month') === String(month), { timeout: 5000 });
+  // What the sheet shows downloads as one ZIP.
+  const zip = page.locator('#filters [data-action="zip"]');
+  assert.equal(await zip.isVisible(), true);
+  const href = await zip.getAttribute('href');
+  const zipQuery = new URL(href, env.server.url('/')).searchParams;
+  assert.equal(new URL(href, env.server.url('/')).pathname, '/api/zip');
+  assert.equal(zipQuery.get('dir'), 'Trips/Alps');
+  assert.equal(zipQuery.get('month'), String(month));
+  const head = await page.evaluate(async (u) => {
+    const r = await fetch(u, { method: 'HEAD' });
+    return [r.status, r.headers.get('content-type'), Number(r.headers.get('content-length'))];
+  }, href);
+  assert.deepEqual(head.slice(0, 2), [200, 'application/zip']);
+  assert.ok(head[2] > inAlps.filter((i) => Number(i.taken.slice(5, 7)) === month).reduce((n, i) => n + i.size, 0));
   await screenshot(page, 'filters-desktop');
   await page.keyboard.press('Escape');
   await page.locator('#filters').waitFor({ state: 'hidden', timeout: 5000 });
