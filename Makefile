@@ -28,7 +28,7 @@ lint: ## No C in the dependency tree, cargo fmt --check, shellcheck, clippy with
 	scripts/setup-test-deps.sh
 	scripts/check-pure-rust.sh
 	$(CARGO) fmt --check
-	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh tests/api/*.sh) scripts/card/apt.sh
+	shellcheck $$(grep -rlE '^#!(/usr)?/bin/(env )?(ba)?sh' scripts rootfs buildroot .ci tests/web/*.sh tests/api/*.sh) scripts/card/apt.sh tests/api/venv.sh
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ships)

@@ -383,7 +383,7 @@ fn parse_time(text: &str, per: i64) -> Option<i64> {
 
 fn mtime_param(query: Option<&str>) -> Result<Option<i64>, ApiError> {
     let mut mtime = None;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+    for (k, v) in super::api::query_pairs(query) {
         match &*k {
             "mtime" => mtime = Some(parse_time(&v, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?),
             other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),

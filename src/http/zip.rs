@@ -87,8 +87,8 @@ pub(super) async fn download(
             _ => return Err(ApiError::BadContentType(form)),
         }
     }
-    let (sources, names, archive) = select(app, &q)?;
-    let plan = Plan::new(names.into_iter().map(|(name, size, mtime)| Entry { name, size, mtime }).collect());
+    let (sources, entries, archive) = select(app, &q)?;
+    let plan = Plan::new(entries);
     let mut resp = Response::builder()
         .header(header::CONTENT_TYPE, "application/zip")
         .header(header::CONTENT_LENGTH, plan.len())
@@ -119,10 +119,9 @@ pub(super) async fn download(
     Ok(resp)
 }
 
-/// The files, their archive names (relative to the folder they all share) with sizes and
-/// times, and the archive's name.
-#[allow(clippy::type_complexity)]
-fn select(app: &App, q: &ZipQuery) -> Result<(Vec<Source>, Vec<(String, u64, i64)>, String), ApiError> {
+/// The files, their entries (named relative to the folder they all share), and the archive's
+/// name.
+fn select(app: &App, q: &ZipQuery) -> Result<(Vec<Source>, Vec<Entry>, String), ApiError> {
     let index = app.lib.read();
     let items = if q.ids.is_empty() {
         index.page(&q.filter, Order::OldestFirst, None, index.len()).0
@@ -148,15 +147,15 @@ fn select(app: &App, q: &ZipQuery) -> Result<(Vec<Source>, Vec<(String, u64, i64
         let name = String::from_utf8_lossy(&item.name);
         if rel.is_empty() { name.into_owned() } else { format!("{}/{name}", String::from_utf8_lossy(rel)) }
     }));
-    let meta = names
+    let entries = names
         .into_iter()
         .zip(&items)
-        .map(|(name, item)| (name, item.size, item.mtime_ns.div_euclid(1_000_000_000)))
+        .map(|(name, item)| Entry { name, size: item.size, mtime: item.mtime_ns.div_euclid(1_000_000_000) })
         .collect();
     let sources =
         items.iter().zip(&dirs).map(|(i, d)| Source { dir: d.to_vec(), name: i.name.clone() }).collect();
     let folder = String::from_utf8_lossy(dirs[0].get(..common).unwrap_or_default()).into_owned();
-    Ok((sources, meta, archive_name(q, &folder)))
+    Ok((sources, entries, archive_name(q, &folder)))
 }
 
 /// The length of the longest folder prefix (whole path components) all `dirs` share.

@@ -19,21 +19,9 @@ corpus=${SPIS_CORPUS:-$repo/../shared/corpus}
 version=4.32.5
 venv=${SPIS_CACHE:-/var/cache/spis-ci}/schemathesis-$version
 
-# A virtualenv cannot move (its scripts name their interpreter by path): it is made in place,
-# and the marker written last says it is whole.
-if [ ! -e "$venv/.complete" ]; then
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    echo "schemathesis.sh: installing python3-venv" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-  fi
-  echo "schemathesis.sh: installing schemathesis $version into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
-  touch "$venv/.complete"
-fi
+# shellcheck source=tests/api/venv.sh
+. "$here/venv.sh"
+ensure_venv schemathesis.sh "$venv" "schemathesis==$version"
 
 work=$(mktemp -d)
 pid=""

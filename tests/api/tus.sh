@@ -12,20 +12,9 @@ corpus=${SPIS_CORPUS:-$repo/../shared/corpus}
 version=1.1.0
 venv=${SPIS_CACHE:-/var/cache/spis-ci}/tuspy-$version
 
-# Made in place, the marker written last says it is whole (as schemathesis.sh does).
-if [ ! -e "$venv/.complete" ]; then
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    echo "tus.sh: installing python3-venv" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-  fi
-  echo "tus.sh: installing tuspy $version into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "tuspy==$version"
-  touch "$venv/.complete"
-fi
+# shellcheck source=tests/api/venv.sh
+. "$here/venv.sh"
+ensure_venv tus.sh "$venv" "tuspy==$version"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

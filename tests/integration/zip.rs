@@ -13,7 +13,7 @@ const SMALL_JPEG: &str =
 
 /// Downloads with curl (which fails on a body shorter than its Content-Length): status, headers
 /// and the file.
-fn curl(server: &Server, args: &[&str], out: &Path) -> (u16, String) {
+fn curl(args: &[&str], out: &Path) -> (u16, String) {
     let headers = out.with_extension("headers");
     let o = Command::new("curl")
         .args(["-sS", "-o"])
@@ -25,7 +25,6 @@ fn curl(server: &Server, args: &[&str], out: &Path) -> (u16, String) {
         .output()
         .unwrap();
     assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    let _ = server;
     let status = String::from_utf8_lossy(&o.stdout).parse().unwrap();
     (status, std::fs::read_to_string(headers).unwrap().to_lowercase())
 }
@@ -71,7 +70,7 @@ fn a_folder_of_five_thousand_files_is_one_exact_zip_that_readers_accept() {
     wait_until("5,001 items", || server.wait_indexed()["items"] == 5001);
 
     let zip = dirs.root().join("trip.zip");
-    let (status, headers) = curl(&server, &[&server.url("/api/zip?dir=2024/Trip")], &zip);
+    let (status, headers) = curl(&[&server.url("/api/zip?dir=2024/Trip")], &zip);
     assert_eq!(status, 200, "{headers}");
     assert_eq!(header(&headers, "content-type"), Some("application/zip"));
     let len = std::fs::metadata(&zip).unwrap().len();
@@ -87,7 +86,7 @@ fn a_folder_of_five_thousand_files_is_one_exact_zip_that_readers_accept() {
     assert!(!entries.iter().any(|e| e.contains("elsewhere")));
     // A HEAD tells the same length without a body.
     let head = dirs.root().join("head");
-    let (status, headers) = curl(&server, &["-I", &server.url("/api/zip?dir=2024/Trip")], &head);
+    let (status, headers) = curl(&["-I", &server.url("/api/zip?dir=2024/Trip")], &head);
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-length"), Some(len.to_string().as_str()));
 }
@@ -107,7 +106,7 @@ fn a_selection_is_posted_and_keeps_only_what_it_names() {
 
     // Two files of one folder: flat, and names that differ only in case stay apart.
     let form = format!("ids={one},{upper}");
-    let (status, headers) = curl(&server, &["--data", &form, &server.url("/api/zip")], &zip);
+    let (status, headers) = curl(&["--data", &form, &server.url("/api/zip")], &zip);
     assert_eq!(status, 200, "{headers}");
     assert!(header(&headers, "content-disposition").unwrap().contains("a.zip"), "{headers}");
     unzip_test(&zip);
@@ -121,7 +120,7 @@ fn a_selection_is_posted_and_keeps_only_what_it_names() {
 
     // Across folders: paths from the folder they share (the root here).
     let url = server.url(&format!("/api/zip?ids={one},{two}"));
-    let (status, _) = curl(&server, &[&url], &zip);
+    let (status, _) = curl(&[&url], &zip);
     assert_eq!(status, 200);
     let names: Vec<String> =
         python_entries(&zip).iter().map(|e| e.split('\t').next().unwrap().to_owned()).collect();
@@ -149,7 +148,7 @@ fn a_selection_is_posted_and_keeps_only_what_it_names() {
         ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (got, _) = curl(&server, &args, &zip);
+        let (got, _) = curl(&args, &zip);
         let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&zip).unwrap()).unwrap();
         assert_eq!((got, body["code"].as_str().unwrap()), (status, code), "{args:?}");
     }
@@ -171,7 +170,7 @@ fn past_four_gibibytes_the_archive_is_zip64_and_still_exact() {
     assert_eq!(server.item_named("huge.jpg")["size"], size);
 
     let zip = dirs.root().join("big.zip");
-    let (status, headers) = curl(&server, &[&server.url("/api/zip?dir=big")], &zip);
+    let (status, headers) = curl(&[&server.url("/api/zip?dir=big")], &zip);
     assert_eq!(status, 200);
     let len = std::fs::metadata(&zip).unwrap().len();
     assert!(len > size);
