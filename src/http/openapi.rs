@@ -115,8 +115,8 @@ pub(crate) struct Doc {
     body: Option<&'static str>,
     /// The request body is the bytes of a file.
     binary_body: bool,
-    /// The request body is a form of the named schema (and optional).
-    form_body: Option<&'static str>,
+    /// The request body is a form of this media type and the named schema (for POST).
+    form_body: Option<(&'static str, &'static str)>,
     reply: Reply,
 }
 
@@ -156,7 +156,13 @@ impl Doc {
 
     /// An optional `application/x-www-form-urlencoded` body of the named schema, for POST.
     pub(super) const fn form_body(mut self, schema: &'static str) -> Doc {
-        self.form_body = Some(schema);
+        self.form_body = Some(("application/x-www-form-urlencoded", schema));
+        self
+    }
+
+    /// A `multipart/form-data` body of the named schema, for POST.
+    pub(super) const fn multipart_body(mut self, schema: &'static str) -> Doc {
+        self.form_body = Some(("multipart/form-data", schema));
         self
     }
 
@@ -329,12 +335,12 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
         });
     }
-    if let Some(form) = doc.form_body
+    if let Some((media_type, form)) = doc.form_body
         && *method == Method::POST
     {
         op["requestBody"] = json!({
-            "required": false,
-            "content": { "application/x-www-form-urlencoded": { "schema": schema_ref(form) } },
+            "required": media_type.starts_with("multipart/"),
+            "content": { media_type: { "schema": schema_ref(form) } },
         });
     }
     if let Some(body) = doc.body {
@@ -451,6 +457,26 @@ fn schemas() -> Value {
                 "duration_ms": nullable("integer"),
                 "thumbhash": { "type": ["string", "null"], "description": "Base64 thumbhash" },
                 "thumb": string, "preview": string, "original": string,
+            },
+        },
+        "UploadForm": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "dir": string,
+                "mtime": { "type": "integer", "minimum": 0, "maximum": 253402300799_i64 },
+                "file": { "type": "array", "items": { "type": "string", "format": "binary" } },
+            },
+        },
+        "Uploaded": {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "dir", "name", "existed"],
+                    "properties": { "id": string, "dir": string, "name": string, "existed": boolean },
+                } },
             },
         },
         "Page": {

@@ -42,6 +42,7 @@ pub(crate) enum Route {
     UploadStart,
     UploadResume,
     UploadFile,
+    UploadForm,
     OpenApi,
     Metrics,
 }
@@ -337,6 +338,24 @@ pub(crate) const ROUTES: &[Spec] = &[
         .reply(Reply::Stored("Item")),
     },
     Spec {
+        route: Route::UploadForm,
+        path: &["api", "upload"],
+        methods: POST,
+        access: Upload,
+        label: "upload_form",
+        doc: Doc::new(
+            "Upload files as a multipart/form-data form (`curl -F file=@snap.jpg .../api/upload?dir=DIR`): \
+             each part with a filename is stored as PUT stores it, in `dir` (the query, or a field before \
+             the files; else the default folder); 201 names them, 200 when all were there already",
+        )
+        .params(&[
+            Param::text("dir", "The folder below the media folder"),
+            Param::int("mtime", "The files' own modification time, Unix seconds", 0, 253402300799),
+        ])
+        .multipart_body("UploadForm")
+        .reply(Reply::Stored("Uploaded")),
+    },
+    Spec {
         route: Route::OpenApi,
         path: &["api", "openapi.json"],
         methods: GET,
@@ -540,6 +559,7 @@ async fn dispatch(
         Route::UploadStart => upload::start(app, req, scope).await,
         Route::UploadResume => upload::resume(app, req, raw_id.unwrap_or(""), scope).await,
         Route::UploadFile => upload::put(app, req, tail, scope).await,
+        Route::UploadForm => upload::form(app, req, scope).await,
         Route::OpenApi => Ok(openapi::serve(&app.openapi)),
         Route::Metrics => Ok(metrics::render(app)),
     }
@@ -601,7 +621,7 @@ mod tests {
         assert_eq!(parse("/").slot(), APP_SLOT);
         // `{path*}` takes one or more segments, never none.
         assert_eq!(ROUTES[parse("/api/upload/a.jpg").slot()].label, "upload_file");
-        assert!(matches!(parse("/api/upload"), Matched::Unknown));
+        assert_eq!(ROUTES[parse("/api/upload").slot()].label, "upload_form");
         assert_eq!(parse("/api/nope").slot(), OTHER_SLOT);
     }
 }

@@ -209,21 +209,138 @@ pub(super) async fn put(
     ))
 }
 
+/// `POST /api/upload`: a `multipart/form-data` form, for cameras and scripts that can only post
+/// one (`curl -F file=@snap.jpg`). Each part with a file name is stored as a `PUT` would store it,
+/// in the folder named by `dir` (the query, or a form field before the files); other fields are
+/// ignored. The files before a refused one stay stored (each was acknowledged as it landed).
+pub(super) async fn form(
+    app: &Arc<App>,
+    req: &mut Request<Incoming>,
+    scope: Scope<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| ApiError::BadContentType("multipart/form-data with a boundary"))?;
+    let (mut dir, mut mtime) = form_params(req.uri().query())?;
+    let mut form = multer::Multipart::new(req.body_mut().into_data_stream(), boundary);
+    let mut landed = Vec::new();
+    while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
+        let Some(file_name) = field.file_name().map(str::to_owned) else {
+            let key = field.name().unwrap_or("").to_owned();
+            let value = small_field(&mut field).await?;
+            match &*key {
+                "dir" => dir = Some(value),
+                "mtime" => {
+                    mtime = Some(parse_time(&value, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?)
+                }
+                _ => {}
+            }
+            continue;
+        };
+        let target =
+            app.uploads.target(dir.as_deref().filter(|d| !d.is_empty()), &file_name, mtime, scope)?;
+        let uploads = Arc::clone(&app.uploads);
+        let owned = owned_scope(scope);
+        let upload = blocking(move || uploads.start(target, None, false, owned.as_scope())).await?;
+        let (upload, written) = write_stream(upload, field, bad_form).await;
+        if let Err(e) = written {
+            blocking(move || {
+                upload.abandon();
+                Ok(())
+            })
+            .await?;
+            return Err(e);
+        }
+        let file = finish(upload).await?;
+        tracing::info!(dir = file.dir, name = file.name, existed = file.existed, "upload stored (form)");
+        landed.push(file);
+    }
+    if landed.is_empty() {
+        return Err(ApiError::bad("file", "the form has no file (a part with a filename)"));
+    }
+    // Listed before the answer, as for a PUT, so a client can go straight to the items.
+    for file in &landed {
+        if indexed(app, file, app.lib.subscribe()).await.is_none() {
+            break;
+        }
+    }
+    let status = if landed.iter().all(|f| f.existed) { StatusCode::OK } else { StatusCode::CREATED };
+    let files: Vec<_> = landed
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "id": crate::library::id::encode(f.id()), "dir": f.dir, "name": f.name, "existed": f.existed,
+            })
+        })
+        .collect();
+    Ok(Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(full(serde_json::json!({ "files": files }).to_string()))
+        .expect("valid headers"))
+}
+
+/// A form's text field, up to 4 KiB.
+async fn small_field(field: &mut multer::Field<'_>) -> Result<String, ApiError> {
+    const MAX: usize = 4096;
+    let mut value = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+        value.extend_from_slice(&chunk);
+        if value.len() > MAX {
+            return Err(ApiError::bad(field.name().unwrap_or("field"), "longer than 4 KiB"));
+        }
+    }
+    String::from_utf8(value).map_err(|_| ApiError::bad(field.name().unwrap_or("field"), "not UTF-8"))
+}
+
+fn bad_form(e: multer::Error) -> ApiError {
+    match e {
+        multer::Error::StreamReadFailed(_) => ApiError::BodyCut,
+        other => ApiError::bad("body", format!("not a valid multipart/form-data body: {other}")),
+    }
+}
+
+/// `dir` and `mtime` from the query of a form upload.
+fn form_params(query: Option<&str>) -> Result<(Option<String>, Option<i64>), ApiError> {
+    let (mut dir, mut mtime) = (None, None);
+    for (k, v) in super::api::query_pairs(query) {
+        match &*k {
+            "dir" => dir = Some(v.into_owned()),
+            "mtime" => mtime = Some(parse_time(&v, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?),
+            other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
+        }
+    }
+    Ok((dir, mtime))
+}
+
 /// Streams the body into the upload in chunks, each written off the async threads. The upload
 /// comes back either way, for the caller to finish, keep or abandon.
-async fn write_body(mut upload: Upload, body: &mut Incoming) -> (Upload, Result<(), ApiError>) {
+async fn write_body(upload: Upload, body: &mut Incoming) -> (Upload, Result<(), ApiError>) {
+    write_stream(upload, body.into_data_stream(), |_| ApiError::BodyCut).await
+}
+
+/// [`write_body`] for any stream of bytes (a whole body, or one part of a form); `cut` says what
+/// a failed read means.
+async fn write_stream<S, E>(
+    mut upload: Upload,
+    mut stream: S,
+    cut: impl Fn(E) -> ApiError,
+) -> (Upload, Result<(), ApiError>)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    use futures_util::StreamExt as _;
     let mut buf = Vec::with_capacity(CHUNK);
-    loop {
-        let frame = match body.frame().await {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(_)) => {
+    while let Some(data) = stream.next().await {
+        let data = match data {
+            Ok(data) => data,
+            Err(e) => {
                 // What arrived is still written, so a resumable upload goes on from there.
                 let (u, _) = write_chunk(upload, buf).await;
-                return (u, Err(ApiError::BodyCut));
+                return (u, Err(cut(e)));
             }
         };
-        let Ok(data) = frame.into_data() else { continue };
         buf.extend_from_slice(&data);
         if buf.len() >= CHUNK {
             let (u, r) = write_chunk(upload, std::mem::replace(&mut buf, Vec::with_capacity(CHUNK))).await;

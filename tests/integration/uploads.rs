@@ -174,6 +174,15 @@ fn an_upload_only_token_adds_files_to_its_folder_and_reads_nothing() {
     assert_eq!(put(&server, "/api/upload/snap2.jpg", &bytes, &auth).json()["dir"], "Cameras/cam1");
     put(&server, "/api/upload/Cameras/cam2/snap.jpg", &bytes, &auth)
         .assert_error(403, "outside_upload_folder");
+    // A posted form too goes to its folder by default, and no further.
+    let src = tempfile::tempdir().unwrap();
+    let snap = src.path().join("form.jpg");
+    std::fs::write(&snap, other_jpeg()).unwrap();
+    let (header, part) = (format!("Authorization: {cam}"), format!("file=@{}", snap.display()));
+    let (status, body) = curl_form(&server, "", &["-H", &header, "-F", &part]);
+    assert_eq!((status, body["files"][0]["dir"].as_str()), (201, Some("Cameras/cam1")), "{body}");
+    let (status, body) = curl_form(&server, "?dir=Cameras", &["-H", &header, "-F", &part]);
+    assert_eq!((status, body["code"].as_str()), (403, Some("outside_upload_folder")), "{body}");
     put(&server, "/api/upload/Cameras/cam1x/snap.jpg", &bytes, &auth)
         .assert_error(403, "outside_upload_folder");
     let id = r.json()["id"].as_str().unwrap().to_owned();
@@ -185,7 +194,7 @@ fn an_upload_only_token_adds_files_to_its_folder_and_reads_nothing() {
     server.request("PUT", &format!("/api/media/{id}/favorite"), &auth).assert_error(403, "upload_only_token");
     // The household's token reads what the camera sent.
     let listed = server.get_with("/api/media", &[("Authorization", full.as_str())]).json();
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
     // A resumable upload made by the camera is the camera's; the household may not resume it
     // as if it were its own, and the camera cannot reach the household's.
     let tus_head = [("Tus-Resumable", "1.0.0")];
@@ -309,4 +318,61 @@ fn a_put_cut_short_by_kill_9_leaves_no_visible_file_and_its_temp_is_swept() {
     wait_until("the temp file is swept", || files(&dirs.media).is_empty());
     assert!(records(&dirs.state).is_empty());
     assert!(server.log().contains("abandoned upload removed"), "{}", server.log());
+}
+
+/// `curl -F`, the form a camera or a script posts: `(status, body)`.
+fn curl_form(server: &Server, query: &str, args: &[&str]) -> (u16, serde_json::Value) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-w", "\n%{http_code}"]).args(args).arg(server.url(&format!("/api/upload{query}")));
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "curl: {}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+}
+
+#[test]
+fn a_multipart_form_stores_each_file_part_and_refuses_a_bad_one_without_losing_the_others() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    let src = tempfile::tempdir().unwrap();
+    let (a, b, text) = (src.path().join("a.jpg"), src.path().join("b.jpg"), src.path().join("notes.jpg"));
+    std::fs::write(&a, jpeg()).unwrap();
+    std::fs::write(&b, other_jpeg()).unwrap();
+    std::fs::write(&text, "not a photo at all, whatever its name says ......................").unwrap();
+    let file = |p: &Path| format!("file=@{}", p.display());
+
+    // Two files; the folder as a field before them; a field spis does not know is ignored.
+    let (status, body) = curl_form(
+        &server,
+        "",
+        &["-F", "dir=Cameras/yard", "-F", "camera=hik-01", "-F", &file(&a), "-F", &file(&b)],
+    );
+    assert_eq!(status, 201, "{body}");
+    let names: Vec<_> =
+        body["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a.jpg", "b.jpg"]);
+    assert_eq!(std::fs::read(dirs.media.join("Cameras/yard/b.jpg")).unwrap(), other_jpeg());
+    let id = body["files"][0]["id"].as_str().unwrap();
+    assert_eq!(server.get(&format!("/api/media/{id}")).status, 200, "listed before the answer");
+
+    // The same again: nothing added, 200. The folder from the query this time.
+    let (status, body) = curl_form(&server, "?dir=Cameras/yard", &["-F", &file(&a)]);
+    assert_eq!((status, body["files"][0]["existed"].as_bool()), (200, Some(true)), "{body}");
+
+    // A bad part after a good one: the answer is the refusal; the good one stays, nothing partial.
+    let (status, body) = curl_form(&server, "?dir=Cameras/porch", &["-F", &file(&b), "-F", &file(&text)]);
+    assert_eq!((status, body["code"].as_str()), (415, Some("not_media")), "{body}");
+    assert_eq!(files(&dirs.media.join("Cameras/porch")), ["b.jpg"]);
+    // No file part, not multipart, a hostile folder, an unknown parameter.
+    let (status, body) = curl_form(&server, "", &["-F", "dir=Cameras"]);
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_parameter")), "{body}");
+    let (status, body) = curl_form(&server, "", &["--data-binary", "@/dev/null"]);
+    assert_eq!((status, body["code"].as_str()), (415, Some("bad_content_type")), "{body}");
+    let (status, body) = curl_form(&server, "?dir=../../etc", &["-F", &file(&a)]);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = curl_form(&server, "?folder=x", &["-F", &file(&a)]);
+    assert_eq!((status, body["code"].as_str()), (400, Some("unknown_parameter")), "{body}");
+    assert!(records(&dirs.state).is_empty(), "no upload record left behind");
 }
