@@ -70,6 +70,9 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("decoder_timeout", Fixed("30")),
         ("upload_max_mb", Fixed("8192")),
         ("upload_reserve_mb", Fixed("256")),
+        ("trash_days", Fixed("30")),
+        ("retention", Described("none: files are kept until deleted")),
+        ("retention_free_mb", Described("none")),
     ]
 };
 
@@ -428,6 +431,84 @@ pub(crate) struct Opts {
     /// less is refused (507), so uploads never fill the card.
     #[arg(long, env = "SPIS_UPLOAD_RESERVE_MB", global = true, value_name = "MB")]
     pub upload_reserve_mb: Option<u64>,
+
+    /// Days a deleted file stays in the trash ("Recently deleted", on its own drive) before it
+    /// goes for good; 0: deleted files go for good at once.
+    #[arg(long, env = "SPIS_TRASH_DAYS", global = true, value_name = "DAYS")]
+    pub trash_days: Option<u64>,
+
+    /// Folders whose files go for good once older than a time, oldest first, and not through
+    /// the trash (a camera's snapshots): `FOLDER=AGE,...` with AGE in hours, days or weeks
+    /// (`Cameras=30d,Doorbell=72h`); in the config file a table.
+    #[arg(long, env = "SPIS_RETENTION", global = true, value_name = "FOLDER=AGE,...")]
+    pub retention: Option<Retention>,
+
+    /// Megabytes to keep free on the drive of each retention folder: below that, its oldest
+    /// files go too, whatever their age, so a snapshot box never fills its card.
+    #[arg(long, env = "SPIS_RETENTION_FREE_MB", global = true, value_name = "MB")]
+    pub retention_free_mb: Option<u64>,
+}
+
+/// `retention`: (folder below the media folder, maximum age) pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Retention(pub Vec<(String, Duration)>);
+
+impl Retention {
+    fn rule(folder: &str, age: &str) -> Result<(String, Duration), String> {
+        let folder = folder.trim().trim_matches('/').to_owned();
+        if folder.is_empty()
+            || folder.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
+        {
+            return Err(format!("retention: {folder:?} is not a folder below the media folder"));
+        }
+        let age = age.trim();
+        let (n, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
+        let hours = match unit {
+            "h" => 1,
+            "d" => 24,
+            "w" => 24 * 7,
+            _ => {
+                return Err(format!(
+                    "retention: {age:?} for {folder:?} is not an age such as 72h, 30d or 4w"
+                ));
+            }
+        };
+        let n: u64 = n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("retention: {age:?} for {folder:?} must be at least 1{unit}"))?;
+        Ok((folder, Duration::from_secs(n.saturating_mul(hours * 3600))))
+    }
+}
+
+impl std::str::FromStr for Retention {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Retention, String> {
+        let rules = s
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| {
+                let (folder, age) =
+                    r.split_once('=').ok_or_else(|| format!("retention: {r:?} is not FOLDER=AGE"))?;
+                Retention::rule(folder, age)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Retention(rules))
+    }
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Retention, D::Error> {
+        let table = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        let rules = table
+            .iter()
+            .map(|(folder, age)| Retention::rule(folder, age))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom)?;
+        Ok(Retention(rules))
+    }
 }
 
 /// An address, or a network in CIDR notation (`192.168.0.0/16`, `fd00::/8`).
@@ -544,6 +625,9 @@ pub(crate) struct Config {
     pub decoder_timeout: Duration,
     pub upload_max_bytes: u64,
     pub upload_reserve_bytes: u64,
+    pub trash_days: u64,
+    pub retention: Retention,
+    pub retention_free_bytes: Option<u64>,
     /// Why the --config file was not used, when spis started from --config-fallback instead.
     pub config_error: Option<String>,
 }
@@ -627,6 +711,9 @@ impl Config {
             decoder_timeout: Duration::from_secs(fixed!(decoder_timeout)),
             upload_max_bytes: fixed!(upload_max_mb).saturating_mul(1 << 20),
             upload_reserve_bytes: fixed!(upload_reserve_mb).saturating_mul(1 << 20),
+            trash_days: fixed!(trash_days),
+            retention: pick!(retention).unwrap_or_default(),
+            retention_free_bytes: pick!(retention_free_mb).map(|mb| mb.saturating_mul(1 << 20)),
             config_error: None,
         };
         config.validate()?;

@@ -17,8 +17,11 @@ use crate::library::{Library, LiveOpts, id};
 use crate::thumbs::{ThumbOpts, Thumbs, render};
 use crate::upload::{UploadOpts, Uploads};
 
-/// How often what crashed or abandoned uploads left behind is looked for.
-const UPLOAD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often retention runs at least (an index scan: cheap), besides just after new files.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often abandoned uploads are swept and the trash emptied of what is older than
+/// `trash_days`.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The library and its thumbnails, over the same media folder.
 #[derive(Debug)]
@@ -27,6 +30,10 @@ pub(crate) struct Gallery {
     pub thumbs: Arc<Thumbs>,
     /// Files arriving over the network, into the same media folder.
     pub uploads: Arc<Uploads>,
+    /// How long deleted files stay in the trash (`trash_days`).
+    pub trash_days: u64,
+    retention: crate::config::Retention,
+    retention_free_bytes: Option<u64>,
 }
 
 impl Gallery {
@@ -58,6 +65,9 @@ impl Gallery {
             lib: Library::new(fs, config.index_threads),
             thumbs: Arc::new(thumbs),
             uploads: Arc::new(uploads),
+            trash_days: config.trash_days,
+            retention: config.retention.clone(),
+            retention_free_bytes: config.retention_free_bytes,
         })
     }
 
@@ -82,19 +92,62 @@ impl Gallery {
                 })
                 .expect("spawning the new-file thumbnail thread");
         }
-        let uploads = Arc::clone(&self.uploads);
+        let (uploads, lib) = (Arc::clone(&self.uploads), Arc::clone(&self.lib));
+        let (trash_days, retention, floor) =
+            (self.trash_days, self.retention.clone(), self.retention_free_bytes);
+        let mut events = self.lib.subscribe();
         std::thread::Builder::new()
-            .name("spis-uploads".into())
+            .name("spis-housekeeping".into())
             .spawn(move || {
+                let mut last_retention: Option<std::time::Instant> = None;
+                let mut last_sweep: Option<std::time::Instant> = None;
                 loop {
-                    let swept = uploads.sweep();
-                    if swept > 0 {
-                        tracing::info!(swept, "abandoned uploads swept");
+                    // New files (a camera's snapshots) bring retention forward: the floor is
+                    // kept within a second of them landing.
+                    let mut arrived = false;
+                    loop {
+                        match events.try_recv() {
+                            Ok(e) => arrived |= matches!(*e, crate::library::MediaEvent::Added(_)),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => arrived = true,
+                            Err(_) => break,
+                        }
                     }
-                    std::thread::sleep(UPLOAD_SWEEP_EVERY);
+                    let due =
+                        |last: Option<std::time::Instant>, every| last.is_none_or(|t| t.elapsed() >= every);
+                    // Retention waits for the first index: it removes what the index lists.
+                    if lib.is_ready()
+                        && !retention.0.is_empty()
+                        && (arrived || due(last_retention, RETENTION_EVERY))
+                    {
+                        last_retention = Some(std::time::Instant::now());
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as i64);
+                        let done = lib.apply_retention(&retention.0, floor, now);
+                        if done.aged + done.for_space > 0 {
+                            tracing::info!(
+                                aged = done.aged,
+                                for_space = done.for_space,
+                                "retention removed files"
+                            );
+                        }
+                    }
+                    if due(last_sweep, SWEEP_EVERY) {
+                        last_sweep = Some(std::time::Instant::now());
+                        let swept = uploads.sweep();
+                        if swept > 0 {
+                            tracing::info!(swept, "abandoned uploads swept");
+                        }
+                        let purged =
+                            lib.empty_trash_older_than(trash_days, jiff::Timestamp::now().as_second());
+                        if purged > 0 {
+                            tracing::info!(purged, trash_days, "old files emptied from the trash");
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(1));
                 }
             })
-            .expect("spawning the upload sweeper");
+            .expect("spawning the housekeeping thread");
         let (lib, thumbs) = (Arc::clone(&self.lib), Arc::clone(&self.thumbs));
         std::thread::Builder::new()
             .name("spis-thumbs".into())

@@ -434,7 +434,7 @@ impl Upload {
         let file = self.incoming.as_ref().expect("present");
         let mut copy = 1;
         let landed = loop {
-            let name = copy_name(&target.name, copy);
+            let name = crate::fs::trash::numbered(&target.name, copy);
             let existed = match file.sibling_size(name.as_bytes()) {
                 Some(size) if size == file.len() => file.same_as(name.as_bytes())?,
                 Some(_) => false,
@@ -484,17 +484,6 @@ impl Drop for Upload {
             let _ = file.discard();
             let _ = self.uploads.fs.remove_upload_record(&self.id);
         }
-    }
-}
-
-/// `name`, or `stem (N).ext` for the Nth copy.
-fn copy_name(name: &str, n: u32) -> String {
-    if n == 1 {
-        return name.to_owned();
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
-        _ => format!("{name} ({n})"),
     }
 }
 
@@ -588,9 +577,9 @@ mod tests {
 
     #[test]
     fn copies_are_numbered_before_the_extension() {
-        assert_eq!(copy_name("a.jpg", 1), "a.jpg");
-        assert_eq!(copy_name("a.jpg", 2), "a (2).jpg");
-        assert_eq!(copy_name("a.b.mp4", 3), "a.b (3).mp4");
+        assert_eq!(crate::fs::trash::numbered("a.jpg", 1), "a.jpg");
+        assert_eq!(crate::fs::trash::numbered("a.jpg", 2), "a (2).jpg");
+        assert_eq!(crate::fs::trash::numbered("a.b.mp4", 3), "a.b (3).mp4");
     }
 
     #[test]

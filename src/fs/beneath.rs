@@ -283,6 +283,11 @@ fn open_root(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
+/// Whether `rel` could be an indexed path (see [`check`]).
+pub(super) fn is_clean(rel: &[u8]) -> bool {
+    check(rel).is_ok()
+}
+
 /// Refuses what no indexed path can be: absolute, empty, `.` or `..` components, NUL bytes.
 fn check(rel: &[u8]) -> io::Result<()> {
     let bad = rel.contains(&0)

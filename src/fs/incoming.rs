@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, Timespec, Timestamps};
 use sha2::Digest as _;
 
 use super::{MediaFs, beneath, xattr};
@@ -236,20 +236,8 @@ impl Incoming {
     /// rename is synced too, so when this answers `As` a power cut keeps the file.
     pub(crate) fn publish(&self, name: &[u8]) -> io::Result<Published> {
         rustix::fs::fsync(&self.file)?;
-        let (from, to) = (OsStr::from_bytes(&self.temp), OsStr::from_bytes(name));
-        match rustix::fs::renameat_with(&self.dir, from, &self.dir, to, RenameFlags::NOREPLACE) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::EXIST) => return Ok(Published::Taken),
-            // A filesystem without RENAME_NOREPLACE: a hard link fails the same way on a taken
-            // name; then the temp name goes.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-                match rustix::fs::linkat(&self.dir, from, &self.dir, to, AtFlags::empty()) {
-                    Ok(()) => rustix::fs::unlinkat(&self.dir, from, AtFlags::empty())?,
-                    Err(rustix::io::Errno::EXIST) => return Ok(Published::Taken),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
+        if !super::trash::rename_noreplace(&self.dir, &self.temp, &self.dir, name)? {
+            return Ok(Published::Taken);
         }
         rustix::fs::fsync(&self.dir)?;
         Ok(Published::As(name.to_vec()))

@@ -11,6 +11,7 @@ pub(crate) mod incoming;
 pub(crate) mod journal;
 pub(crate) mod private;
 mod state;
+pub(crate) mod trash;
 pub(crate) mod watch;
 pub(crate) mod xattr;
 

@@ -70,6 +70,12 @@ pub(super) enum ApiError {
     BodyCut,
     #[error("nothing to download: no item matches")]
     NothingToZip,
+    #[error("nothing in the trash has id {0:?}")]
+    NotInTrash(String),
+    #[error("the media folder is read-only here; nothing can be deleted or restored")]
+    ReadOnly,
+    #[error("the file could not be moved: {0}")]
+    CannotMove(String),
 }
 
 impl From<crate::auth::AuthError> for ApiError {
@@ -149,6 +155,9 @@ impl ApiError {
             ApiError::BadContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_content_type"),
             ApiError::BodyCut => (StatusCode::BAD_REQUEST, "body_cut"),
             ApiError::NothingToZip => (StatusCode::NOT_FOUND, "nothing_to_zip"),
+            ApiError::NotInTrash(_) => (StatusCode::NOT_FOUND, "not_in_trash"),
+            ApiError::ReadOnly => (StatusCode::CONFLICT, "read_only"),
+            ApiError::CannotMove(_) => (StatusCode::CONFLICT, "cannot_move"),
         }
     }
 

@@ -217,7 +217,7 @@ pub(crate) fn event_json(lib: &Library, event: &MediaEvent) -> Bytes {
 fn render(index: &crate::library::Index, event: &MediaEvent) -> Bytes {
     match event {
         MediaEvent::Removed(item) => removed_json(index, item),
-        MediaEvent::Added(item) | MediaEvent::Changed(item) => {
+        MediaEvent::Added(item) | MediaEvent::Changed(item) | MediaEvent::Restored(item) => {
             #[derive(serde::Serialize)]
             struct Msg<'a> {
                 r#type: &'static str,

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod routes;
 mod session;
+mod trash;
 mod upload;
 mod zip;
 
@@ -49,6 +50,8 @@ pub(crate) struct App {
     pub lib: Arc<Library>,
     pub thumbs: Arc<crate::thumbs::Thumbs>,
     pub uploads: Arc<crate::upload::Uploads>,
+    /// `trash_days`: how long a deleted file stays in the trash.
+    pub trash_days: u64,
     /// For their counters in `/api/status`.
     hooks: Arc<crate::hooks::Hooks>,
     /// Where the web app's files come from.
@@ -115,6 +118,7 @@ pub(crate) async fn serve(
         lib: Arc::clone(&gallery.lib),
         thumbs: Arc::clone(&gallery.thumbs),
         uploads: Arc::clone(&gallery.uploads),
+        trash_days: gallery.trash_days,
         hooks,
         web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         auth: opts.auth,

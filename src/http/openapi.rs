@@ -105,6 +105,8 @@ pub(crate) enum Reply {
     Stored(&'static str),
     /// 200 with a file to save (no ranges, no validators).
     Attachment(&'static str),
+    /// 204 with no body: done.
+    NoContent,
 }
 
 /// A route's description in the document.
@@ -118,6 +120,8 @@ pub(crate) struct Doc {
     /// The request body is a form of this media type and the named schema (for POST).
     form_body: Option<(&'static str, &'static str)>,
     reply: Reply,
+    /// What DELETE answers, where it differs.
+    delete_reply: Option<Reply>,
 }
 
 impl Doc {
@@ -129,6 +133,7 @@ impl Doc {
             binary_body: false,
             form_body: None,
             reply: Reply::Json("Ok"),
+            delete_reply: None,
         }
     }
 
@@ -168,6 +173,12 @@ impl Doc {
 
     pub(super) const fn reply(mut self, reply: Reply) -> Doc {
         self.reply = reply;
+        self
+    }
+
+    /// What DELETE answers, where it is not [`Doc::reply`].
+    pub(super) const fn delete_reply(mut self, reply: Reply) -> Doc {
+        self.delete_reply = Some(reply);
         self
     }
 }
@@ -258,6 +269,16 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             }),
         );
     }
+    if spec.path.contains(&"{trash}") {
+        params.insert(
+            0,
+            json!({
+                "name": "trash", "in": "path", "required": true,
+                "description": "A trash entry's id, as /api/trash lists them",
+                "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{2,1400}$" },
+            }),
+        );
+    }
     if spec.path.contains(&"{path*}") {
         params.insert(
             0,
@@ -270,7 +291,11 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
     }
     let error = json!({ "description": "An error", "content": { "application/json": { "schema": schema_ref("Error") } } });
     let mut responses = Map::new();
-    match doc.reply {
+    let reply = match &doc.delete_reply {
+        Some(r) if *method == Method::DELETE => r,
+        _ => &doc.reply,
+    };
+    match *reply {
         Reply::Json(schema) => {
             responses.insert(
                 "200".into(),
@@ -293,6 +318,9 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
         Reply::Attachment(t) => {
             let content = json!({ t: { "schema": { "type": "string", "format": "binary" } } });
             responses.insert("200".into(), json!({ "description": "OK", "content": content }));
+        }
+        Reply::NoContent => {
+            responses.insert("204".into(), json!({ "description": "Done" }));
         }
         Reply::Upgrade => {
             responses.insert("101".into(), json!({ "description": "Switching to the WebSocket protocol" }));
@@ -343,7 +371,9 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             "content": { media_type: { "schema": schema_ref(form) } },
         });
     }
-    if let Some(body) = doc.body {
+    if let Some(body) = doc.body
+        && [Method::POST, Method::PUT, Method::PATCH].contains(method)
+    {
         op["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
     }
@@ -457,6 +487,35 @@ fn schemas() -> Value {
                 "duration_ms": nullable("integer"),
                 "thumbhash": { "type": ["string", "null"], "description": "Base64 thumbhash" },
                 "thumb": string, "preview": string, "original": string,
+            },
+        },
+        "TrashIds": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["ids"],
+            "properties": {
+                "ids": { "type": "array", "minItems": 1, "maxItems": 10000,
+                         "items": { "type": "string", "pattern": ID_PATTERN } },
+            },
+        },
+        "TrashEntry": {
+            "type": "object",
+            "required": ["id", "media_id", "name", "dir", "kind", "size", "deleted", "purge", "thumb"],
+            "properties": {
+                "id": string, "media_id": string, "name": string, "dir": string,
+                "kind": { "enum": ["image", "video"] },
+                "size": int,
+                "deleted": { "type": "string", "description": "RFC 3339" },
+                "purge": { "type": "string", "description": "RFC 3339: when it goes for good" },
+                "thumb": string,
+            },
+        },
+        "Trash": {
+            "type": "object",
+            "properties": {
+                "items": { "type": "array", "items": schema_ref("TrashEntry") },
+                "trash_days": int,
+                "purged": int,
             },
         },
         "UploadForm": {

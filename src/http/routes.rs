@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response};
 use super::error::ApiError;
 use super::guard::{self, Caller};
 use super::openapi::{Doc, Param, Reply};
-use super::{App, Body, Peer, api, assets, events, metrics, openapi, session, upload, zip};
+use super::{App, Body, Peer, api, assets, events, metrics, openapi, session, trash, upload, zip};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -38,6 +38,10 @@ pub(crate) enum Route {
     Thumb,
     Preview,
     Favorite,
+    Trash,
+    TrashEntry,
+    TrashRestore,
+    TrashThumb,
     Zip,
     UploadStart,
     UploadResume,
@@ -74,6 +78,13 @@ const POST_OPTIONS: Methods = Methods { list: &[Method::POST, Method::OPTIONS], 
 const HEAD_PATCH_DELETE: Methods =
     Methods { list: &[Method::HEAD, Method::PATCH, Method::DELETE], allow: "HEAD, PATCH, DELETE" };
 const PUT: Methods = Methods { list: &[Method::PUT], allow: "PUT" };
+const GET_DELETE: Methods =
+    Methods { list: &[Method::GET, Method::HEAD, Method::DELETE], allow: "GET, HEAD, DELETE" };
+const GET_POST_DELETE: Methods = Methods {
+    list: &[Method::GET, Method::HEAD, Method::POST, Method::DELETE],
+    allow: "GET, HEAD, POST, DELETE",
+};
+const DELETE: Methods = Methods { list: &[Method::DELETE], allow: "DELETE" };
 const GET_POST: Methods =
     Methods { list: &[Method::GET, Method::HEAD, Method::POST], allow: "GET, HEAD, POST" };
 
@@ -81,7 +92,8 @@ const GET_POST: Methods =
 #[derive(Debug)]
 pub(crate) struct Spec {
     pub route: Route,
-    /// Path segments; `{id}` stands for a media id, `{upload}` for an upload's id, and a last
+    /// Path segments; `{id}` stands for a media id, `{upload}` for an upload's id, `{trash}` for a
+    /// trash entry's id, and a last
     /// `{path*}` for one or more segments (a folder and a file name).
     pub path: &'static [&'static str],
     pub methods: Methods,
@@ -211,10 +223,15 @@ pub(crate) const ROUTES: &[Spec] = &[
     Spec {
         route: Route::Item,
         path: &["api", "media", "{id}"],
-        methods: GET,
+        methods: GET_DELETE,
         access: Household,
         label: "item",
-        doc: Doc::new("One item").reply(Reply::Json("Item")),
+        doc: Doc::new(
+            "One item (GET), or move its file to the trash (DELETE: answers with the trash entry once the \
+             move is durable)",
+        )
+        .reply(Reply::Json("Item"))
+        .delete_reply(Reply::Json("TrashEntry")),
     },
     Spec {
         route: Route::Original,
@@ -294,6 +311,48 @@ pub(crate) const ROUTES: &[Spec] = &[
         .params(LIST_FILTERS)
         .form_body("ZipForm")
         .reply(Reply::Attachment("application/zip")),
+    },
+    // The trash ("Recently deleted"): `<top>/.trash` on the file's own filesystem.
+    Spec {
+        route: Route::Trash,
+        path: &["api", "trash"],
+        methods: GET_POST_DELETE,
+        access: Household,
+        label: "trash",
+        doc: Doc::new(
+            "What is in the trash, most recently deleted first (GET); move items there, `{\"ids\": [...]}` \
+             (POST); or empty it now (DELETE). Files go for good after trash_days",
+        )
+        .body("TrashIds")
+        .reply(Reply::Json("Trash")),
+    },
+    Spec {
+        route: Route::TrashEntry,
+        path: &["api", "trash", "{trash}"],
+        methods: DELETE,
+        access: Household,
+        label: "trash_entry",
+        doc: Doc::new("Delete one file in the trash for good").reply(Reply::NoContent),
+    },
+    Spec {
+        route: Route::TrashRestore,
+        path: &["api", "trash", "{trash}", "restore"],
+        methods: POST,
+        access: Household,
+        label: "trash_restore",
+        doc: Doc::new(
+            "Put a file back where it was (its folders made again; `NAME (2).EXT` when its name was taken \
+             since): answers with the item",
+        )
+        .reply(Reply::Json("Item")),
+    },
+    Spec {
+        route: Route::TrashThumb,
+        path: &["api", "trash", "{trash}", "thumb"],
+        methods: GET,
+        access: Household,
+        label: "trash_thumb",
+        doc: Doc::new("The 400 px thumbnail of a file in the trash").reply(PICTURE),
     },
     // Adding files: tus 1.0 (core, creation, termination) for resumable uploads, PUT for one.
     Spec {
@@ -399,7 +458,7 @@ impl Matched<'_> {
             }
             let mut id = None;
             for (want, got) in spec.path.iter().zip(segments) {
-                if *want == "{id}" || *want == "{upload}" {
+                if matches!(*want, "{id}" | "{upload}" | "{trash}") {
                     id = Some(*got);
                 } else if *want == "{path*}" {
                     break;
@@ -548,6 +607,7 @@ async fn dispatch(
         Route::List => api::list(app, req),
         Route::Facets => api::facets(app, req),
         Route::Events => events::upgrade(app, req),
+        Route::Item if *req.method() == Method::DELETE => trash::delete_item(app, id()?).await,
         Route::Item => api::item(lib, id()?),
         Route::Original => api::original(lib, id()?, req).await,
         Route::Details => api::details(lib, id()?).await,
@@ -556,6 +616,10 @@ async fn dispatch(
         Route::Preview => api::rendition(app, id()?, Rendition::Preview, req).await,
         Route::Favorite => api::favorite(lib, id()?, *req.method() == Method::PUT).await,
         Route::Zip => zip::download(app, req).await,
+        Route::Trash => trash::trash(app, req).await,
+        Route::TrashEntry => trash::purge(app, raw_id.unwrap_or("")).await,
+        Route::TrashRestore => trash::restore(app, raw_id.unwrap_or("")).await,
+        Route::TrashThumb => trash::thumb(app, raw_id.unwrap_or(""), req).await,
         Route::UploadStart => upload::start(app, req, scope).await,
         Route::UploadResume => upload::resume(app, req, raw_id.unwrap_or(""), scope).await,
         Route::UploadFile => upload::put(app, req, tail, scope).await,
@@ -592,12 +656,13 @@ mod tests {
                     .join("/")
                     .replace("{id}", "AAAAAAAAAAA")
                     .replace("{upload}", "abc")
+                    .replace("{trash}", "AHguanBn")
                     .replace("{path*}", "Cameras/cam1/snap.jpg")
             );
             match parse(&path) {
                 Matched::Api { slot: s, id } => {
                     assert_eq!(s, slot, "{path}");
-                    let one_segment = spec.path.contains(&"{id}") || spec.path.contains(&"{upload}");
+                    let one_segment = spec.path.iter().any(|p| matches!(*p, "{id}" | "{upload}" | "{trash}"));
                     assert_eq!(id.is_some(), one_segment, "{path}");
                 }
                 other => panic!("{path}: {other:?}"),

@@ -119,7 +119,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request<Incoming>) -> Result<T, ApiError> {
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &mut Request<Incoming>,
+) -> Result<T, ApiError> {
     let bytes = read_body(req, MAX_BODY, "JSON").await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(e.to_string()))
 }

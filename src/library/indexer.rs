@@ -109,7 +109,7 @@ fn worker(lib: &Library, rx: &Mutex<mpsc::Receiver<Vec<Found>>>) {
 
 /// An item ready for the index but for its interned strings.
 pub(super) struct Resolved {
-    item: Item,
+    pub(super) item: Item,
     dir: Vec<u8>,
     camera: Option<String>,
 }

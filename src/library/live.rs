@@ -29,12 +29,17 @@ pub(crate) enum MediaEvent {
     Changed(Item),
     /// A file left the index; the item is as it was.
     Removed(Item),
+    /// A file came back from the trash.
+    Restored(Item),
 }
 
 impl MediaEvent {
     pub(crate) fn item(&self) -> &Item {
         match self {
-            MediaEvent::Added(i) | MediaEvent::Changed(i) | MediaEvent::Removed(i) => i,
+            MediaEvent::Added(i)
+            | MediaEvent::Changed(i)
+            | MediaEvent::Removed(i)
+            | MediaEvent::Restored(i) => i,
         }
     }
 
@@ -43,6 +48,7 @@ impl MediaEvent {
             MediaEvent::Added(_) => "added",
             MediaEvent::Changed(_) => "changed",
             MediaEvent::Removed(_) => "removed",
+            MediaEvent::Restored(_) => "restored",
         }
     }
 }
@@ -537,6 +543,9 @@ impl Live<'_> {
                 let (inserted, id) = indexer::insert(&mut index, r);
                 let Some(item) = index.get(id).cloned() else { continue };
                 match inserted {
+                    Inserted::New if self.lib.expect_restored(id, false) => {
+                        events.push(MediaEvent::Restored(item))
+                    }
                     Inserted::New => events.push(MediaEvent::Added(item)),
                     Inserted::Replaced => events.push(MediaEvent::Changed(item)),
                     Inserted::Collision => {}

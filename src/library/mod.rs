@@ -10,6 +10,7 @@ mod indexer;
 pub(crate) mod live;
 pub(crate) mod probe;
 mod record;
+pub(crate) mod trash;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -56,6 +57,8 @@ pub(crate) struct Library {
     /// falls more than `EVENT_BUFFER` events behind is told it lagged, and must refetch.
     events: tokio::sync::broadcast::Sender<Arc<MediaEvent>>,
     pub live: LiveStats,
+    /// Ids of files being restored from the trash, announced as `restored` (see `trash`).
+    restoring: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Events kept for subscribers that are behind.
@@ -82,6 +85,7 @@ impl Library {
             index_threads,
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             live: LiveStats::default(),
+            restoring: std::sync::Mutex::default(),
         })
     }
 

@@ -479,16 +479,16 @@ fn websocket_clients_are_closed_cleanly_on_shutdown() {
 
 /// An HTTP receiver on 127.0.0.1 that answers each POST with the next status of `statuses`
 /// (then 200) and keeps (headers, body) of each.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 /// The request head (lowercased) and body of one delivery.
-type Delivery = (String, Vec<u8>);
+pub(crate) type Delivery = (String, Vec<u8>);
 
 impl Receiver {
-    fn start(statuses: &[u16]) -> Receiver {
+    pub(crate) fn start(statuses: &[u16]) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -532,12 +532,12 @@ impl Receiver {
         Receiver { url, got }
     }
 
-    fn deliveries(&self) -> Vec<Delivery> {
+    pub(crate) fn deliveries(&self) -> Vec<Delivery> {
         self.got.lock().unwrap().clone()
     }
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::trim)
 }
 

@@ -15,6 +15,7 @@ mod proxy;
 mod replicas;
 mod startup;
 mod thumbs;
+mod trash;
 mod uploads;
 mod util;
 mod web_app;
