@@ -150,3 +150,53 @@ export function getStatus() {
 export function downloadURL(item) {
   return `${item.original}?download=1`;
 }
+
+/**
+ * A file in the trash ("Recently deleted").
+ * @typedef {{id: string, media_id: string, name: string, dir: string, kind: 'image'|'video',
+ *   size: number, deleted: string, purge: string, thumb: string}} TrashEntry
+ */
+
+/**
+ * Moves items to the trash; resolves once the server moved them all (durably).
+ * @param {string[]} ids
+ * @returns {Promise<{items: TrashEntry[]}>}
+ */
+export function trashItems(ids) {
+  return request('/api/trash', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ids }),
+  });
+}
+
+/**
+ * What is in the trash, most recently deleted first.
+ * @returns {Promise<{items: TrashEntry[], trash_days: number}>}
+ */
+export function listTrash() {
+  return request('/api/trash', { cache: 'no-store' });
+}
+
+/**
+ * Puts a trashed file back where it was; resolves with its item.
+ * @param {string} trashId
+ * @returns {Promise<Item>}
+ */
+export function restoreFromTrash(trashId) {
+  return request(`/api/trash/${encodeURIComponent(trashId)}/restore`, { method: 'POST' });
+}
+
+/**
+ * Deletes one trashed file for good, or with no id empties the whole trash.
+ * @param {string} [trashId]
+ * @returns {Promise<void>}
+ */
+export async function deleteForGood(trashId) {
+  const url = trashId ? `/api/trash/${encodeURIComponent(trashId)}` : '/api/trash';
+  const res = await fetch(url, { method: 'DELETE' });
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
+  }
+}

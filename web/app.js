@@ -37,6 +37,12 @@ let viewer = null;
 let viewerLoading = null;
 const filters = new Filters(/** @type {HTMLDialogElement} */ ($('#filters')), $('#chips'));
 const live = new Live();
+/** @type {Promise<import('./trash.js').TrashView>|null} "Recently deleted", loaded on first use */
+let trashView = null;
+const openTrash = () => {
+  trashView ||= import('./trash.js').then(({ TrashView }) => new TrashView(/** @type {HTMLDialogElement} */ ($('#trash')), () => timeline));
+  return trashView.then((t) => t.open());
+};
 wireUploads(new Uploads($('#uploads')));
 
 history.scrollRestoration = 'manual';
@@ -210,6 +216,10 @@ $('#select-btn').addEventListener('click', () => (selection.active() ? selection
 
 // Filters.
 $('#filter-btn').addEventListener('click', () => filters.open());
+$('#filters [data-action="trash"]').addEventListener('click', () => {
+  filters.close();
+  openTrash();
+});
 filters.addEventListener('change', (e) => navigate(/** @type {CustomEvent} */ (e).detail));
 $('#empty button').addEventListener('click', () => navigate(noFilter()));
 
@@ -227,6 +237,12 @@ function getViewer() {
       v.updateChrome();
       await done;
       v.updateChrome();
+    });
+    v.addEventListener('delete', async (e) => {
+      const { item } = /** @type {CustomEvent} */ (e).detail;
+      // The neighbours are known before the item leaves the timeline.
+      const { deleteItems } = await import('./trash.js');
+      if (await deleteItems(() => timeline, [item]) && v.item === item) v.afterRemoved();
     });
     v.addEventListener('close', (e) => {
       const { item } = /** @type {CustomEvent} */ (e).detail;
@@ -266,7 +282,7 @@ live.addEventListener('message', (e) => {
     return;
   }
   if (!t?.ready) return;
-  if (m.type === 'added') {
+  if (m.type === 'added' || m.type === 'restored') {
     if (t.byId.has(m.item.id)) t.change(m.item);
     else if (atTop()) t.add(m.item);
     else {

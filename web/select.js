@@ -1,6 +1,6 @@
 // @ts-check
 // Multi-select: long press (touch), shift/ctrl-click or the Select button; then favorite,
-// unfavorite or download the chosen items together.
+// unfavorite, download or delete the chosen items together.
 
 import { downloadURL } from './api.js';
 import { markFavorites } from './favorites.js';
@@ -29,6 +29,7 @@ export class Selection extends EventTarget {
     on('fav', () => this.favorite(true));
     on('unfav', () => this.favorite(false));
     on('download', () => this.download());
+    on('delete', () => this.delete());
   }
 
   /** @param {string} id @returns {boolean} */
@@ -92,7 +93,7 @@ export class Selection extends EventTarget {
     this.bar.hidden = !this.mode;
     document.documentElement.classList.toggle('selecting', this.mode);
     /** @type {HTMLElement} */ (this.bar.querySelector('.sel-count')).textContent = n ? `${plural(n, 'selected', 'selected')}` : 'Select items';
-    for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"]')) b.toggleAttribute('disabled', n === 0);
+    for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"], [data-s="delete"]')) b.toggleAttribute('disabled', n === 0);
     this.dispatchEvent(new Event('change'));
   }
 
@@ -107,6 +108,13 @@ export class Selection extends EventTarget {
       toast(`${plural(items.length, 'item', 'items')} ${on ? 'added to' : 'removed from'} favorites`);
       this.clear();
     }
+  }
+
+  /** Moves the selection to the trash (with Undo in the toast). */
+  async delete() {
+    // Loaded on first use: the first screen does not need it.
+    const { deleteItems } = await import('./trash.js');
+    if (await deleteItems(this.timeline, [...this.items.values()])) this.clear();
   }
 
   /**

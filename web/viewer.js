@@ -31,7 +31,8 @@ const SOURCES = {
 };
 
 /**
- * Fires `close` (detail: {item}), `favorite` (detail: {item, on}) and `filter` (detail: patch).
+ * Fires `close` (detail: {item}), `favorite` (detail: {item, on}), `delete` (detail: {item}) and
+ * `filter` (detail: patch).
  */
 export class Viewer extends EventTarget {
   /**
@@ -457,6 +458,19 @@ export class Viewer extends EventTarget {
     return true;
   }
 
+  /** Asks for the current item to be deleted (the app moves it to the trash). */
+  deleteCurrent() {
+    if (this.item) this.dispatchEvent(new CustomEvent('delete', { detail: { item: this.item } }));
+  }
+
+  /**
+   * After the current item went (deleted here or elsewhere): the next one, else the previous
+   * one, else the viewer closes.
+   */
+  afterRemoved() {
+    if (!this.go(1) && !this.go(-1)) this.close();
+  }
+
   /** Toggles the current item's favorite. */
   toggleFavorite() {
     if (!this.item) return;
@@ -569,6 +583,7 @@ export class Viewer extends EventTarget {
     on('prev', () => this.go(-1));
     on('next', () => this.go(1));
     on('fav', () => this.toggleFavorite());
+    on('delete', () => this.deleteCurrent());
     on('info', () => this.setInfo());
     on('info-close', () => this.setInfo(false));
     on('slideshow', () => (this.playing ? this.stopSlideshow() : this.startSlideshow()));
@@ -587,7 +602,8 @@ export class Viewer extends EventTarget {
   }
 
   /**
-   * Keyboard: arrows move, Esc closes, f favorite, i details, s slideshow, +/-/0 zoom, space.
+   * Keyboard: arrows move, Esc closes, f favorite, Delete deletes, i details, s slideshow, +/-/0
+   * zoom, space.
    * @param {KeyboardEvent} e
    */
   onKey(e) {
@@ -601,6 +617,7 @@ export class Viewer extends EventTarget {
       ArrowLeft: () => this.go(-1),
       Escape: () => (this.playing ? this.stopSlideshow() : this.close()),
       f: () => this.toggleFavorite(),
+      Delete: () => this.deleteCurrent(),
       i: () => this.setInfo(),
       s: () => (this.playing ? this.stopSlideshow() : this.startSlideshow()),
       '+': () => this.zoomTo(this.zoom.s * 1.5, stage.width / 2, stage.height / 2),

@@ -42,6 +42,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("sw.js", include_bytes!("../../web/sw.js")),
     ("thumbhash.js", include_bytes!("../../web/thumbhash.js")),
     ("timeline.js", include_bytes!("../../web/timeline.js")),
+    ("trash.js", include_bytes!("../../web/trash.js")),
     ("ui.js", include_bytes!("../../web/ui.js")),
     ("upload.js", include_bytes!("../../web/upload.js")),
     ("viewer.js", include_bytes!("../../web/viewer.js")),
