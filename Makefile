@@ -67,10 +67,11 @@ card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU ra
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
 
-bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency
+bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency; zip, uploads
 	scripts/bench.sh
 	scripts/bench/thumbs.sh
 	scripts/bench/live.sh
+	scripts/bench/transfer.sh
 
 fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZZ_SECONDS (60) each
 	scripts/fuzz.sh $(FUZZ_SECONDS)

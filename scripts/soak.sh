@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak (issue 6), part of `make test`: SOAK_SECONDS (60) of wrk at 256 connections on 127.0.0.1,
 # mixing the list API, status, facets, item details, thumbnails and originals, while photos are
-# added and deleted and the whole media folder disappears (an unplugged drive) and comes back.
+# added and deleted on disk and through the API (uploads, deletes to the trash, restores), and the
+# whole media folder disappears (an unplugged drive) and comes back.
 # Fails on any 5xx, socket error or timeout, a panic in the log, a status that does not report the
 # missing folder or its return, or RSS that keeps growing after the warm-up (the last two thirds
 # may not exceed the peak of the first third (at least 10 s) by more than SOAK_RSS_SLACK_MB, 12).
@@ -111,6 +112,33 @@ HELPERS=($!)
 ) &
 HELPERS+=($!)
 
+# The same through the API: an upload every 200 ms (PUT), the one before last moved to the trash
+# and every fourth of those restored. Each answer's status goes to api-churn.
+(
+  end=$((SECONDS + SECONDS_TOTAL))
+  n=0
+  prev="" prev2=""
+  while ((SECONDS < end)); do
+    src="$CORPUS/${SOURCES[n % ${#SOURCES[@]}]}"
+    out="$(curl -sS -m 10 -o "$RUN/put.json" -w '%{http_code}' -T "$src" "$BASE/api/upload/up/u$n.${src##*.}" || echo 000)"
+    echo "put $out" >>"$RUN/api-churn"
+    id="$(grep -o '"id":"[^"]*"' "$RUN/put.json" 2>/dev/null | head -1 | cut -d'"' -f4 || true)"
+    if [[ -n "$prev2" ]]; then
+      out="$(curl -sS -m 10 -o "$RUN/del.json" -w '%{http_code}' -X DELETE "$BASE/api/media/$prev2" || echo 000)"
+      echo "delete $out" >>"$RUN/api-churn"
+      tid="$(grep -o '"id":"[^"]*"' "$RUN/del.json" 2>/dev/null | head -1 | cut -d'"' -f4 || true)"
+      if ((n % 4 == 0)) && [[ "$out" == 200 && -n "$tid" ]]; then
+        out="$(curl -sS -m 10 -o /dev/null -w '%{http_code}' -X POST "$BASE/api/trash/$tid/restore" || echo 000)"
+        echo "restore $out" >>"$RUN/api-churn"
+      fi
+    fi
+    prev2="$prev" prev="$id"
+    n=$((n + 1))
+    sleep 0.2
+  done
+) &
+HELPERS+=($!)
+
 # Watch /api/status report the folder missing, then back.
 (
   saw_missing=0
@@ -138,6 +166,11 @@ say "answers: $ok 2xx, $redirects 3xx, $client_errors 4xx (files asked for while
 ((server_errors == 0)) || fail "$server_errors answers were 5xx"
 [[ -z "$socket_errors" ]] || fail "socket errors: $socket_errors"
 ! grep -q panicked "$RUN/log" || fail "a panic in the log"
+say "API churn: $(sort "$RUN/api-churn" | uniq -c | awk '{printf "%s %s x%s, ", $2, $3, $1}')"
+grep -q '^put 201' "$RUN/api-churn" || fail "no upload succeeded"
+grep -q '^delete 200' "$RUN/api-churn" || fail "no delete succeeded"
+grep -q '^restore 200' "$RUN/api-churn" || fail "no restore succeeded"
+! grep -Eq ' (5[0-9][0-9]|000)$' "$RUN/api-churn" || fail "uploads, deletes or restores failed: $(grep -E ' (5..|000)$' "$RUN/api-churn" | sort | uniq -c | tr '\n' ' ')"
 [[ -f "$RUN/missing-seen" ]] || fail "/api/status did not report the folder missing and then back"
 kill -0 "$PID" || fail "spis died"
 curl -fsS "$BASE/api/health" >/dev/null || fail "no answer after the soak"

@@ -321,9 +321,10 @@ async fn write_body(upload: Upload, body: &mut Incoming) -> (Upload, Result<(), 
 }
 
 /// [`write_body`] for any stream of bytes (a whole body, or one part of a form); `cut` says what
-/// a failed read means.
+/// a failed read means. Two buffers take turns: one chunk is written on a blocking thread while
+/// the next arrives, so the network and the disk work at the same time.
 async fn write_stream<S, E>(
-    mut upload: Upload,
+    upload: Upload,
     mut stream: S,
     cut: impl Fn(E) -> ApiError,
 ) -> (Upload, Result<(), ApiError>)
@@ -331,26 +332,58 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
 {
     use futures_util::StreamExt as _;
+    type Written = (Upload, Result<(), UploadError>, Vec<u8>);
     let mut buf = Vec::with_capacity(CHUNK);
-    while let Some(data) = stream.next().await {
-        let data = match data {
-            Ok(data) => data,
-            Err(e) => {
-                // What arrived is still written, so a resumable upload goes on from there.
-                let (u, _) = write_chunk(upload, buf).await;
-                return (u, Err(cut(e)));
-            }
+    let mut spare = Some(Vec::with_capacity(CHUNK));
+    let mut held = Some(upload);
+    let mut in_flight: Option<tokio::task::JoinHandle<Written>> = None;
+    // Waits for the write in flight; its buffer comes back for reuse.
+    async fn settle(
+        in_flight: &mut Option<tokio::task::JoinHandle<Written>>,
+        held: &mut Option<Upload>,
+        spare: &mut Option<Vec<u8>>,
+    ) -> Result<(), UploadError> {
+        let Some(handle) = in_flight.take() else { return Ok(()) };
+        let (upload, written, buf) = match handle.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        buf.extend_from_slice(&data);
-        if buf.len() >= CHUNK {
-            let (u, r) = write_chunk(upload, std::mem::replace(&mut buf, Vec::with_capacity(CHUNK))).await;
-            upload = u;
-            if let Err(e) = r {
-                return (upload, Err(e));
-            }
-        }
+        *held = Some(upload);
+        *spare = Some(buf);
+        written
     }
-    write_chunk(upload, buf).await
+    let failed = loop {
+        match stream.next().await {
+            Some(Ok(data)) => {
+                buf.extend_from_slice(&data);
+                if buf.len() < CHUNK {
+                    continue;
+                }
+            }
+            // What arrived is still written below, so a resumable upload goes on from there.
+            Some(Err(e)) => break Some(cut(e)),
+            None => break None,
+        }
+        if let Err(e) = settle(&mut in_flight, &mut held, &mut spare).await {
+            return (held.take().expect("back from the write"), Err(e.into()));
+        }
+        let mut upload = held.take().expect("not in flight");
+        let chunk = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| Vec::with_capacity(CHUNK)));
+        in_flight = Some(tokio::task::spawn_blocking(move || {
+            let mut chunk = chunk;
+            let r = upload.write(&chunk);
+            chunk.clear();
+            (upload, r, chunk)
+        }));
+    };
+    if let Err(e) = settle(&mut in_flight, &mut held, &mut spare).await {
+        return (held.take().expect("back from the write"), Err(e.into()));
+    }
+    let (upload, written) = write_chunk(held.take().expect("not in flight"), buf).await;
+    match failed {
+        Some(e) => (upload, Err(e)),
+        None => (upload, written),
+    }
 }
 
 async fn write_chunk(mut upload: Upload, buf: Vec<u8>) -> (Upload, Result<(), ApiError>) {

@@ -1,7 +1,8 @@
 // Uploads from the browser: the Upload button with progress per file and overall, pause and
 // resume mid-file on a slow connection, drag and drop onto the page, new items in the grid as they
 // land; and tus-js-client, the protocol's reference client, against the same routes (a whole
-// upload, then one resumed from the server's offset after it was aborted).
+// upload, then one resumed from the server's offset after it was aborted); and a photo shared to
+// the app through the manifest's share target.
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -162,6 +163,36 @@ test('tus-js-client uploads, and resumes an aborted upload from the offset the s
   for (const name of ['tus-whole.jpg', 'tus-resumed.jpg']) {
     assert.deepEqual(fs.readFileSync(path.join(env.dirs.media, 'tus', name)), fs.readFileSync(path.join(CORPUS, CAMERA)), name);
   }
+  assert.deepEqual(g.problems(), []);
+  await g.context.close();
+});
+
+test('a photo shared to the app ("Share -> spis") is uploaded by the service worker and the page', async () => {
+  fs.copyFileSync(path.join(CORPUS, SMALL), path.join(files, 'shared.jpg'));
+  fs.appendFileSync(path.join(files, 'shared.jpg'), 'shared from a phone');
+  const g = await guardedContext(env.browser, PHONE);
+  const page = await g.context.newPage();
+  await page.goto(env.server.url('/'));
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.reload();
+  await page.waitForFunction(() => navigator.serviceWorker.controller?.state === 'activated', null, { timeout: 10000 });
+  // What the browser does when the OS share sheet picks spis: a navigation that POSTs the
+  // manifest's share_target form (multipart, the files as `media`) to its action.
+  const manifest = await (await fetch(env.server.url('/manifest.webmanifest'))).json();
+  const target = manifest.share_target;
+  assert.deepEqual([target.method, target.enctype, target.params.files[0].name], ['POST', 'multipart/form-data', 'media']);
+  await page.evaluate(({ action, field }) => {
+    const form = Object.assign(document.createElement('form'), { method: 'post', action, enctype: 'multipart/form-data', id: 'share-form' });
+    form.append(Object.assign(document.createElement('input'), { type: 'file', name: field, multiple: true }));
+    document.body.append(form);
+  }, { action: target.action, field: target.params.files[0].name });
+  await page.locator('#share-form input').setInputFiles(path.join(files, 'shared.jpg'));
+  await Promise.all([page.waitForURL((u) => u.pathname === '/' && !u.search.includes('shared'), { timeout: 15000 }), page.evaluate(() => document.getElementById('share-form').submit())]);
+  await page.locator('#uploads').waitFor({ state: 'visible', timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('.up-summary').textContent === '1 file uploaded', null, { timeout: 30000 });
+  await waitUntil('the shared photo is listed', async () => (await allItems(env.server)).some((i) => i.name === 'shared.jpg'));
+  const item = (await allItems(env.server)).find((i) => i.name === 'shared.jpg');
+  assert.deepEqual(fs.readFileSync(path.join(env.dirs.media, item.dir, item.name)), fs.readFileSync(path.join(files, 'shared.jpg')));
   assert.deepEqual(g.problems(), []);
   await g.context.close();
 });
