@@ -512,6 +512,9 @@ pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer
     } else {
         ApiError::RateLimited.into_response()
     };
+    if resp.status().is_client_error() {
+        drain_small_body(&mut req).await;
+    }
     let h = resp.headers_mut();
     // SECURITY: on every answer, not only the page: a JSON error or an original opened directly
     // must not be sniffed into HTML or leak the gallery's URLs to other sites.
@@ -524,6 +527,31 @@ pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer
         micros = started.elapsed().as_micros() as u64, "request"
     );
     resp
+}
+
+/// The most of a refused request's body that is read and dropped before the answer.
+const DRAIN_MAX: u64 = 1 << 20;
+
+/// A request refused before its body was read (401, 403, 415...): reads what is left of a small
+/// body first, within a second, so a client still sending it reads the answer instead of a
+/// connection reset (closing a socket with unread data resets it). A large or undeclared body is
+/// never read (a 413 is answered before the body, and clients that send `Expect: 100-continue`
+/// never send it); hyper then closes the connection.
+async fn drain_small_body(req: &mut Request<Incoming>) {
+    use http_body_util::BodyExt as _;
+    use hyper::body::Body as _;
+    if req.body().is_end_stream() {
+        return;
+    }
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n <= DRAIN_MAX) {
+        let limited = http_body_util::Limited::new(req.body_mut(), DRAIN_MAX as usize);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), limited.collect()).await;
+    }
 }
 
 /// Where a request came from, once proxies are accounted for.

@@ -376,3 +376,36 @@ fn a_multipart_form_stores_each_file_part_and_refuses_a_bad_one_without_losing_t
     assert_eq!((status, body["code"].as_str()), (400, Some("unknown_parameter")), "{body}");
     assert!(records(&dirs.state).is_empty(), "no upload record left behind");
 }
+
+#[test]
+fn a_refused_upload_of_a_small_file_is_answered_not_reset() {
+    use std::io::{Read as _, Write as _};
+    let dirs = Dirs::new();
+    let server = Server::start_with_env(&dirs.media, &dirs.state, &[], &[("SPIS_NO_AUTH", "false")]);
+    let addr = server.url("/").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let body = vec![0xffu8; 512 << 10];
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // No credentials: refused before the body is read. A client that is still sending the body
+    // when the refusal comes (no Expect: 100-continue, as most libraries) must still read it.
+    write!(s, "PUT /api/upload/a/b.jpg HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n", body.len())
+        .unwrap();
+    s.write_all(&body[..64 << 10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&body[64 << 10..]).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("the answer was lost: {e} (after {} bytes)", answer.len()),
+        }
+        if answer.windows(14).any(|w| w == b"\"unauthorized\"") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("\"code\":\"unauthorized\""), "{text}");
+}
