@@ -186,8 +186,11 @@ pub(super) fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body
     })
 }
 
+/// Answers smaller than this go as they are, even to a client that takes gzip.
+const GZIP_MIN: usize = 1024;
+
 /// Answers a read-only query from the memo while the index is unchanged, with an ETag of the
-/// index generation so a client that has the answer gets a 304.
+/// index generation so a client that has the answer gets a 304; gzipped for clients that take it.
 fn memoized(
     app: &App,
     req: &Request<Incoming>,
@@ -198,24 +201,39 @@ fn memoized(
     let key = format!("{endpoint}?{}", query.unwrap_or(""));
     let index = app.lib.read();
     let generation = index.generation();
-    let etag =
-        format!("{:x}-{generation:x}-{:08x}", app.run_id, xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32);
+    // Pages of JSON shrink to a fifth with gzip; each encoding is a representation of its own,
+    // with its own validator.
+    let gzip = super::assets::accepts_gzip(req.headers());
+    let etag = format!(
+        "{:x}-{generation:x}-{:08x}{}",
+        app.run_id,
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32,
+        if gzip { "-gz" } else { "" }
+    );
     if file::etag_matches_request(req.headers(), &etag) {
         return Ok(Response::builder()
             .status(StatusCode::NOT_MODIFIED)
             .header(header::ETAG, format!("\"{etag}\""))
             .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::VARY, "Accept-Encoding")
             .body(full(Bytes::new()))
             .expect("static headers are valid"));
     }
-    let body = app.memo.get_or_make(&key, generation, || make(&index, query))?;
+    let answer = app.memo.get_or_make(&key, generation, || make(&index, query))?;
     drop(index);
-    Ok(Response::builder()
+    let mut resp = Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-cache")
         .header(header::ETAG, format!("\"{etag}\""))
-        .body(full(body))
-        .expect("static headers are valid"))
+        .header(header::VARY, "Accept-Encoding");
+    // Below about a kilobyte gzip saves too little to be worth a client's inflate.
+    let body = if gzip && answer.plain.len() >= GZIP_MIN {
+        resp = resp.header(header::CONTENT_ENCODING, "gzip");
+        answer.gzip()
+    } else {
+        answer.plain.clone()
+    };
+    Ok(resp.body(full(body)).expect("static headers are valid"))
 }
 
 fn to_json(value: &impl Serialize) -> Bytes {

@@ -201,7 +201,8 @@ pub(super) fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> 
     Some(resp.body(full(body)).expect("valid headers"))
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+/// Whether the client takes gzip (`Accept-Encoding`, without `q=0`).
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
         v.split(',').any(|t| {
             let mut parts = t.split(';');
@@ -213,7 +214,12 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 fn gzip(bytes: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip_with(bytes, flate2::Compression::best())
+}
+
+/// `bytes` gzipped at `level`.
+pub(super) fn gzip_with(bytes: &[u8], level: flate2::Compression) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), level);
     enc.write_all(bytes).expect("writing to memory");
     enc.finish().expect("writing to memory").into()
 }

@@ -344,3 +344,53 @@ fn details_read_the_lens_from_the_file_on_demand() {
     let gone = server.get(&format!("/api/media/{id}/details"));
     assert_eq!(gone.status, 404, "{}", String::from_utf8_lossy(&gone.body));
 }
+
+#[test]
+fn pages_and_facets_are_gzipped_for_clients_that_take_it() {
+    let dirs = Dirs::new();
+    // 40 folders: the facets' folder tree too is over the 1 KiB below which nothing is packed.
+    for i in 0..40 {
+        copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, &format!("Trip {i}/IMG_{i:04}.jpg"))]);
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &[]);
+    server.wait_indexed();
+    for path in ["/api/media?limit=100", "/api/facets"] {
+        let plain = server.get(path);
+        assert_eq!(plain.header("content-encoding"), None, "{path}: not asked for");
+        let gz = server.get_with(path, &[("Accept-Encoding", "gzip, deflate, br")]);
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(gz.header("vary"), Some("Accept-Encoding"), "{path}");
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut unpacked).unwrap();
+        assert_eq!(unpacked, plain.body, "{path}: the same answer");
+        if path.starts_with("/api/media") {
+            assert!(
+                gz.body.len() * 3 < plain.body.len(),
+                "{path}: {} of {} bytes",
+                gz.body.len(),
+                plain.body.len()
+            );
+        }
+        // Each encoding has its validator: a 304 only for the one the client holds.
+        let (etag, plain_etag) = (gz.header("etag").unwrap(), plain.header("etag").unwrap());
+        assert_ne!(etag, plain_etag);
+        let again = server.get_with(path, &[("Accept-Encoding", "gzip"), ("If-None-Match", etag)]);
+        assert_eq!(again.status, 304, "{path}");
+        let other = server.get_with(path, &[("If-None-Match", etag)]);
+        assert_eq!((other.status, other.header("content-encoding")), (200, None), "{path}");
+    }
+    // curl, a real client, unpacks it to the same JSON.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--compressed", "-w", "\n%{size_download}"])
+        .arg(server.url("/api/media?limit=100"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, downloaded) = text.rsplit_once('\n').unwrap();
+    assert_eq!(body.as_bytes(), server.get("/api/media?limit=100").body);
+    assert!(
+        downloaded.parse::<usize>().unwrap() * 3 < body.len(),
+        "{downloaded} bytes sent for {}",
+        body.len()
+    );
+}
