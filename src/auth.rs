@@ -436,7 +436,7 @@ fn write_tokens(path: &Path, entries: &[TokenEntry]) -> anyhow::Result<()> {
     private::write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
-fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     match private::read_optional(path).with_context(|| format!("reading {}", path.display()))? {
         Some(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("32 bytes")),
         Some(_) => bail!(

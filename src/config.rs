@@ -73,6 +73,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("trash_days", Fixed("30")),
         ("retention", Described("none: files are kept until deleted")),
         ("retention_free_mb", Described("none")),
+        ("public_dir", Described("none: every image URL is signed")),
     ]
 };
 
@@ -194,6 +195,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Image URLs for a static site (`/img/...`): one signed URL, or a srcset of every width in
+    /// resize_sizes.
+    Url {
+        #[command(subcommand)]
+        action: UrlAction,
+    },
     /// Print a deployment file made from this configuration: a reverse proxy in front of spis
     /// (nginx, caddy), a hardened systemd unit, or a docker compose file.
     Template(TemplateArgs),
@@ -246,6 +253,48 @@ impl TemplateKind {
             TemplateKind::DockerCompose => "docker-compose",
         }
     }
+}
+
+/// `spis url ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum UrlAction {
+    /// Print the URL of a photo fitted into one box.
+    Sign {
+        /// The photo's path below the media folder (DIR/NAME, as /api/media gives `dir` and `name`).
+        path: String,
+        /// The width of the box: one of resize_sizes.
+        #[arg(long, value_name = "PX")]
+        width: u32,
+        #[command(flatten)]
+        opts: UrlOpts,
+    },
+    /// Print `srcset` text: the photo's URL at every width of resize_sizes.
+    Srcset {
+        /// The photo's path below the media folder (DIR/NAME).
+        path: String,
+        #[command(flatten)]
+        opts: UrlOpts,
+    },
+}
+
+/// What `spis url sign` and `srcset` share.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct UrlOpts {
+    /// The height of the box (one of resize_sizes); without it the picture is as tall as it needs.
+    #[arg(long, value_name = "PX")]
+    pub height: Option<u32>,
+    /// Fill the box and crop the middle (with --height) instead of fitting inside it.
+    #[arg(long)]
+    pub cover: bool,
+    /// PNG instead of JPEG.
+    #[arg(long)]
+    pub png: bool,
+    /// The URL is refused (403) after this many days; without it, it works until url.key changes.
+    #[arg(long, value_name = "DAYS")]
+    pub expires_days: Option<u64>,
+    /// What goes before the path: the address the site reaches spis by (https://photos.example.org).
+    #[arg(long, default_value = "", value_name = "URL")]
+    pub base: String,
 }
 
 /// `spis token ...`
@@ -447,6 +496,11 @@ pub(crate) struct Opts {
     /// files go too, whatever their age, so a snapshot box never fills its card.
     #[arg(long, env = "SPIS_RETENTION_FREE_MB", global = true, value_name = "MB")]
     pub retention_free_mb: Option<u64>,
+
+    /// A folder below the media folder whose pictures anyone may fetch through unsigned image
+    /// URLs (`/img/_/w800/contain/DIR/NAME.jpeg`), e.g. a blog's photos.
+    #[arg(long, env = "SPIS_PUBLIC_DIR", global = true, value_name = "DIR")]
+    pub public_dir: Option<String>,
 }
 
 /// `retention`: (folder below the media folder, maximum age) pairs.
@@ -628,6 +682,7 @@ pub(crate) struct Config {
     pub trash_days: u64,
     pub retention: Retention,
     pub retention_free_bytes: Option<u64>,
+    pub public_dir: Option<String>,
     /// Why the --config file was not used, when spis started from --config-fallback instead.
     pub config_error: Option<String>,
 }
@@ -714,6 +769,7 @@ impl Config {
             trash_days: fixed!(trash_days),
             retention: pick!(retention).unwrap_or_default(),
             retention_free_bytes: pick!(retention_free_mb).map(|mb| mb.saturating_mul(1 << 20)),
+            public_dir: pick!(public_dir).map(|d| d.trim_matches('/').to_owned()).filter(|d| !d.is_empty()),
             config_error: None,
         };
         config.validate()?;

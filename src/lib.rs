@@ -11,6 +11,7 @@ mod fs;
 mod gallery;
 mod hooks;
 mod http;
+mod imgurl;
 mod library;
 mod logging;
 mod media;
@@ -63,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { action } => token(&config, action),
+        Command::Url { action } => url(&config, action),
         Command::Template(args) => {
             let file = cli.config.clone().or_else(|| config::default_config_file().map(Into::into));
             print!("{}", template::render(&config, file.as_deref(), &args)?);
@@ -142,6 +144,9 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
             config_error: config.config_error.clone(),
+            url_key: imgurl::UrlKey::load_or_make(&config.state_dir)
+                .context("reading or making url.key (the key that signs image URLs) in the state dir")?,
+            public_dir: config.public_dir.clone(),
         };
         http::serve(&gallery, hooks, opts, listener, stopping).await?;
         library.fs.leave_replicas();
@@ -208,6 +213,56 @@ fn token(config: &Config, action: TokenAction) -> anyhow::Result<()> {
         TokenAction::List => auth::list_tokens(dir)?.iter().for_each(|n| println!("{n}")),
         TokenAction::Revoke { name } => auth::revoke_token(dir, &name)?,
     }
+    Ok(())
+}
+
+/// `spis url sign|srcset`: image URLs for a static site.
+fn url(config: &Config, action: config::UrlAction) -> anyhow::Result<()> {
+    use thumbs::render::{Encoding, Fit};
+    let (path, opts, widths) = match &action {
+        config::UrlAction::Sign { path, width, opts } => (path, opts, vec![*width]),
+        config::UrlAction::Srcset { path, opts } => (path, opts, config.resize_sizes.clone()),
+    };
+    let sizes = &config.resize_sizes;
+    let listed = |px: u32| {
+        anyhow::ensure!(sizes.contains(&px), "{px} px is not one of resize_sizes ({sizes:?})");
+        Ok(px)
+    };
+    let height = opts.height.map(listed).transpose()?;
+    let rel = path.trim_matches('/');
+    anyhow::ensure!(
+        !rel.is_empty() && rel.split('/').all(|p| !p.is_empty() && !p.starts_with('.')),
+        "{path:?} is not a photo's path below the media folder (as DIR/NAME)"
+    );
+    let public = config.public_dir.as_deref().is_some_and(|top| {
+        fs::watch::is_within(rel.rsplit_once('/').map_or("", |(d, _)| d).as_bytes(), top.as_bytes())
+    });
+    let key = if public && opts.expires_days.is_none() {
+        None
+    } else {
+        Some(imgurl::UrlKey::load_or_make(&config.state_dir)?)
+    };
+    let expires = opts.expires_days.map(|d| {
+        jiff::Timestamp::now().as_second() + i64::try_from(d.saturating_mul(86_400)).unwrap_or(i64::MAX / 2)
+    });
+    let mut out = Vec::new();
+    for w in widths {
+        let spec = imgurl::UrlSpec {
+            width: listed(w)?,
+            height,
+            expires,
+            fit: if opts.cover { Fit::Cover } else { Fit::Contain },
+            encoding: if opts.png { Encoding::Png } else { Encoding::Jpeg },
+        };
+        let url =
+            format!("{}{}", opts.base.trim_end_matches('/'), imgurl::signed_path(key.as_ref(), rel, &spec));
+        out.push(if matches!(action, config::UrlAction::Srcset { .. }) {
+            format!("{url} {w}w")
+        } else {
+            url
+        });
+    }
+    println!("{}", out.join(",\n"));
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub(super) enum ApiError {
     ReadOnly,
     #[error("the file could not be moved: {0}")]
     CannotMove(String),
+    #[error("this image URL is refused: {0}")]
+    BadSignature(&'static str),
 }
 
 impl From<crate::auth::AuthError> for ApiError {
@@ -158,6 +160,7 @@ impl ApiError {
             ApiError::NotInTrash(_) => (StatusCode::NOT_FOUND, "not_in_trash"),
             ApiError::ReadOnly => (StatusCode::CONFLICT, "read_only"),
             ApiError::CannotMove(_) => (StatusCode::CONFLICT, "cannot_move"),
+            ApiError::BadSignature(_) => (StatusCode::FORBIDDEN, "bad_signature"),
         }
     }
 

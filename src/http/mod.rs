@@ -10,6 +10,7 @@ mod error;
 mod events;
 pub(crate) mod file;
 mod guard;
+mod img;
 mod memo;
 mod metrics;
 mod openapi;
@@ -52,6 +53,10 @@ pub(crate) struct App {
     pub uploads: Arc<crate::upload::Uploads>,
     /// `trash_days`: how long a deleted file stays in the trash.
     pub trash_days: u64,
+    /// Signs and checks `/img/...` URLs.
+    url_key: crate::imgurl::UrlKey,
+    /// `public_dir`: the folder whose image URLs need no signature.
+    public_dir: Option<String>,
     /// For their counters in `/api/status`.
     hooks: Arc<crate::hooks::Hooks>,
     /// Where the web app's files come from.
@@ -102,6 +107,8 @@ pub(crate) struct HttpOpts {
     pub max_header_bytes: usize,
     /// Why the config file was not used (see `--config-fallback`), for `/api/status`.
     pub config_error: Option<String>,
+    pub url_key: crate::imgurl::UrlKey,
+    pub public_dir: Option<String>,
 }
 
 pub(crate) async fn serve(
@@ -119,6 +126,8 @@ pub(crate) async fn serve(
         thumbs: Arc::clone(&gallery.thumbs),
         uploads: Arc::clone(&gallery.uploads),
         trash_days: gallery.trash_days,
+        url_key: opts.url_key,
+        public_dir: opts.public_dir,
         hooks,
         web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         auth: opts.auth,

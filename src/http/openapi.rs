@@ -284,7 +284,11 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             0,
             json!({
                 "name": "path", "in": "path", "required": true,
-                "description": "The folder below the media folder and the file name: DIR/NAME",
+                "description": if spec.route == super::routes::Route::Img {
+                    "SIGNATURE/SIZE/FIT/DIR/NAME.FORMAT, as `spis url sign` prints it"
+                } else {
+                    "The folder below the media folder and the file name: DIR/NAME"
+                },
                 "schema": { "type": "string" },
             }),
         );

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response};
 use super::error::ApiError;
 use super::guard::{self, Caller};
 use super::openapi::{Doc, Param, Reply};
-use super::{App, Body, Peer, api, assets, events, metrics, openapi, session, trash, upload, zip};
+use super::{App, Body, Peer, api, assets, events, img, metrics, openapi, session, trash, upload, zip};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -49,6 +49,7 @@ pub(crate) enum Route {
     UploadForm,
     OpenApi,
     Metrics,
+    Img,
 }
 
 /// Who may call a route.
@@ -430,6 +431,21 @@ pub(crate) const ROUTES: &[Spec] = &[
         label: "metrics",
         doc: Doc::new("Prometheus metrics (send an API token)").reply(Reply::Binary(&["text/plain"])),
     },
+    // Pictures for static sites: signed URLs, no session.
+    Spec {
+        route: Route::Img,
+        path: &["img", "{path*}"],
+        methods: GET,
+        access: Public,
+        label: "img",
+        doc: Doc::new(
+            "A picture for a static site: /img/SIGNATURE/w800[-h600][-eEXPIRY]/contain|cover/PATH.jpeg|png, \
+             where PATH is the photo's own path below the media folder and SIGNATURE comes from \
+             `spis url sign` (or is `_` inside public_dir); 403 for a bad or expired signature, sizes \
+             only from resize_sizes; cacheable for a year",
+        )
+        .reply(Reply::Binary(&["image/jpeg", "image/png"])),
+    },
 ];
 
 /// Metric slots after the table's: the web app's pages and assets, and unknown API paths.
@@ -654,6 +670,7 @@ async fn dispatch(
         Route::UploadForm => upload::form(app, req, scope).await,
         Route::OpenApi => Ok(openapi::serve(&app.openapi)),
         Route::Metrics => Ok(metrics::render(app)),
+        Route::Img => img::serve(app, req, tail).await,
     }
 }
 

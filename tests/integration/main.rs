@@ -8,6 +8,7 @@ mod attacks;
 mod exiftool;
 mod favorites;
 mod hostile;
+mod img;
 mod library;
 mod live;
 mod originals;

@@ -1,0 +1,91 @@
+//! `GET /img/<signature>/<size>/<fit>/<path>.<format>`: pictures for static sites, readable with
+//! no session, cacheable for a year (see [`crate::imgurl`]).
+//!
+//! The rule: the signature (or the public folder) is checked first, then the expiry and the
+//! size; only then is the index asked for the photo, and only an indexed photo is read.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::error::ApiError;
+use super::{App, Body, file};
+use crate::imgurl::{ImgRequest, PUBLIC, UrlError};
+use crate::library::id;
+use crate::thumbs::render;
+
+/// A year: the URL names the picture, and a changed photo gets a new URL (see the README).
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub(super) async fn serve(
+    app: &Arc<App>,
+    req: &Request<Incoming>,
+    tail: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let (signature, rest) = tail.split_first().ok_or(ApiError::BadSignature("no signature"))?;
+    let sizes = &app.thumbs.opts().resize_sizes;
+    let parsed = ImgRequest::parse(rest, sizes);
+    let public = *signature == PUBLIC;
+    if public {
+        // Unsigned: only inside the public folder, and never when there is none.
+        let inside = match (&app.public_dir, &parsed) {
+            (Some(top), Ok(r)) => crate::fs::watch::is_within(&r.dir, top.as_bytes()),
+            _ => false,
+        };
+        if !inside {
+            return Err(ApiError::BadSignature("unsigned, and not in the public folder"));
+        }
+    } else if !app.url_key.verify(signature, &rest.join("/")) {
+        return Err(ApiError::BadSignature("the signature does not match this URL"));
+    }
+    let r = parsed.map_err(|e| match e {
+        UrlError::Malformed(why) => ApiError::bad("path", why),
+        UrlError::Size(_) => ApiError::bad("size", e.to_string()),
+    })?;
+    let now = jiff::Timestamp::now().as_second();
+    if r.expires.is_some_and(|e| e <= now) {
+        return Err(ApiError::BadSignature("the URL has expired"));
+    }
+    let media = id::from_rel_path(&crate::fs::join(&r.dir, &r.name));
+    let (item, dir) =
+        app.lib.locate(media).filter(|(item, dir)| *dir == r.dir && *item.name == *r.name).ok_or_else(
+            || ApiError::UnknownMedia(String::from_utf8_lossy(&r.name).chars().take(64).collect()),
+        )?;
+    // Without a height the box is as tall as it needs to be; covering it then means fitting it.
+    let (h, fit) = match r.height {
+        Some(h) => (h, r.fit),
+        None => (u32::from(u16::MAX), render::Fit::Contain),
+    };
+    let made = {
+        let _slot = app.thumbs.decode_slot().await;
+        let thumbs = Arc::clone(&app.thumbs);
+        let (w, encoding) = (r.width, r.encoding);
+        tokio::task::spawn_blocking(move || thumbs.resized_blocking(&item, &dir, (w, h), fit, encoding))
+            .await
+            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+    };
+    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
+    let content_type = match r.encoding {
+        render::Encoding::Jpeg => "image/jpeg",
+        render::Encoding::Png => "image/png",
+    };
+    // An expiring URL is not cached past its expiry.
+    let cache = match r.expires {
+        None => IMMUTABLE.to_owned(),
+        Some(e) => format!("public, max-age={}", (e - now).clamp(0, 31_536_000)),
+    };
+    let mut resp = file::serve_bytes(
+        req.method(),
+        req.headers(),
+        encoded.bytes.clone(),
+        content_type,
+        &encoded.etag,
+        "",
+    );
+    resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache.parse().expect("ASCII"));
+    // Any site may show these pictures: that is what they are for.
+    resp.headers_mut()
+        .insert("cross-origin-resource-policy", hyper::header::HeaderValue::from_static("cross-origin"));
+    Ok(resp)
+}

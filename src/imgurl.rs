@@ -1,0 +1,251 @@
+//! Signed image URLs for static sites, in imgproxy's spirit:
+//! `/img/<signature>/<size>/<fit>/<path under the media folder>.<format>`.
+//!
+//! `<size>` is `w800`, `w800-h600`, either with `-e<unix seconds>` for an expiry; `<fit>` is
+//! `contain` or `cover`; the path is the photo's own (percent-encoded as in any URL) followed by
+//! the output format's extension (`Blog/2024/IMG_1.jpg.jpeg`). The signature is HMAC-SHA256, with
+//! a key of its own in the state dir, over the URL text after the signature, exactly as sent:
+//! there is nothing to canonicalize. In the folder given by `public_dir` the signature may be `_`.
+//!
+//! The rule: a URL is served only when its signature is right (or it is public), it has not
+//! expired, its size is one of `resize_sizes`, and its path is an indexed photo; everything
+//! else is refused before any file is touched.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
+
+use crate::thumbs::render::{Encoding, Fit};
+
+/// The key file in the state dir (32 random bytes, made on first use, shared by replicas).
+const KEY_FILE: &str = "url.key";
+/// Bytes of the HMAC kept in the URL: 128 bits.
+const SIG_BYTES: usize = 16;
+/// The signature of a URL in the public folder.
+pub(crate) const PUBLIC: &str = "_";
+
+/// The key that signs image URLs.
+#[derive(Clone)]
+pub(crate) struct UrlKey([u8; 32]);
+
+impl std::fmt::Debug for UrlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlKey(..)")
+    }
+}
+
+impl UrlKey {
+    /// The state dir's key, made when there is none.
+    pub(crate) fn load_or_make(state_dir: &Path) -> anyhow::Result<UrlKey> {
+        Ok(UrlKey(crate::auth::load_or_make_key(&state_dir.join(KEY_FILE))?))
+    }
+
+    fn mac(&self, signed: &str) -> Hmac<sha2::Sha256> {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(signed.as_bytes());
+        mac
+    }
+
+    /// The signature of the URL text after `/img/<signature>/`.
+    pub(crate) fn sign(&self, signed: &str) -> String {
+        let tag = self.mac(signed).finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..SIG_BYTES])
+    }
+
+    /// Whether `signature` is this key's for `signed`, compared in constant time.
+    pub(crate) fn verify(&self, signature: &str, signed: &str) -> bool {
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        tag.len() == SIG_BYTES && self.mac(signed).verify_truncated_left(&tag).is_ok()
+    }
+}
+
+/// What an image URL asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImgRequest {
+    pub width: u32,
+    pub height: Option<u32>,
+    /// Unix seconds after which the URL is refused.
+    pub expires: Option<i64>,
+    pub fit: Fit,
+    pub encoding: Encoding,
+    /// The photo: folder and name, decoded.
+    pub dir: Vec<u8>,
+    pub name: Vec<u8>,
+}
+
+/// Why an image URL is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UrlError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("the size {0} is not one of resize_sizes")]
+    Size(u32),
+}
+
+impl ImgRequest {
+    /// Parses the segments after the signature: `<size>`, `<fit>`, then the path.
+    pub(crate) fn parse(segments: &[&str], sizes: &[u32]) -> Result<ImgRequest, UrlError> {
+        let bad = |s: &str| UrlError::Malformed(s.to_owned());
+        let [size, fit, path @ ..] = segments else {
+            return Err(bad("an image URL is /img/SIGNATURE/w800/contain/PATH.jpeg"));
+        };
+        if path.is_empty() {
+            return Err(bad("the URL names no photo"));
+        }
+        let (mut width, mut height, mut expires) = (None, None, None);
+        for part in size.split('-') {
+            let (key, value) = part.split_at(part.chars().next().map_or(0, char::len_utf8));
+            let n = |v: &str| v.parse::<u64>().ok().filter(|_| v.bytes().all(|b| b.is_ascii_digit()));
+            match (key, n(value)) {
+                ("w", Some(w)) if width.is_none() => width = Some(w),
+                ("h", Some(h)) if height.is_none() => height = Some(h),
+                ("e", Some(e)) if expires.is_none() => expires = Some(e),
+                _ => return Err(bad("the size is w<width>, optionally -h<height> and -e<expiry>")),
+            }
+        }
+        let in_set = |px: u64| -> Result<u32, UrlError> {
+            let px32 = u32::try_from(px).unwrap_or(u32::MAX);
+            if sizes.contains(&px32) { Ok(px32) } else { Err(UrlError::Size(px32)) }
+        };
+        let width = in_set(width.ok_or_else(|| bad("the size needs a width: w<pixels>"))?)?;
+        let height = height.map(in_set).transpose()?;
+        let fit = match *fit {
+            "contain" => Fit::Contain,
+            "cover" => Fit::Cover,
+            _ => return Err(bad("the fit is contain or cover")),
+        };
+        let mut parts: Vec<Vec<u8>> = Vec::with_capacity(path.len());
+        for p in path.iter() {
+            let decoded: Vec<u8> = percent_encoding::percent_decode_str(p).collect();
+            // SECURITY: decoded segments that could step out or hide: refused (the index holds
+            // no such path either; this says so before looking).
+            if decoded.is_empty()
+                || decoded.starts_with(b".")
+                || decoded.contains(&b'/')
+                || decoded.contains(&0)
+            {
+                return Err(bad("the path is not one of an indexed photo"));
+            }
+            parts.push(decoded);
+        }
+        let last = parts.pop().expect("not empty");
+        let dot =
+            last.iter().rposition(|&b| b == b'.').ok_or_else(|| bad("the path ends in .jpeg or .png"))?;
+        let encoding = match &last[dot + 1..] {
+            b"jpeg" | b"jpg" => Encoding::Jpeg,
+            b"png" => Encoding::Png,
+            b"webp" | b"avif" | b"auto" => {
+                return Err(bad("WebP and AVIF are not made yet: ask for .jpeg or .png"));
+            }
+            _ => return Err(bad("the path ends in the format: .jpeg or .png")),
+        };
+        let name = last[..dot].to_vec();
+        if name.is_empty() || !name.contains(&b'.') {
+            return Err(bad("the path is the photo's own name, then the format: IMG_1.jpg.jpeg"));
+        }
+        let expires = expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX));
+        Ok(ImgRequest { width, height, expires, fit, encoding, dir: parts.join(&b'/'), name })
+    }
+}
+
+/// The path of a signed URL (no scheme or host) for a photo at `rel` (folder/name, as the API's
+/// `dir` and `name` join).
+pub(crate) fn signed_path(key: Option<&UrlKey>, rel: &str, req: &UrlSpec) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let mut size = format!("w{}", req.width);
+    if let Some(h) = req.height {
+        size.push_str(&format!("-h{h}"));
+    }
+    if let Some(e) = req.expires {
+        size.push_str(&format!("-e{e}"));
+    }
+    let fit = match req.fit {
+        Fit::Contain => "contain",
+        Fit::Cover => "cover",
+    };
+    let ext = match req.encoding {
+        Encoding::Jpeg => "jpeg",
+        Encoding::Png => "png",
+    };
+    let path: Vec<String> = rel
+        .trim_matches('/')
+        .split('/')
+        .map(|p| percent_encoding::utf8_percent_encode(p, SEGMENT).to_string())
+        .collect();
+    let signed = format!("{size}/{fit}/{}.{ext}", path.join("/"));
+    let signature = key.map_or_else(|| PUBLIC.to_owned(), |k| k.sign(&signed));
+    format!("/img/{signature}/{signed}")
+}
+
+/// What `spis url sign` asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct UrlSpec {
+    pub width: u32,
+    pub height: Option<u32>,
+    pub expires: Option<i64>,
+    pub fit: Fit,
+    pub encoding: Encoding,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: &[u32] = &[320, 800, 1600];
+
+    fn spec(width: u32) -> UrlSpec {
+        UrlSpec { width, height: None, expires: None, fit: Fit::Contain, encoding: Encoding::Jpeg }
+    }
+
+    #[test]
+    fn a_signed_path_parses_back_and_verifies_only_unchanged() {
+        let key = UrlKey([7; 32]);
+        let url = signed_path(
+            Some(&key),
+            "Blog/2024 Trip/IMG 1.jpg",
+            &UrlSpec { height: Some(320), expires: Some(1_900_000_000), ..spec(800) },
+        );
+        assert!(url.starts_with("/img/"), "{url}");
+        let rest: Vec<&str> = url.trim_start_matches("/img/").split('/').collect();
+        let (sig, segments) = rest.split_first().unwrap();
+        let signed = segments.join("/");
+        assert_eq!(signed, "w800-h320-e1900000000/contain/Blog/2024%20Trip/IMG%201.jpg.jpeg");
+        assert!(key.verify(sig, &signed));
+        assert!(!key.verify(sig, &signed.replace("w800", "w1600")), "another size");
+        assert!(!key.verify(sig, &signed.replace("IMG%201", "IMG%202")), "another photo");
+        assert!(!UrlKey([8; 32]).verify(sig, &signed), "another key");
+        assert!(!key.verify("AAAA", &signed) && !key.verify("not base64!", &signed));
+        let r = ImgRequest::parse(segments, SIZES).unwrap();
+        assert_eq!((r.width, r.height, r.expires), (800, Some(320), Some(1_900_000_000)));
+        assert_eq!((r.dir.as_slice(), r.name.as_slice()), (&b"Blog/2024 Trip"[..], &b"IMG 1.jpg"[..]));
+        assert_eq!(r.encoding, Encoding::Jpeg);
+    }
+
+    #[test]
+    fn sizes_fits_formats_and_paths_outside_the_rules_are_refused() {
+        let parse = |s: &str| ImgRequest::parse(&s.split('/').collect::<Vec<_>>(), SIZES);
+        assert_eq!(parse("w801/contain/a.jpg.jpeg"), Err(UrlError::Size(801)));
+        assert_eq!(parse("w800-h99999999999/contain/a.jpg.jpeg"), Err(UrlError::Size(u32::MAX)));
+        for bad in [
+            "800/contain/a.jpg.jpeg",
+            "w800-w320/contain/a.jpg.jpeg",
+            "w800-x1/contain/a.jpg.jpeg",
+            "w+800/contain/a.jpg.jpeg",
+            "w800/stretch/a.jpg.jpeg",
+            "w800/contain/a.jpg.gif",
+            "w800/contain/a.jpg.webp",
+            "w800/contain/a.jpeg",
+            "w800/contain/..%2Fsecret.jpg.jpeg",
+            "w800/contain/%2e%2e/a.jpg.jpeg",
+            "w800/contain/.trash/files/a.jpg.jpeg",
+            "w800/contain",
+        ] {
+            assert!(matches!(parse(bad), Err(UrlError::Malformed(_))), "{bad}: {:?}", parse(bad));
+        }
+        assert_eq!(parse("w320/cover/x/y.png.png").unwrap().encoding, Encoding::Png);
+    }
+}
