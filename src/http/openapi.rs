@@ -349,6 +349,27 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             );
         }
     }
+    // What a trash operation returns names the entries the others take: links let a client (and
+    // schemathesis's stateful phase) follow a delete to its restore and its deletion for good.
+    let entry_links = |id: &str| {
+        json!({
+            "restore": { "operationId": "trash_restore_post", "parameters": { "trash": id } },
+            "thumb": { "operationId": "trash_thumb_get", "parameters": { "trash": id } },
+            "purge": { "operationId": "trash_entry_delete", "parameters": { "trash": id } },
+        })
+    };
+    let links = match (spec.route, method) {
+        (super::routes::Route::Item, &Method::DELETE) => Some(entry_links("$response.body#/id")),
+        (super::routes::Route::Trash, &Method::POST | &Method::GET) => {
+            Some(entry_links("$response.body#/items/0/id"))
+        }
+        _ => None,
+    };
+    if let Some(links) = links
+        && let Some(ok) = responses.get_mut("200")
+    {
+        ok["links"] = links;
+    }
     responses.insert("default".into(), error);
     let security = match spec.access {
         Access::Public => json!([]),
@@ -613,6 +634,23 @@ mod tests {
 
     /// The patterns, checked by hand: the last character of an id or a cursor carries 4 bits, the
     /// first two of a cursor spell its version.
+    #[test]
+    fn links_lead_from_a_delete_to_operations_that_exist() {
+        let doc: Value = serde_json::from_slice(&document(&[320])).unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for ops in doc["paths"].as_object().unwrap().values() {
+            for op in ops.as_object().unwrap().values() {
+                ids.insert(op["operationId"].as_str().unwrap().to_owned());
+            }
+        }
+        let links = &doc["paths"]["/api/media/{id}"]["delete"]["responses"]["200"]["links"];
+        assert_eq!(links["restore"]["parameters"]["trash"], "$response.body#/id");
+        let from_post = doc["paths"]["/api/trash"]["post"]["responses"]["200"]["links"].as_object().unwrap();
+        for link in links.as_object().unwrap().values().chain(from_post.values()) {
+            assert!(ids.contains(link["operationId"].as_str().unwrap()), "{link}");
+        }
+    }
+
     #[test]
     fn ids_and_cursors_match_their_documented_patterns() {
         let last = |s: &str| "AEIMQUYcgkosw048".contains(s.chars().last().unwrap());
