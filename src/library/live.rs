@@ -559,18 +559,7 @@ impl Live<'_> {
     }
 
     fn remove_file(&self, dir: &[u8], name: &[u8]) {
-        let id = id::from_rel_path(&RelPath { dir, name }.key());
-        let removed = {
-            let mut index = self.lib.write();
-            // Only this path's item: an id collision's other file stays.
-            match index.get(id) {
-                Some(i) if index.dir_of(i) == dir && &*i.name == name => index.remove(id),
-                _ => None,
-            }
-        };
-        if let Some(item) = removed {
-            self.lib.emit(MediaEvent::Removed(item));
-        }
+        self.lib.remove_path(dir, name);
     }
 
     /// Removes every item in `dir` and below.

@@ -139,6 +139,22 @@ impl Library {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Drops the item of the file at `dir`/`name` from the index and says `removed`. Only this
+    /// path's item: an id collision's other file stays.
+    pub(crate) fn remove_path(&self, dir: &[u8], name: &[u8]) {
+        let id = id::from_rel_path(&RelPath { dir, name }.key());
+        let removed = {
+            let mut index = self.write();
+            match index.get(id) {
+                Some(i) if index.dir_of(i) == dir && &*i.name == name => index.remove(id),
+                _ => None,
+            }
+        };
+        if let Some(item) = removed {
+            self.emit(MediaEvent::Removed(item));
+        }
+    }
+
     /// Marks or unmarks a favorite; returns once it is durable, with the updated item.
     pub(crate) fn set_favorite(&self, id: u64, on: bool) -> Result<Item, FavoriteError> {
         let (dir, name) = {

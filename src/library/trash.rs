@@ -29,17 +29,8 @@ impl Library {
         let (item, dir) = self.locate(id).ok_or(TrashError::NotFound)?;
         let trashed =
             self.fs.trash(RelPath { dir: &dir, name: &item.name }, now).map_err(TrashError::from_io)?;
-        let removed = {
-            let mut index = self.write();
-            match index.get(id) {
-                Some(i) if index.dir_of(i) == dir.as_slice() && i.name == item.name => index.remove(id),
-                _ => None,
-            }
-        };
         // The watcher sees the rename too, and finds nothing left to remove.
-        if let Some(item) = removed {
-            self.emit(MediaEvent::Removed(item));
-        }
+        self.remove_path(&dir, &item.name);
         Ok(trashed)
     }
 
@@ -193,19 +184,7 @@ impl Library {
                     } else {
                         done.for_space += 1
                     }
-                    let id = path_id(&dir, &name);
-                    let removed = {
-                        let mut index = self.write();
-                        match index.get(id) {
-                            Some(i) if index.dir_of(i) == dir.as_slice() && i.name == name => {
-                                index.remove(id)
-                            }
-                            _ => None,
-                        }
-                    };
-                    if let Some(item) = removed {
-                        self.emit(MediaEvent::Removed(item));
-                    }
+                    self.remove_path(&dir, &name);
                     if for_space {
                         any_low = rules.iter().any(|(folder, _)| low(folder.as_bytes()));
                     }
