@@ -83,6 +83,14 @@ pub(crate) struct App {
 
 pub(crate) use events::event_json;
 
+/// Runs blocking work (disk, decoding) off the async threads; a panic there goes on here.
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Parses a list/facets query string as the API does (for the fuzz targets).
 #[doc(hidden)]
 pub(crate) fn parse_list_query(query: &str) -> bool {

@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::{App, Body, api, file, full, session};
+use super::{App, Body, api, blocking, file, full, session};
 use crate::fs::trash::Trashed;
 use crate::library::id;
 use crate::library::trash::TrashError;
@@ -87,14 +87,6 @@ fn classify(e: TrashError, what: &str) -> ApiError {
             _ if e.kind() == std::io::ErrorKind::AlreadyExists => ApiError::CannotMove(e.to_string()),
             _ => ApiError::Io(e),
         },
-    }
-}
-
-/// Runs blocking trash work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -172,21 +172,9 @@ pub(super) async fn put(
     if length == Some(0) {
         return Err(UploadError::NotMedia("the file is empty".into()).into());
     }
-    let uploads = Arc::clone(&app.uploads);
-    let owned = owned_scope(scope);
-    // Refused before a byte of the body is read: too large, or no room for it.
-    let upload = blocking(move || uploads.start(target, length, false, owned.as_scope())).await?;
     let events = app.lib.subscribe();
-    let (upload, written) = write_body(upload, req.body_mut()).await;
-    if let Err(e) = written {
-        blocking(move || {
-            upload.abandon();
-            Ok(())
-        })
-        .await?;
-        return Err(e);
-    }
-    let landed = finish(upload).await?;
+    let body = req.body_mut().into_data_stream();
+    let landed = store_one_shot(app, target, length, scope, body, |_| ApiError::BodyCut).await?;
     tracing::info!(dir = landed.dir, name = landed.name, existed = landed.existed, "upload stored");
     let status = if landed.existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(indexed(app, &landed, events).await.map_or_else(
@@ -230,28 +218,14 @@ pub(super) async fn form(
             let value = small_field(&mut field).await?;
             match &*key {
                 "dir" => dir = Some(value),
-                "mtime" => {
-                    mtime = Some(parse_time(&value, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?)
-                }
+                "mtime" => mtime = Some(mtime_value(&value)?),
                 _ => {}
             }
             continue;
         };
         let target =
             app.uploads.target(dir.as_deref().filter(|d| !d.is_empty()), &file_name, mtime, scope)?;
-        let uploads = Arc::clone(&app.uploads);
-        let owned = owned_scope(scope);
-        let upload = blocking(move || uploads.start(target, None, false, owned.as_scope())).await?;
-        let (upload, written) = write_stream(upload, field, bad_form).await;
-        if let Err(e) = written {
-            blocking(move || {
-                upload.abandon();
-                Ok(())
-            })
-            .await?;
-            return Err(e);
-        }
-        let file = finish(upload).await?;
+        let file = store_one_shot(app, target, None, scope, field, bad_form).await?;
         tracing::info!(dir = file.dir, name = file.name, existed = file.existed, "upload stored (form)");
         landed.push(file);
     }
@@ -281,6 +255,31 @@ pub(super) async fn form(
         .expect("valid headers"))
 }
 
+/// One file, the whole of `body`, put at `target` (a PUT, or one part of a form): refused before
+/// a byte is read when `length` is too large or there is no room, abandoned on any error, and
+/// durable when this returns.
+async fn store_one_shot<S, E>(
+    app: &Arc<App>,
+    target: crate::upload::Target,
+    length: Option<u64>,
+    scope: Scope<'_>,
+    body: S,
+    cut: impl Fn(E) -> ApiError,
+) -> Result<Landed, ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    let uploads = Arc::clone(&app.uploads);
+    let owned = owned_scope(scope);
+    let upload = blocking(move || uploads.start(target, length, false, owned.as_scope())).await?;
+    let (upload, written) = write_stream(upload, body, cut).await;
+    if let Err(e) = written {
+        super::blocking(move || upload.abandon()).await;
+        return Err(e);
+    }
+    finish(upload).await
+}
+
 /// A form's text field, up to 4 KiB.
 async fn small_field(field: &mut multer::Field<'_>) -> Result<String, ApiError> {
     const MAX: usize = 4096;
@@ -307,7 +306,7 @@ fn form_params(query: Option<&str>) -> Result<(Option<String>, Option<i64>), Api
     for (k, v) in super::api::query_pairs(query) {
         match &*k {
             "dir" => dir = Some(v.into_owned()),
-            "mtime" => mtime = Some(parse_time(&v, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?),
+            "mtime" => mtime = Some(mtime_value(&v)?),
             other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
         }
     }
@@ -390,15 +389,12 @@ async fn write_chunk(mut upload: Upload, buf: Vec<u8>) -> (Upload, Result<(), Ap
     if buf.is_empty() {
         return (upload, Ok(()));
     }
-    match tokio::task::spawn_blocking(move || {
+    let (upload, r) = super::blocking(move || {
         let r = upload.write(&buf);
         (upload, r)
     })
-    .await
-    {
-        Ok((upload, r)) => (upload, r.map_err(ApiError::from)),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    .await;
+    (upload, r.map_err(ApiError::from))
 }
 
 /// After a failed PATCH: a refusal of the file itself (not media, too large) ends the upload;
@@ -445,10 +441,7 @@ async fn indexed(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, UploadError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    super::blocking(f).await.map_err(ApiError::from)
 }
 
 /// A [`Scope`] that can move to a blocking thread.
@@ -531,11 +524,16 @@ fn parse_time(text: &str, per: i64) -> Option<i64> {
     (0..=253_402_300_799).contains(&secs).then_some(secs)
 }
 
+/// An `mtime` parameter or form field: Unix seconds.
+fn mtime_value(v: &str) -> Result<i64, ApiError> {
+    parse_time(v, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))
+}
+
 fn mtime_param(query: Option<&str>) -> Result<Option<i64>, ApiError> {
     let mut mtime = None;
     for (k, v) in super::api::query_pairs(query) {
         match &*k {
-            "mtime" => mtime = Some(parse_time(&v, 1).ok_or_else(|| ApiError::bad("mtime", "Unix seconds"))?),
+            "mtime" => mtime = Some(mtime_value(&v)?),
             other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
         }
     }
