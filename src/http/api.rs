@@ -350,18 +350,7 @@ pub(super) async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Resul
     let ResizeQuery { w, h, fit, encoding } =
         ResizeQuery::parse(req.uri().query(), &app.thumbs.opts().resize_sizes)?;
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
-    let made = {
-        let _slot = app.thumbs.decode_slot().await;
-        let thumbs = Arc::clone(&app.thumbs);
-        tokio::task::spawn_blocking(move || thumbs.resized_blocking(&item, &dir, (w, h), fit, encoding))
-            .await
-            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
-    };
-    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
-    let content_type = match encoding {
-        render::Encoding::Jpeg => "image/jpeg",
-        render::Encoding::Png => "image/png",
-    };
+    let (encoded, content_type) = resized(app, item, dir, (w, h), fit, encoding).await?;
     // The URL names no file version: caches revalidate after an hour (the ETag does name it).
     Ok(file::serve_bytes(
         req.method(),
@@ -371,6 +360,40 @@ pub(super) async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Resul
         &encoded.etag,
         "public, max-age=3600",
     ))
+}
+
+/// An item's picture for a box, made (or found cached) off the async threads within the decode
+/// slots, with its media type: `/resize` and the `/img` URLs.
+pub(super) async fn resized(
+    app: &App,
+    item: Item,
+    dir: Vec<u8>,
+    size: (u32, u32),
+    fit: render::Fit,
+    encoding: render::Encoding,
+) -> Result<(Arc<crate::thumbs::Encoded>, &'static str), ApiError> {
+    let made = {
+        let _slot = app.thumbs.decode_slot().await;
+        let thumbs = Arc::clone(&app.thumbs);
+        tokio::task::spawn_blocking(move || thumbs.resized_blocking(&item, &dir, size, fit, encoding))
+            .await
+            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+    };
+    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
+    let content_type = match encoding {
+        render::Encoding::Jpeg => "image/jpeg",
+        render::Encoding::Png => "image/png",
+    };
+    Ok((encoded, content_type))
+}
+
+/// The box for a width and an optional height: without a height it is as tall as it needs to
+/// be, and covering it then means fitting it.
+pub(super) fn open_box(h: Option<u32>, fit: render::Fit) -> (u32, render::Fit) {
+    match h {
+        Some(h) => (h, fit),
+        None => (u32::from(u16::MAX), render::Fit::Contain),
+    }
 }
 
 async fn serve_file(
@@ -440,11 +463,8 @@ impl ResizeQuery {
             }
         }
         let w = w.ok_or_else(|| ApiError::bad("w", "required: the width of the box"))?;
-        // Without a height the box is as tall as it needs to be; covering it then means fitting it.
-        Ok(match h {
-            Some(h) => ResizeQuery { w, h, fit, encoding },
-            None => ResizeQuery { w, h: u32::from(u16::MAX), fit: render::Fit::Contain, encoding },
-        })
+        let (h, fit) = open_box(h, fit);
+        Ok(ResizeQuery { w, h, fit, encoding })
     }
 }
 

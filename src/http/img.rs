@@ -10,10 +10,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::error::ApiError;
-use super::{App, Body, file};
+use super::{App, Body, api, file};
 use crate::imgurl::{ImgRequest, PUBLIC, UrlError};
 use crate::library::id;
-use crate::thumbs::render;
 
 /// A year: the URL names the picture, and a changed photo gets a new URL (see the README).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -52,24 +51,8 @@ pub(super) async fn serve(
         app.lib.locate(media).filter(|(item, dir)| *dir == r.dir && *item.name == *r.name).ok_or_else(
             || ApiError::UnknownMedia(String::from_utf8_lossy(&r.name).chars().take(64).collect()),
         )?;
-    // Without a height the box is as tall as it needs to be; covering it then means fitting it.
-    let (h, fit) = match r.height {
-        Some(h) => (h, r.fit),
-        None => (u32::from(u16::MAX), render::Fit::Contain),
-    };
-    let made = {
-        let _slot = app.thumbs.decode_slot().await;
-        let thumbs = Arc::clone(&app.thumbs);
-        let (w, encoding) = (r.width, r.encoding);
-        tokio::task::spawn_blocking(move || thumbs.resized_blocking(&item, &dir, (w, h), fit, encoding))
-            .await
-            .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
-    };
-    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
-    let content_type = match r.encoding {
-        render::Encoding::Jpeg => "image/jpeg",
-        render::Encoding::Png => "image/png",
-    };
+    let (h, fit) = api::open_box(r.height, r.fit);
+    let (encoded, content_type) = api::resized(app, item, dir, (r.width, h), fit, r.encoding).await?;
     // An expiring URL is not cached past its expiry.
     let cache = match r.expires {
         None => IMMUTABLE.to_owned(),
