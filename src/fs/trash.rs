@@ -90,7 +90,7 @@ impl MediaFs {
         for copy in 1..=MAX_COPIES {
             let name = if copy == 1 { rel.name.to_vec() } else { numbered(&wanted, copy).into_bytes() };
             // The info first, claimed with O_EXCL: it reserves the name in files/ too.
-            let info_name = [&name[..], INFO_SUFFIX.as_bytes()].concat();
+            let info_name = info_name_of(&name);
             let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let fd = match rustix::fs::openat(
                 &info,
@@ -141,11 +141,11 @@ impl MediaFs {
     pub(crate) fn trash_list(&self) -> Vec<Trashed> {
         let mut out = Vec::new();
         for top in self.trash_tops() {
-            let Ok((_, info)) = self.trash_dirs(&top, false) else { continue };
+            let Ok((files, info)) = self.trash_dirs(&top, false) else { continue };
             let Ok(names) = list_names(&info) else { continue };
             for info_name in names {
                 let Some(name) = info_name.strip_suffix(INFO_SUFFIX.as_bytes()) else { continue };
-                if let Ok(entry) = self.read_entry(&top, name) {
+                if let Ok(entry) = read_entry(&files, &info, &top, name) {
                     out.push(entry);
                 }
             }
@@ -157,16 +157,17 @@ impl MediaFs {
     /// One entry by its id; `NotFound` when there is none.
     pub(crate) fn trash_entry(&self, id: &str) -> io::Result<Trashed> {
         let (top, name) = parse_id(id).ok_or_else(not_found)?;
-        self.read_entry(&top, &name)
+        let (files, info) = self.trash_dirs(&top, false)?;
+        read_entry(&files, &info, &top, &name)
     }
 
     /// Puts a file back where it was (making its folders again), or beside it as `name (2).ext`
     /// when that name was taken since; durable when this returns.
     /// `before` hears each name just before it is tried.
     pub(crate) fn restore(&self, id: &str, before: &dyn Fn(&[u8], &[u8]) -> bool) -> io::Result<Restored> {
-        let entry = self.trash_entry(id)?;
-        let (top, _) = parse_id(id).ok_or_else(not_found)?;
+        let (top, name) = parse_id(id).ok_or_else(not_found)?;
         let (files, info) = self.trash_dirs(&top, false)?;
+        let entry = read_entry(&files, &info, &top, &name)?;
         let dir_fd = self.root.make_dirs(&entry.dir)?;
         let wanted = String::from_utf8_lossy(&entry.name).into_owned();
         for copy in 1..=MAX_COPIES {
@@ -177,8 +178,7 @@ impl MediaFs {
             }
             rustix::fs::fsync(&dir_fd)?;
             rustix::fs::fsync(&files)?;
-            let info_name = [&entry.trash_name[..], INFO_SUFFIX.as_bytes()].concat();
-            remove_name(&info, &info_name)?;
+            remove_name(&info, &info_name_of(&entry.trash_name))?;
             rustix::fs::fsync(&info)?;
             let _ = self
                 .renamed(&super::join(&entry.trash_dir, &entry.trash_name), &super::join(&entry.dir, &name));
@@ -191,7 +191,7 @@ impl MediaFs {
     pub(crate) fn purge(&self, id: &str) -> io::Result<()> {
         let (top, name) = parse_id(id).ok_or_else(not_found)?;
         let (files, info) = self.trash_dirs(&top, false)?;
-        let info_name = [&name[..], INFO_SUFFIX.as_bytes()].concat();
+        let info_name = info_name_of(&name);
         // Only what the trash lists: an id naming no info deletes nothing.
         beneath::stat_in(&info, &info_name)?;
         remove_name(&files, &name)?;
@@ -230,54 +230,6 @@ impl MediaFs {
             }
         }
         dropped
-    }
-
-    fn read_entry(&self, top: &[u8], name: &[u8]) -> io::Result<Trashed> {
-        let (files, info) = self.trash_dirs(top, false)?;
-        let info_name = [name, INFO_SUFFIX.as_bytes()].concat();
-        let fd = rustix::fs::openat(
-            &info,
-            OsStr::from_bytes(&info_name),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let info_st = beneath::fstat(&fd)?;
-        if info_st.kind != Kind::File {
-            return Err(not_found());
-        }
-        let mut text = String::new();
-        std::fs::File::from(fd).take(INFO_MAX).read_to_string(&mut text)?;
-        let st = beneath::stat_in(&files, name)?;
-        if st.kind != Kind::File {
-            return Err(not_found());
-        }
-        let (mut path, mut deleted) = (None, None);
-        for line in text.lines() {
-            if let Some(p) = line.strip_prefix("Path=") {
-                path = Some(percent_encoding::percent_decode_str(p.trim()).collect::<Vec<u8>>());
-            } else if let Some(d) = line.strip_prefix("X-Spis-Deleted=") {
-                deleted = d.trim().parse::<i64>().ok();
-            }
-        }
-        let path = path.filter(|p| !p.is_empty() && beneath::is_clean(p)).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "a trash info without a usable Path=")
-        })?;
-        let full = if top.is_empty() { path } else { super::join(top, &path) };
-        let (dir, original) = match full.iter().rposition(|&b| b == b'/') {
-            Some(i) => (full[..i].to_vec(), full[i + 1..].to_vec()),
-            None => (Vec::new(), full),
-        };
-        Ok(Trashed {
-            id: entry_id(top, name),
-            dir,
-            name: original,
-            trash_dir: super::join(top, b".trash/files"),
-            trash_name: name.to_vec(),
-            // Written by another tool without our key: the info's own time.
-            deleted: deleted.unwrap_or(info_st.mtime_ns.div_euclid(1_000_000_000)),
-            size: st.size,
-            mtime_ns: st.mtime_ns,
-        })
     }
 
     /// The highest folder on the way to `dir` (the root first) on device `dev`.
@@ -332,6 +284,59 @@ impl MediaFs {
             tops.iter().filter(|t| !t.is_empty()).flat_map(|t| [&t[..], b"\n"].concat()).collect();
         super::write_atomic(&self.tops_path(), &text)
     }
+}
+
+/// The entry `name` of the trash in `top`, whose `files/` and `info/` are open.
+fn read_entry(files: &OwnedFd, info: &OwnedFd, top: &[u8], name: &[u8]) -> io::Result<Trashed> {
+    let info_name = info_name_of(name);
+    let fd = rustix::fs::openat(
+        info,
+        OsStr::from_bytes(&info_name),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let info_st = beneath::fstat(&fd)?;
+    if info_st.kind != Kind::File {
+        return Err(not_found());
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd).take(INFO_MAX).read_to_string(&mut text)?;
+    let st = beneath::stat_in(files, name)?;
+    if st.kind != Kind::File {
+        return Err(not_found());
+    }
+    let (mut path, mut deleted) = (None, None);
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("Path=") {
+            path = Some(percent_encoding::percent_decode_str(p.trim()).collect::<Vec<u8>>());
+        } else if let Some(d) = line.strip_prefix("X-Spis-Deleted=") {
+            deleted = d.trim().parse::<i64>().ok();
+        }
+    }
+    let path = path
+        .filter(|p| !p.is_empty() && beneath::is_clean(p))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a trash info without a usable Path="))?;
+    let full = if top.is_empty() { path } else { super::join(top, &path) };
+    let (dir, original) = match full.iter().rposition(|&b| b == b'/') {
+        Some(i) => (full[..i].to_vec(), full[i + 1..].to_vec()),
+        None => (Vec::new(), full),
+    };
+    Ok(Trashed {
+        id: entry_id(top, name),
+        dir,
+        name: original,
+        trash_dir: super::join(top, b".trash/files"),
+        trash_name: name.to_vec(),
+        // Written by another tool without our key: the info's own time.
+        deleted: deleted.unwrap_or(info_st.mtime_ns.div_euclid(1_000_000_000)),
+        size: st.size,
+        mtime_ns: st.mtime_ns,
+    })
+}
+
+/// `NAME.trashinfo`, the info file of `files/NAME`.
+fn info_name_of(name: &[u8]) -> Vec<u8> {
+    [name, INFO_SUFFIX.as_bytes()].concat()
 }
 
 /// The entry id: the top folder and the name in `files/`, base64url.
