@@ -23,16 +23,6 @@ fn start(args: &[&str]) -> (Dirs, Server) {
     (dirs, server)
 }
 
-fn names(server: &Server) -> Vec<String> {
-    let mut n: Vec<String> = server
-        .all_items("", 500)
-        .iter()
-        .map(|i| format!("{}/{}", i["dir"].as_str().unwrap(), i["name"].as_str().unwrap()))
-        .collect();
-    n.sort();
-    n
-}
-
 fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
     messages.iter().filter(|m| m["type"] == kind).collect()
 }
@@ -48,7 +38,7 @@ fn a_jpeg_written_slowly_appears_once_and_only_after_it_is_closed() {
         file.sync_data().unwrap();
         // Open and half written, like a camera uploading over FTP: not news yet.
         assert_eq!(events.next(Duration::from_millis(250)), None);
-        assert!(names(&server).is_empty());
+        assert!(server.names().is_empty());
     }
     drop(file);
     let added = events.expect("added", Duration::from_secs(1));
@@ -58,7 +48,7 @@ fn a_jpeg_written_slowly_appears_once_and_only_after_it_is_closed() {
     assert_eq!(added["item"], server.item_named("snapshot.jpg"), "same shape as the list API");
     let rest = events.drain(Duration::from_millis(500));
     assert!(of_type(&rest, "added").is_empty(), "announced twice: {rest:?}");
-    assert_eq!(names(&server), ["/snapshot.jpg"]);
+    assert_eq!(server.names(), ["/snapshot.jpg"]);
 }
 
 #[test]
@@ -73,9 +63,9 @@ fn a_folder_tree_moved_in_appears_whole() {
         std::fs::copy(corpus().join(TINY_JPEG), p).unwrap();
     }
     std::fs::rename(outside.join("trip"), dirs.media.join("trip")).unwrap();
-    wait_until("the moved tree is listed", || names(&server).len() == files.len());
+    wait_until("the moved tree is listed", || server.names().len() == files.len());
     assert_eq!(
-        names(&server),
+        server.names(),
         ["trip/day1/a.jpg", "trip/day1/b.jpg", "trip/day2/c.jpg", "trip/day2/late/d.jpg"]
     );
     let messages = events.drain(Duration::from_millis(500));
@@ -89,12 +79,12 @@ fn a_folder_tree_moved_in_appears_whole() {
     std::fs::create_dir_all(&deep).unwrap();
     std::fs::copy(corpus().join(TINY_JPEG), deep.join("e.jpg")).unwrap();
     wait_until("a file in a brand-new folder is listed", || {
-        names(&server).contains(&"new/x/y/e.jpg".to_owned())
+        server.names().contains(&"new/x/y/e.jpg".to_owned())
     });
 
     // And the moved-in folder is watched: a later file in it shows up too.
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("trip/day2/late/f.jpg")).unwrap();
-    wait_until("a later file in the moved tree is listed", || names(&server).len() == files.len() + 2);
+    wait_until("a later file in the moved tree is listed", || server.names().len() == files.len() + 2);
 }
 
 #[test]
@@ -124,12 +114,12 @@ fn rename_keeps_the_favorite_and_delete_removes() {
     assert_eq!(removed["id"], old_id.as_str());
     assert_eq!((&added["item"]["dir"], &added["item"]["name"]), (&"best".into(), &"b.jpg".into()));
     assert_eq!(added["item"]["favorite"], true, "the favorite moved with the file: {added}");
-    assert_eq!(names(&server), ["best/b.jpg"]);
+    assert_eq!(server.names(), ["best/b.jpg"]);
 
     std::fs::remove_file(dirs.media.join("best/b.jpg")).unwrap();
     let removed = events.expect("removed", Duration::from_secs(5));
     assert_eq!(removed["id"], added["item"]["id"]);
-    assert!(names(&server).is_empty());
+    assert!(server.names().is_empty());
     assert_eq!(server.json("/api/status")["favorites"], 0);
 
     // A whole folder deleted takes its items with it.
@@ -138,7 +128,7 @@ fn rename_keeps_the_favorite_and_delete_removes() {
     events.expect("added", Duration::from_secs(5));
     std::fs::remove_dir_all(dirs.media.join("gone")).unwrap();
     events.expect("removed", Duration::from_secs(5));
-    assert!(names(&server).is_empty());
+    assert!(server.names().is_empty());
 }
 
 #[test]
@@ -155,11 +145,11 @@ fn renames_keep_favorites_without_xattrs_too() {
         assert_eq!(server.put(&format!("/api/media/{id}/favorite")).status, 200);
     }
     std::fs::rename(dirs.media.join("album/a.jpg"), dirs.media.join("album/renamed.jpg")).unwrap();
-    wait_until("the renamed file is listed", || names(&server).contains(&"album/renamed.jpg".to_owned()));
+    wait_until("the renamed file is listed", || server.names().contains(&"album/renamed.jpg".to_owned()));
     assert_eq!(server.item_named("renamed.jpg")["favorite"], true);
     std::fs::rename(dirs.media.join("album"), dirs.media.join("2024 album")).unwrap();
     wait_until("the renamed folder is listed", || {
-        names(&server) == ["2024 album/b.jpg", "2024 album/renamed.jpg"]
+        server.names() == ["2024 album/b.jpg", "2024 album/renamed.jpg"]
     });
     let favorites: Vec<Value> = server.all_items("favorite=true", 10);
     assert_eq!(favorites.len(), 2, "{favorites:?}");
@@ -192,7 +182,7 @@ fn five_thousand_files_copied_at_once_all_appear_exactly_once() {
     let mut events = Events::connect(&server, "");
     let expected = copy_many(&dirs.media, 5000);
     wait_until("all 5000 files are listed", || server.json("/api/status")["items"] == 5000);
-    assert_eq!(names(&server), expected);
+    assert_eq!(server.names(), expected);
     let messages = events.drain(Duration::from_millis(1000));
     let added: Vec<&str> =
         of_type(&messages, "added").iter().map(|m| m["item"]["id"].as_str().unwrap()).collect();
@@ -275,7 +265,7 @@ fn an_overflowing_event_queue_recovers_by_rescanning() {
     let expected = copy_many(&dirs.media, 2000);
     crate::util::signal_pid(server.pid(), libc::SIGCONT);
     wait_until("all 2000 files are listed", || server.json("/api/status")["items"] == 2000);
-    assert_eq!(names(&server), expected);
+    assert_eq!(server.names(), expected);
     let watch = &server.json("/api/status")["watch"];
     assert!(watch["overflows"].as_u64().unwrap() >= 1, "{watch}");
     assert!(server.log().contains("rescanning the whole folder"), "{}", server.log());
@@ -287,14 +277,14 @@ fn poll_mode_sees_changes_without_inotify() {
     assert_eq!(server.json("/api/status")["watch"]["mode"], "poll");
     std::fs::create_dir(dirs.media.join("nfs")).unwrap();
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("nfs/a.jpg")).unwrap();
-    wait_until("a new file is found by polling", || names(&server) == ["nfs/a.jpg"]);
+    wait_until("a new file is found by polling", || server.names() == ["nfs/a.jpg"]);
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("top.jpg")).unwrap();
-    wait_until("a second file is found", || names(&server).len() == 2);
+    wait_until("a second file is found", || server.names().len() == 2);
     std::fs::remove_file(dirs.media.join("nfs/a.jpg")).unwrap();
-    wait_until("a deleted file is dropped", || names(&server) == ["/top.jpg"]);
+    wait_until("a deleted file is dropped", || server.names() == ["/top.jpg"]);
     std::fs::remove_dir(dirs.media.join("nfs")).unwrap();
     std::fs::remove_file(dirs.media.join("top.jpg")).unwrap();
-    wait_until("everything is gone", || names(&server).is_empty());
+    wait_until("everything is gone", || server.names().is_empty());
 }
 
 #[test]
@@ -315,8 +305,8 @@ fn folders_past_the_watch_limit_are_rescanned_instead() {
     for d in ["a", "b", "c"] {
         std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join(d).join("new.jpg")).unwrap();
     }
-    wait_until("files in watched and unwatched folders are listed", || names(&server).len() == 3);
-    assert_eq!(names(&server), ["a/new.jpg", "b/new.jpg", "c/new.jpg"]);
+    wait_until("files in watched and unwatched folders are listed", || server.names().len() == 3);
+    assert_eq!(server.names(), ["a/new.jpg", "b/new.jpg", "c/new.jpg"]);
 }
 
 #[test]
@@ -331,15 +321,15 @@ fn a_media_folder_that_goes_away_and_comes_back_is_followed_without_a_restart() 
     wait_until("status says the folder is missing", || {
         server.json("/api/status")["watch"]["media_missing"] == true
     });
-    assert_eq!(names(&server), ["/a.jpg"], "what was indexed is still listed");
+    assert_eq!(server.names(), ["/a.jpg"], "what was indexed is still listed");
     assert_eq!(server.get("/api/health").status, 200);
     std::fs::copy(corpus().join(TINY_JPEG), away.join("b.jpg")).unwrap();
     std::fs::rename(&away, &dirs.media).unwrap();
     wait_until("the folder is back", || server.json("/api/status")["watch"]["media_missing"] == false);
-    wait_until("what changed meanwhile is found", || names(&server) == ["/a.jpg", "/b.jpg"]);
+    wait_until("what changed meanwhile is found", || server.names() == ["/a.jpg", "/b.jpg"]);
     // And it is watched again.
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("c.jpg")).unwrap();
-    wait_until("a new file appears", || names(&server).len() == 3);
+    wait_until("a new file appears", || server.names().len() == 3);
 }
 
 fn inotify_threads(server: &Server) -> usize {
@@ -364,13 +354,13 @@ fn a_drive_mounted_in_the_media_folder_is_indexed_after_sighup() {
     std::fs::create_dir(dirs.media.join("usb/DCIM")).unwrap();
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("usb/DCIM/b.jpg")).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(names(&server), ["/a.jpg"], "inotify does not see into a new mount");
+    assert_eq!(server.names(), ["/a.jpg"], "inotify does not see into a new mount");
 
     crate::util::signal_pid(server.pid(), libc::SIGHUP);
-    wait_until("the drive's photo is listed", || names(&server) == ["/a.jpg", "usb/DCIM/b.jpg"]);
+    wait_until("the drive's photo is listed", || server.names() == ["/a.jpg", "usb/DCIM/b.jpg"]);
     // Watched from now on, by exactly one inotify thread (the old one let its watches go).
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("usb/DCIM/c.jpg")).unwrap();
-    wait_until("a new file on the drive appears", || names(&server).len() == 3);
+    wait_until("a new file on the drive appears", || server.names().len() == 3);
     wait_until("one inotify thread", || inotify_threads(&server) == 1);
     assert_eq!(server.json("/api/status")["watch"]["watched_folders"], 3);
     assert!(server.log().contains("SIGHUP"), "{}", server.log());
@@ -382,7 +372,7 @@ fn watch_off_only_indexes_at_start() {
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
     // Give a watcher, had there been one, ample time.
     std::thread::sleep(Duration::from_millis(500));
-    assert!(names(&server).is_empty());
+    assert!(server.names().is_empty());
     assert_eq!(server.json("/api/status")["watch"]["mode"], "off");
 }
 
@@ -404,7 +394,7 @@ fn filtered_clients_hear_only_about_matching_items() {
     assert_eq!(favorites.expect("removed", Duration::from_secs(5))["id"], id.as_str());
 
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("b.jpg")).unwrap();
-    wait_until("b.jpg is listed", || names(&server).len() == 2);
+    wait_until("b.jpg is listed", || server.names().len() == 2);
     assert_eq!(favorites.drain(Duration::from_millis(300)), Vec::<Value>::new());
     let to_videos = videos.drain(Duration::from_millis(300));
     assert!(
@@ -630,6 +620,6 @@ fn a_failing_hook_program_is_logged_and_harmless() {
     std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
     wait_until("the failure is logged", || server.log().contains("broken"));
     assert_eq!(server.json("/api/status")["hooks"]["command"]["failed"], 1);
-    assert_eq!(names(&server), ["/a.jpg"]);
+    assert_eq!(server.names(), ["/a.jpg"]);
     assert_eq!(server.get("/api/health").status, 200);
 }

@@ -28,16 +28,6 @@ fn trash_list(server: &Server) -> Vec<Value> {
     server.json("/api/trash")["items"].as_array().unwrap().clone()
 }
 
-fn names(server: &Server) -> Vec<String> {
-    let mut n: Vec<String> = server
-        .all_items("", 500)
-        .iter()
-        .map(|i| format!("{}/{}", i["dir"].as_str().unwrap(), i["name"].as_str().unwrap()))
-        .collect();
-    n.sort();
-    n
-}
-
 fn start(args: &[&str]) -> (Dirs, Server) {
     let dirs = Dirs::new();
     copy_from_corpus(
@@ -66,7 +56,7 @@ fn a_delete_moves_the_file_to_the_trash_and_a_restore_brings_it_back_with_its_fa
     assert_eq!(entry["media_id"], id.as_str());
     // Gone from the folder and from the index by the time the answer came.
     assert!(!dirs.media.join("Trip/a.jpg").exists());
-    assert_eq!(names(&server), ["/c.jpg", "Trip/b.jpg"]);
+    assert_eq!(server.names(), ["/c.jpg", "Trip/b.jpg"]);
     server.get(&format!("/api/media/{id}")).assert_error(404, "unknown_media");
     assert_eq!(events.expect("removed", Duration::from_secs(5))["id"], id.as_str());
     // In the freedesktop.org layout, the info naming where it was.
@@ -115,7 +105,7 @@ fn a_restore_remakes_the_folder_and_never_overwrites_a_file_that_took_the_name()
     std::fs::remove_dir(dirs.media.join("Trip")).unwrap();
     // Deleted twice under one name: the trash keeps both.
     copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "Trip/a.jpg")]);
-    wait_until("the new a.jpg is listed", || names(&server).contains(&"Trip/a.jpg".to_owned()));
+    wait_until("the new a.jpg is listed", || server.names().contains(&"Trip/a.jpg".to_owned()));
     let again = server.delete(&format!("/api/media/{}", server.item_named("a.jpg")["id"].as_str().unwrap()));
     assert_eq!(again.json()["name"], "a.jpg");
     assert!(dirs.media.join(".trash/files/a (2).jpg").is_file());
@@ -136,7 +126,7 @@ fn a_restore_remakes_the_folder_and_never_overwrites_a_file_that_took_the_name()
         assert_eq!(restore(e).status, 200);
     }
     // The folder was made again; the second a.jpg became a copy beside the first.
-    assert_eq!(names(&server), ["/c.jpg", "Trip/a (2).jpg", "Trip/a.jpg", "Trip/b.jpg"]);
+    assert_eq!(server.names(), ["/c.jpg", "Trip/a (2).jpg", "Trip/a.jpg", "Trip/b.jpg"]);
     restore(&listed[0]).assert_error(404, "not_in_trash");
 }
 
@@ -221,7 +211,7 @@ fn an_acknowledged_delete_survives_kill_9_and_old_trash_goes_after_trash_days() 
 
     let server = Server::start(&dirs.media, &dirs.state, &[]);
     server.wait_indexed();
-    assert_eq!(names(&server), ["/c.jpg", "Trip/b.jpg"], "the delete held");
+    assert_eq!(server.names(), ["/c.jpg", "Trip/b.jpg"], "the delete held");
     wait_until("the month-old entry is emptied", || !old.exists());
     let listed = trash_list(&server);
     assert_eq!(listed.iter().map(|e| e["name"].as_str().unwrap()).collect::<Vec<_>>(), ["a.jpg"]);
@@ -245,7 +235,7 @@ fn a_file_on_another_drive_goes_to_that_drives_own_trash() {
     let _mount = Mounted::new("tmpfs", "size=8m", &usb);
     copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "usb/DCIM/x.jpg")]);
     crate::util::signal_pid(server.pid(), libc::SIGHUP);
-    wait_until("the drive's photo is listed", || names(&server).contains(&"usb/DCIM/x.jpg".to_owned()));
+    wait_until("the drive's photo is listed", || server.names().contains(&"usb/DCIM/x.jpg".to_owned()));
     let x = server.item_named("x.jpg");
     let entry = server.delete(&format!("/api/media/{}", x["id"].as_str().unwrap())).json();
     assert!(usb.join(".trash/files/x.jpg").is_file(), "moved on its own drive, never copied across");
@@ -275,7 +265,7 @@ fn retention_removes_what_is_older_than_its_folders_age_and_nothing_else() {
     snapshot(&dirs.media, "Family/ancient.jpg", 4000 * day);
     let server = Server::start(&dirs.media, &dirs.state, &["--retention", "Cameras=30d,Doorbell=1h"]);
     server.wait_indexed();
-    wait_until("the old snapshots go", || names(&server) == ["Cameras/door/new.jpg", "Family/ancient.jpg"]);
+    wait_until("the old snapshots go", || server.names() == ["Cameras/door/new.jpg", "Family/ancient.jpg"]);
     assert!(!dirs.media.join("Cameras/door/old.jpg").exists() && !dirs.media.join(".trash").exists());
     assert!(server.log().contains("retention removed a file"), "logged");
     // A bad rule stops the start with a sentence naming it.
@@ -310,7 +300,7 @@ fn below_the_free_space_floor_the_oldest_snapshots_go_first() {
     server.wait_indexed();
     let free = || nix_free(&cams);
     wait_until("the floor is kept", || free() >= 2 << 20);
-    let left = names(&server);
+    let left = server.names();
     assert!(left.contains(&"Family/keep.jpg".to_owned()));
     let snaps: Vec<_> = left.iter().filter(|n| n.starts_with("Cameras/")).collect();
     assert!(!snaps.is_empty() && (snaps.len() as u64) < count, "{snaps:?}");
@@ -325,7 +315,7 @@ fn below_the_free_space_floor_the_oldest_snapshots_go_first() {
     std::fs::write(&fill, bytes).unwrap();
     wait_until("older snapshots make room for the new one", || free() >= 2 << 20);
     assert!(fill.exists(), "the newest file stays");
-    let after = names(&server).iter().filter(|n| n.starts_with("Cameras/snap-")).count();
+    let after = server.names().iter().filter(|n| n.starts_with("Cameras/snap-")).count();
     assert!(after < before, "{after} of {before} snapshots left");
 }
 

@@ -197,6 +197,17 @@ impl Server {
     }
 
     /// The item whose file name is `name`.
+    /// `DIR/NAME` of every listed item, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .all_items("", 500)
+            .iter()
+            .map(|i| format!("{}/{}", i["dir"].as_str().unwrap(), i["name"].as_str().unwrap()))
+            .collect();
+        n.sort();
+        n
+    }
+
     pub(crate) fn item_named(&self, name: &str) -> Value {
         self.all_items("", 500)
             .into_iter()
