@@ -236,18 +236,25 @@ impl Auth {
             self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
             Ok(self.issue_session())
         } else {
-            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            // Bounded: a flood from many addresses forgets the oldest entries.
-            if f.len() > 10_000 {
-                f.clear();
-            }
-            let e = f.entry(peer).or_insert((0, Instant::now()));
-            *e = (e.0 + 1, Instant::now());
+            self.record_failure(peer);
             Err(AuthError::WrongPassword)
         }
     }
 
-    fn login_delay(&self, peer: IpAddr) -> Option<Duration> {
+    /// Counts a wrong password from `peer` (a login's, or a share link's: one back-off for both,
+    /// so a link's password is no easier to guess than the household's).
+    pub(crate) fn record_failure(&self, peer: IpAddr) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a flood from many addresses forgets the oldest entries.
+        if f.len() > 10_000 {
+            f.clear();
+        }
+        let e = f.entry(peer).or_insert((0, Instant::now()));
+        *e = (e.0 + 1, Instant::now());
+    }
+
+    /// How long `peer` must wait before its next password may be checked, if at all.
+    pub(crate) fn login_delay(&self, peer: IpAddr) -> Option<Duration> {
         let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let &(count, last) = f.get(&peer)?;
         let over = count.checked_sub(FREE_FAILURES + 1)?;
@@ -325,7 +332,7 @@ pub(crate) fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-fn verify(hash: &str, password: &str) -> bool {
+pub(crate) fn verify(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }

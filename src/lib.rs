@@ -16,6 +16,7 @@ mod library;
 mod logging;
 mod media;
 mod metrics;
+mod shares;
 mod systemd;
 mod template;
 mod thumbs;
@@ -147,6 +148,10 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             url_key: imgurl::UrlKey::load_or_make(&config.state_dir)
                 .context("reading or making url.key (the key that signs image URLs) in the state dir")?,
             public_dir: config.public_dir.clone(),
+            shares: std::sync::Arc::new(
+                shares::Shares::try_new(&config.state_dir)
+                    .context("reading or making share.key (the key that signs share links) in the state dir")?,
+            ),
         };
         http::serve(&gallery, hooks, opts, listener, stopping).await?;
         library.fs.leave_replicas();

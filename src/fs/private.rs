@@ -66,3 +66,49 @@ impl<T> Reloaded<T> {
 pub(crate) fn version(path: &Path) -> Option<(Option<SystemTime>, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.ino()))
 }
+
+/// The names of the files in a state dir folder (none when it does not exist).
+pub(crate) fn names(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Removes the file, durably (the folder is synced): `false` when it was not there.
+pub(crate) fn remove(path: &Path) -> io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends `bytes` to the file (made with mode 0600) while it is shorter than `max`: appends from
+/// several processes never overwrite each other (O_APPEND). Not synced: for counters.
+pub(crate) fn append_below(path: &Path, bytes: &[u8], max: u64) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if size(path) >= max {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path)?.write_all(bytes)
+}
+
+/// The file's length, 0 when it does not exist.
+pub(crate) fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}

@@ -21,6 +21,7 @@ use crate::fs::RelPath;
 use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
 use crate::library::{FavoriteError, Filter, Index, Item, Library, Order, id};
+use crate::shares::Link;
 use crate::thumbs::{Rendition, RenditionUrl, Served, Thumbs, render};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -146,10 +147,14 @@ fn thumbnail_status(thumbs: &Thumbs) -> serde_json::Value {
     })
 }
 
-/// `GET /api/media`: one page of items, newest first by default.
-pub(super) fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    memoized(app, req, "media", |index, query| {
-        let q = ListQuery::parse(query)?;
+/// `GET /api/media`: one page of items, newest first by default (of a share's, for its view).
+pub(super) fn list(
+    app: &App,
+    req: &Request<Incoming>,
+    view: Option<&Link>,
+) -> Result<Response<Body>, ApiError> {
+    memoized(app, req, "media", view, |index, query| {
+        let q = ListQuery::parse(query, view)?;
         let (items, more) = index.page(&q.filter, q.order, q.cursor, q.limit);
         let next_cursor = if more { items.last().map(|i| id::encode_cursor(i.key())) } else { None };
         // Serialized straight from structs: a serde_json::Value per item was most of the time spent.
@@ -158,14 +163,19 @@ pub(super) fn list(app: &App, req: &Request<Incoming>) -> Result<Response<Body>,
             items: Vec<ItemJson<'a>>,
             next_cursor: Option<String>,
         }
-        Ok(to_json(&Page { items: items.iter().map(|i| ItemJson::new(index, i)).collect(), next_cursor }))
+        let items = items.iter().map(|i| ItemJson::new(index, i).seen_from(view)).collect();
+        Ok(to_json(&Page { items, next_cursor }))
     })
 }
 
 /// `GET /api/facets`: years with months, and the folder tree, each with counts.
-pub(super) fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    memoized(app, req, "facets", |index, query| {
-        let q = ListQuery::parse(query)?;
+pub(super) fn facets(
+    app: &App,
+    req: &Request<Incoming>,
+    view: Option<&Link>,
+) -> Result<Response<Body>, ApiError> {
+    memoized(app, req, "facets", view, |index, query| {
+        let q = ListQuery::parse(query, view)?;
         let f = index.facets(&q.filter);
         let years: Vec<_> = f
             .years
@@ -178,7 +188,7 @@ pub(super) fn facets(app: &App, req: &Request<Incoming>) -> Result<Response<Body
             .collect();
         Ok(to_json(&serde_json::json!({
             "years": years,
-            "folders": folder_tree(index, &f.folder_counts),
+            "folders": folder_tree(index, &f.folder_counts, view),
             "images": f.images,
             "videos": f.videos,
             "favorites": f.favorites,
@@ -195,10 +205,12 @@ fn memoized(
     app: &App,
     req: &Request<Incoming>,
     endpoint: &str,
+    view: Option<&Link>,
     make: impl FnOnce(&Index, Option<&str>) -> Result<Bytes, ApiError>,
 ) -> Result<Response<Body>, ApiError> {
     let query = req.uri().query();
-    let key = format!("{endpoint}?{}", query.unwrap_or(""));
+    // A share's guests get answers of their own.
+    let key = format!("{endpoint}?{}#{}", query.unwrap_or(""), view.map_or("", |v| v.share.id.as_str()));
     let index = app.lib.read();
     let generation = index.generation();
     // Pages of JSON shrink to a fifth with gzip; each encoding is a representation of its own,
@@ -243,10 +255,10 @@ fn to_json(value: &impl Serialize) -> Bytes {
 }
 
 /// `GET /api/media/{id}`.
-pub(super) fn item(lib: &Library, id: u64) -> Result<Response<Body>, ApiError> {
+pub(super) fn item(lib: &Library, id: u64, view: Option<&Link>) -> Result<Response<Body>, ApiError> {
     let index = lib.read();
     let item = index.get(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
-    Ok(json(StatusCode::OK, &ItemJson::new(&index, item)))
+    Ok(json(StatusCode::OK, &ItemJson::new(&index, item).seen_from(view)))
 }
 
 /// `GET /api/media/{id}/details`: camera make, model and lens, read from the file on demand.
@@ -285,6 +297,7 @@ pub(super) async fn original(
     lib: &Library,
     id: u64,
     req: &Request<Incoming>,
+    view: Option<&Link>,
 ) -> Result<Response<Body>, ApiError> {
     let mut download = false;
     for (key, value) in query_pairs(req.uri().query()) {
@@ -294,6 +307,14 @@ pub(super) async fn original(
             ("download", _) => return Err(ApiError::bad("download", "0 or 1")),
             (other, _) => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
         }
+    }
+    // Without downloads a guest still plays videos (they stream from the original), and sees
+    // pictures as previews. Not DRM: what a screen shows can be saved.
+    if let Some(v) = view
+        && !v.share.downloads
+        && (download || lib.read().get(id).is_some_and(|i| i.kind() == Kind::Image))
+    {
+        return Err(ApiError::DownloadsOff);
     }
     serve_file(lib, id, req, download, "private, no-cache").await
 }
@@ -478,7 +499,8 @@ pub(super) struct ListQuery {
 }
 
 impl ListQuery {
-    pub(super) fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
+    /// The parameters, narrowed to a share's items when seen through one.
+    pub(super) fn parse(query: Option<&str>, view: Option<&Link>) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
         for (key, value) in query_pairs(query) {
             let v = value.as_ref();
@@ -499,8 +521,13 @@ impl ListQuery {
                     }
                 }
                 other if set_filter(&mut q.filter, other, v)? => {}
+                // Which share: already decided by `share::view`.
+                "share" => {}
                 other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
             }
+        }
+        if let Some(v) = view {
+            super::share::narrow(&mut q.filter, v)?;
         }
         Ok(q)
     }
@@ -579,6 +606,17 @@ pub(super) struct ItemJson<'a> {
 }
 
 impl<'a> ItemJson<'a> {
+    /// As a share's guests see it: its folder relative to the shared one, or none.
+    pub(super) fn seen_from(mut self, view: Option<&Link>) -> ItemJson<'a> {
+        if let Some(v) = view {
+            self.dir = match self.dir {
+                Cow::Borrowed(d) => Cow::Borrowed(super::share::seen_dir(v, d)),
+                Cow::Owned(d) => Cow::Owned(super::share::seen_dir(v, &d).to_owned()),
+            };
+        }
+        self
+    }
+
     pub(super) fn new(index: &'a Index, item: &'a Item) -> ItemJson<'a> {
         let text = |bytes: &'a [u8]| String::from_utf8_lossy(bytes);
         ItemJson {
@@ -630,7 +668,9 @@ fn as_optional_text<S: serde::Serializer>(
 }
 
 /// Folder tree from per-folder counts: each node has its direct `count` and the `total` below it.
-fn folder_tree(index: &Index, counts: &[u64]) -> serde_json::Value {
+/// Seen through a share, the tree starts at the shared folder (and has no folders for a selection
+/// or a month), with paths relative to it.
+fn folder_tree(index: &Index, counts: &[u64], view: Option<&Link>) -> serde_json::Value {
     #[derive(Default)]
     struct Node {
         count: u64,
@@ -650,6 +690,22 @@ fn folder_tree(index: &Index, counts: &[u64]) -> serde_json::Value {
             node.total += count;
         }
         node.count += count;
+    }
+    if let Some(v) = view {
+        let mut shared = Node::default();
+        if let Some(folder) = v.folder() {
+            let mut node = Some(&mut root);
+            for part in folder.split('/') {
+                node = node.and_then(|n| n.children.get_mut(part));
+            }
+            if let Some(n) = node {
+                shared = std::mem::take(n);
+            }
+        } else {
+            shared.total = root.total;
+            shared.count = root.total;
+        }
+        root = shared;
     }
     fn to_json(name: &str, path: &str, node: &Node) -> serde_json::Value {
         serde_json::json!({
@@ -690,18 +746,19 @@ mod tests {
 
     #[test]
     fn list_queries_refuse_what_they_do_not_know() {
-        let q = ListQuery::parse(Some("limit=5&order=asc&year=2020&month=2&kind=video&favorite=1")).unwrap();
+        let q = ListQuery::parse(Some("limit=5&order=asc&year=2020&month=2&kind=video&favorite=1"), None)
+            .unwrap();
         assert_eq!(
             (q.limit, q.order, q.filter.year, q.filter.month),
             (5, Order::OldestFirst, Some(2020), Some(2))
         );
         assert_eq!(q.cursor, None);
         let c = id::encode_cursor((-5, 7));
-        assert_eq!(ListQuery::parse(Some(&format!("cursor={c}"))).unwrap().cursor, Some((-5, 7)));
+        assert_eq!(ListQuery::parse(Some(&format!("cursor={c}")), None).unwrap().cursor, Some((-5, 7)));
         for bad in
             ["limit=0", "limit=501", "cursor=", "month=13", "kind=gif", "favorite=yes", "order=up", "x=1"]
         {
-            assert!(ListQuery::parse(Some(bad)).is_err(), "{bad}");
+            assert!(ListQuery::parse(Some(bad), None).is_err(), "{bad}");
         }
     }
 }

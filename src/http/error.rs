@@ -78,6 +78,32 @@ pub(super) enum ApiError {
     CannotMove(String),
     #[error("this image URL is refused: {0}")]
     BadSignature(&'static str),
+    #[error("a share link's guest sees only what was shared, and changes nothing")]
+    NotInShare,
+    #[error("this share link is not valid (it may have been revoked)")]
+    UnknownShare,
+    #[error("this share link has expired")]
+    ShareExpired,
+    #[error("this share link needs its password")]
+    SharePassword,
+    #[error("downloads are off for this share link")]
+    DownloadsOff,
+    #[error("this browser has not opened a share link")]
+    NotAGuest,
+    #[error("nothing to share: no item is in that folder or month")]
+    NothingToShare,
+}
+
+impl From<crate::shares::ShareError> for ApiError {
+    fn from(e: crate::shares::ShareError) -> ApiError {
+        use crate::shares::ShareError as S;
+        match e {
+            S::Unknown => ApiError::UnknownShare,
+            S::Expired => ApiError::ShareExpired,
+            S::PasswordNeeded => ApiError::SharePassword,
+            S::WrongPassword => ApiError::WrongPassword,
+        }
+    }
 }
 
 impl From<crate::auth::AuthError> for ApiError {
@@ -161,6 +187,13 @@ impl ApiError {
             ApiError::ReadOnly => (StatusCode::CONFLICT, "read_only"),
             ApiError::CannotMove(_) => (StatusCode::CONFLICT, "cannot_move"),
             ApiError::BadSignature(_) => (StatusCode::FORBIDDEN, "bad_signature"),
+            ApiError::NotInShare => (StatusCode::FORBIDDEN, "not_in_share"),
+            ApiError::UnknownShare => (StatusCode::NOT_FOUND, "unknown_share"),
+            ApiError::ShareExpired => (StatusCode::GONE, "share_expired"),
+            ApiError::SharePassword => (StatusCode::UNAUTHORIZED, "share_password"),
+            ApiError::DownloadsOff => (StatusCode::FORBIDDEN, "downloads_off"),
+            ApiError::NotAGuest => (StatusCode::NOT_FOUND, "not_a_guest"),
+            ApiError::NothingToShare => (StatusCode::NOT_FOUND, "nothing_to_share"),
         }
     }
 

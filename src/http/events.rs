@@ -37,7 +37,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Answers the WebSocket handshake and starts the client's task.
 pub(super) fn upgrade(app: &Arc<App>, req: &mut Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let q = ListQuery::parse(req.uri().query())?;
+    let q = ListQuery::parse(req.uri().query(), None)?;
     let h = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         h.get_all(name)

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hyper::{HeaderMap, Method, header};
@@ -16,9 +16,10 @@ use hyper::{HeaderMap, Method, header};
 use super::error::ApiError;
 use crate::auth::{Auth, COOKIE, TokenScope};
 use crate::config::IpNet;
+use crate::shares::{GUEST_COOKIE, Link, Shares};
 
 /// Who is asking, as far as the guard cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) enum Caller {
     /// Auth is off (`--no-auth`).
     Anyone,
@@ -27,6 +28,8 @@ pub(super) enum Caller {
     /// An upload-only token (`spis token create --upload-only --dir DIR`): uploads into DIR and
     /// below, nothing else.
     Uploader(String),
+    /// Someone outside the household who opened a share link: reads that share's items only.
+    Guest(Arc<Link>),
     Anonymous,
 }
 
@@ -38,10 +41,19 @@ impl Caller {
             _ => crate::upload::Scope::Anywhere,
         }
     }
+
+    /// The share link a guest may see.
+    pub(super) fn share(&self) -> Option<&Link> {
+        match self {
+            Caller::Guest(link) => Some(link),
+            _ => None,
+        }
+    }
 }
 
-/// Identifies the caller from the cookie or bearer token.
-pub(super) fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
+/// Identifies the caller from the cookies or bearer token. The household's credentials come
+/// first: a member who opened a share link in the same browser is still a member.
+pub(super) fn caller(auth: &Auth, shares: &Shares, headers: &HeaderMap) -> Caller {
     if !auth.required() {
         return Caller::Anyone;
     }
@@ -61,18 +73,26 @@ pub(super) fn caller(auth: &Auth, headers: &HeaderMap) -> Caller {
             _ => Caller::Anonymous,
         },
         (None, Some(c)) if auth.check_session(c) => Caller::Session,
-        _ => Caller::Anonymous,
+        (None, _) => match cookie(headers, GUEST_COOKIE).and_then(|c| shares.guest(c)) {
+            Some(link) => Caller::Guest(link),
+            None => Caller::Anonymous,
+        },
     }
 }
 
 /// The session cookie's value, if the request has one.
 pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// A cookie's value, if the request has it.
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Refuses a request that would change something when a browser sent it from another site.

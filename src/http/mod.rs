@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod routes;
 mod session;
+mod share;
 mod trash;
 mod upload;
 mod zip;
@@ -62,6 +63,8 @@ pub(crate) struct App {
     /// Where the web app's files come from.
     web: assets::Source,
     auth: Arc<crate::auth::Auth>,
+    /// Share links and their guests.
+    shares: Arc<crate::shares::Shares>,
     limiter: guard::RateLimiter,
     trusted_proxies: Vec<crate::config::IpNet>,
     /// List and facet answers, reused while the index is unchanged.
@@ -83,6 +86,19 @@ pub(crate) struct App {
 
 pub(crate) use events::event_json;
 
+/// A JSON answer that no cache keeps (the state of something that changes).
+pub(super) fn json_no_store(
+    status: hyper::StatusCode,
+    value: &impl serde::Serialize,
+) -> hyper::Response<Body> {
+    hyper::Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+        .body(full(serde_json::to_vec(value).expect("API values serialize")))
+        .expect("valid headers")
+}
+
 /// Runs blocking work (disk, decoding) off the async threads; a panic there goes on here.
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
@@ -94,7 +110,7 @@ pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
 /// Parses a list/facets query string as the API does (for the fuzz targets).
 #[doc(hidden)]
 pub(crate) fn parse_list_query(query: &str) -> bool {
-    api::ListQuery::parse(Some(query)).is_ok()
+    api::ListQuery::parse(Some(query), None).is_ok()
 }
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests.
@@ -117,6 +133,7 @@ pub(crate) struct HttpOpts {
     pub config_error: Option<String>,
     pub url_key: crate::imgurl::UrlKey,
     pub public_dir: Option<String>,
+    pub shares: Arc<crate::shares::Shares>,
 }
 
 pub(crate) async fn serve(
@@ -139,6 +156,7 @@ pub(crate) async fn serve(
         hooks,
         web: opts.web_dir.map_or(assets::Source::Embedded, assets::Source::Dir),
         auth: opts.auth,
+        shares: opts.shares,
         limiter: guard::RateLimiter::new(opts.rate_limit),
         trusted_proxies: opts.trusted_proxies,
         memo: memo::Memo::new(64),

@@ -107,13 +107,15 @@ pub(crate) enum Reply {
     Attachment(&'static str),
     /// 204 with no body: done.
     NoContent,
+    /// 201 with JSON of the named schema: made.
+    Made(&'static str),
 }
 
 /// A route's description in the document.
 #[derive(Debug)]
 pub(crate) struct Doc {
     summary: &'static str,
-    params: [&'static [Param]; 2],
+    params: [&'static [Param]; 3],
     body: Option<&'static str>,
     /// The request body is the bytes of a file.
     binary_body: bool,
@@ -122,27 +124,32 @@ pub(crate) struct Doc {
     reply: Reply,
     /// What DELETE answers, where it differs.
     delete_reply: Option<Reply>,
+    /// What POST answers, where it differs.
+    post_reply: Option<Reply>,
 }
 
 impl Doc {
     pub(super) const fn new(summary: &'static str) -> Doc {
         Doc {
             summary,
-            params: [&[], &[]],
+            params: [&[], &[], &[]],
             body: None,
             binary_body: false,
             form_body: None,
             reply: Reply::Json("Ok"),
             delete_reply: None,
+            post_reply: None,
         }
     }
 
-    /// Query parameters (at most two lists, e.g. paging and filters).
+    /// Query parameters (at most three lists, e.g. paging, filters and the share view).
     pub(super) const fn params(mut self, params: &'static [Param]) -> Doc {
         if self.params[0].is_empty() {
             self.params[0] = params;
-        } else {
+        } else if self.params[1].is_empty() {
             self.params[1] = params;
+        } else {
+            self.params[2] = params;
         }
         self
     }
@@ -176,6 +183,12 @@ impl Doc {
         self
     }
 
+    /// What POST answers, where it is not [`Doc::reply`].
+    pub(super) const fn post_reply(mut self, reply: Reply) -> Doc {
+        self.post_reply = Some(reply);
+        self
+    }
+
     /// What DELETE answers, where it is not [`Doc::reply`].
     pub(super) const fn delete_reply(mut self, reply: Reply) -> Doc {
         self.delete_reply = Some(reply);
@@ -203,6 +216,8 @@ pub(crate) const ID_PATTERN: &str = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$";
 /// Ids, comma-separated (a selection to download).
 pub(crate) const IDS_PATTERN: &str =
     "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048](,[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048])*$";
+/// A share link's id: 12 random bytes in 16 URL-safe base64 characters.
+pub(crate) const SHARE_PATTERN: &str = "^[A-Za-z0-9_-]{16}$";
 pub(crate) const CURSOR_PATTERN: &str = "^A[Q-Za-f][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$";
 
 fn build(sizes: &[u32]) -> Value {
@@ -215,6 +230,10 @@ fn build(sizes: &[u32]) -> Value {
         }
         paths.insert(path, Value::Object(ops));
     }
+    let mut all_schemas = schemas();
+    if let (Some(all), Value::Object(more)) = (all_schemas.as_object_mut(), share_schemas()) {
+        all.extend(more);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -225,10 +244,14 @@ fn build(sizes: &[u32]) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": all_schemas,
             "securitySchemes": {
                 "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::COOKIE },
                 "token": { "type": "http", "scheme": "bearer", "description": "spis token create NAME" },
+                "guest": {
+                    "type": "apiKey", "in": "cookie", "name": crate::shares::GUEST_COOKIE,
+                    "description": "Set by POST /api/guest: the items of one share link, read only",
+                },
             },
         },
     })
@@ -279,6 +302,16 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
             }),
         );
     }
+    if spec.path.contains(&"{share}") {
+        params.insert(
+            0,
+            json!({
+                "name": "share", "in": "path", "required": true,
+                "description": "A share link's id, as /api/shares lists them",
+                "schema": { "type": "string", "pattern": SHARE_PATTERN },
+            }),
+        );
+    }
     if spec.path.contains(&"{path*}") {
         params.insert(
             0,
@@ -295,8 +328,9 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
     }
     let error = json!({ "description": "An error", "content": { "application/json": { "schema": schema_ref("Error") } } });
     let mut responses = Map::new();
-    let reply = match &doc.delete_reply {
-        Some(r) if *method == Method::DELETE => r,
+    let reply = match (&doc.delete_reply, &doc.post_reply) {
+        (Some(r), _) if *method == Method::DELETE => r,
+        (_, Some(r)) if *method == Method::POST => r,
         _ => &doc.reply,
     };
     match *reply {
@@ -322,6 +356,10 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
         Reply::Attachment(t) => {
             let content = json!({ t: { "schema": { "type": "string", "format": "binary" } } });
             responses.insert("200".into(), json!({ "description": "OK", "content": content }));
+        }
+        Reply::Made(schema) => {
+            let body = json!({ "application/json": { "schema": schema_ref(schema) } });
+            responses.insert("201".into(), json!({ "description": "Made", "content": body }));
         }
         Reply::NoContent => {
             responses.insert("204".into(), json!({ "description": "Done" }));
@@ -363,10 +401,13 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
         (super::routes::Route::Trash, &Method::POST | &Method::GET) => {
             Some(entry_links("$response.body#/items/0/id"))
         }
+        (super::routes::Route::Shares, &Method::POST) => Some(json!({
+            "revoke": { "operationId": "share_entry_delete", "parameters": { "share": "$response.body#/id" } },
+        })),
         _ => None,
     };
     if let Some(links) = links
-        && let Some(ok) = responses.get_mut("200")
+        && let Some(ok) = responses.get_mut(if responses.contains_key("201") { "201" } else { "200" })
     {
         ok["links"] = links;
     }
@@ -374,6 +415,7 @@ fn operation(spec: &super::routes::Spec, method: &Method, sizes: &[u32]) -> Valu
     let security = match spec.access {
         Access::Public => json!([]),
         Access::Household | Access::Upload => json!([{ "session": [] }, { "token": [] }]),
+        Access::Shared => json!([{ "session": [] }, { "token": [] }, { "guest": [] }]),
     };
     let mut op = json!({
         "operationId": format!("{}_{}", spec.label, method.as_str().to_ascii_lowercase()),
@@ -597,6 +639,78 @@ fn schemas() -> Value {
         },
         "OpenApi": { "type": "object", "required": ["openapi", "paths"] },
     })
+}
+
+/// The share links' schemas (apart, so each `json!` stays within the macro's recursion limit).
+fn share_schemas() -> Value {
+    let string = json!({ "type": "string" });
+    let int = json!({ "type": "integer", "minimum": 0 });
+    let boolean = json!({ "type": "boolean" });
+    json!({
+        "NewShare": new_share(),
+        "Share": {
+            "type": "object",
+            "required": ["id", "title", "kind", "count", "created", "expires", "expired", "password",
+                         "downloads", "views", "url"],
+            "properties": {
+                "id": { "type": "string", "pattern": SHARE_PATTERN },
+                "title": string,
+                "kind": { "enum": ["items", "folder", "month"] },
+                "ids": { "type": "array", "items": { "type": "string", "pattern": ID_PATTERN } },
+                "dir": string,
+                "year": int, "month": int,
+                "count": int,
+                "created": { "type": "string", "description": "RFC 3339" },
+                "expires": { "type": ["string", "null"], "description": "RFC 3339; null: never" },
+                "expired": boolean, "password": boolean, "downloads": boolean, "views": int,
+                "url": { "type": "string", "description": "The link to send, /s/TOKEN" },
+            },
+        },
+        "Shares": {
+            "type": "object",
+            "required": ["items"],
+            "properties": { "items": { "type": "array", "items": schema_ref("Share") } },
+        },
+        "GuestOpen": {
+            "type": "object", "required": ["token"], "additionalProperties": false,
+            "properties": { "token": string, "password": string },
+        },
+        "Guest": {
+            "type": "object",
+            "required": ["id", "title", "kind", "count", "expires", "downloads"],
+            "properties": {
+                "id": { "type": "string", "pattern": SHARE_PATTERN },
+                "title": string,
+                "kind": { "enum": ["items", "folder", "month"] },
+                "count": int,
+                "expires": { "type": ["string", "null"] },
+                "downloads": boolean,
+            },
+        },
+    })
+}
+
+/// `POST /api/shares`: a selection, a folder or a month, and how the link behaves.
+fn new_share() -> Value {
+    let common = |required: &[&str], what: Value| {
+        let mut props = json!({
+            "title": { "type": "string", "maxLength": 200 },
+            "expires_days": { "type": "integer", "minimum": 0, "maximum": 3650, "description": "0: never; default 7" },
+            "password": { "type": "string", "minLength": crate::shares::MIN_PASSWORD_CHARS, "maxLength": 1024 },
+            "downloads": { "type": "boolean", "description": "Guests may save originals and ZIPs (default true)" },
+        });
+        if let (Some(p), Value::Object(w)) = (props.as_object_mut(), what) {
+            p.extend(w);
+        }
+        json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
+    };
+    json!({ "oneOf": [
+        common(&["ids"], json!({ "ids": { "type": "array", "minItems": 1, "maxItems": 10000,
+                                          "items": { "type": "string", "pattern": ID_PATTERN } } })),
+        common(&["dir"], json!({ "dir": { "type": "string", "minLength": 1 } })),
+        common(&["year", "month"], json!({ "year": { "type": "integer", "minimum": 1, "maximum": 9999 },
+                                             "month": { "type": "integer", "minimum": 1, "maximum": 12 } })),
+    ] })
 }
 
 #[cfg(test)]

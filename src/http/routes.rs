@@ -14,7 +14,9 @@ use hyper::{Method, Request, Response};
 use super::error::ApiError;
 use super::guard::{self, Caller};
 use super::openapi::{Doc, Param, Reply};
-use super::{App, Body, Peer, api, assets, events, img, metrics, openapi, session, trash, upload, zip};
+use super::{
+    App, Body, Peer, api, assets, events, img, metrics, openapi, session, share, trash, upload, zip,
+};
 use crate::library::id;
 use crate::thumbs::Rendition;
 
@@ -50,6 +52,9 @@ pub(crate) enum Route {
     OpenApi,
     Metrics,
     Img,
+    Shares,
+    ShareEntry,
+    Guest,
 }
 
 /// Who may call a route.
@@ -61,6 +66,8 @@ pub(crate) enum Access {
     Household,
     /// The household, or an upload-only token (inside its folder): adding files.
     Upload,
+    /// The household; and a guest of a share link, to read (GET, HEAD) that share's items only.
+    Shared,
 }
 
 /// The methods a route answers, and the `Allow` header that lists them.
@@ -88,6 +95,8 @@ const GET_POST_DELETE: Methods = Methods {
 const DELETE: Methods = Methods { list: &[Method::DELETE], allow: "DELETE" };
 const GET_POST: Methods =
     Methods { list: &[Method::GET, Method::HEAD, Method::POST], allow: "GET, HEAD, POST" };
+const GET_POST_DELETE_NO_HEAD: Methods =
+    Methods { list: &[Method::GET, Method::POST, Method::DELETE], allow: "GET, POST, DELETE" };
 
 /// One entry of the table.
 #[derive(Debug)]
@@ -104,7 +113,7 @@ pub(crate) struct Spec {
     pub doc: Doc,
 }
 
-use Access::{Household, Public, Upload};
+use Access::{Household, Public, Shared, Upload};
 
 const LIST_FILTERS: &[Param] = &[
     Param::int("year", "Only items taken in this year", 1, 9999),
@@ -116,6 +125,12 @@ const LIST_FILTERS: &[Param] = &[
     Param::choice("favorite", "Only favorites (true) or only the others (false)", &["true", "false"]),
     Param::choice("kind", "Only images or only videos", &["image", "video"]),
 ];
+/// The household's view of a share link, as its guests see it.
+const SHARE_VIEW: &[Param] = &[Param::pattern(
+    "share",
+    "Only the items of this share link, as its guests see them",
+    openapi::SHARE_PATTERN,
+)];
 const LIST_PAGING: &[Param] = &[
     Param::int("limit", "Items on this page", 1, 500),
     Param::pattern("cursor", "The `next_cursor` of the previous page", openapi::CURSOR_PATTERN),
@@ -194,21 +209,23 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::List,
         path: &["api", "media"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "list",
         doc: Doc::new("One page of photos and videos, newest first by default")
             .params(LIST_PAGING)
             .params(LIST_FILTERS)
+            .params(SHARE_VIEW)
             .reply(Reply::Json("Page")),
     },
     Spec {
         route: Route::Facets,
         path: &["api", "facets"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "facets",
         doc: Doc::new("Years and months, folders, and kind and favorite totals, with counts")
             .params(LIST_FILTERS)
+            .params(SHARE_VIEW)
             .reply(Reply::Json("Facets")),
     },
     Spec {
@@ -225,7 +242,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Item,
         path: &["api", "media", "{id}"],
         methods: GET_DELETE,
-        access: Household,
+        access: Shared,
         label: "item",
         doc: Doc::new(
             "One item (GET), or move its file to the trash (DELETE: answers with the trash entry once the \
@@ -238,7 +255,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Original,
         path: &["api", "media", "{id}", "original"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "original",
         doc: Doc::new("The file itself, with ranges and validators")
             .params(&[Param::choice("download", "Ask the browser to save it (1)", &["0", "1"])])
@@ -248,7 +265,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Details,
         path: &["api", "media", "{id}", "details"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "details",
         doc: Doc::new("Camera make, model and lens, read from the file").reply(Reply::Json("Details")),
     },
@@ -256,7 +273,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Resize,
         path: &["api", "media", "{id}", "resize"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "resize",
         doc: Doc::new("The picture fitted into a box of a configured size (resize_sizes)")
             .params(&[
@@ -275,7 +292,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Thumb,
         path: &["api", "media", "{id}", "thumb"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "thumb",
         doc: Doc::new("The 400 px thumbnail (a placeholder picture when none can be made)").reply(PICTURE),
     },
@@ -283,7 +300,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Preview,
         path: &["api", "media", "{id}", "preview"],
         methods: GET,
-        access: Household,
+        access: Shared,
         label: "preview",
         doc: Doc::new("The 1600 px preview (a placeholder picture when none can be made)").reply(PICTURE),
     },
@@ -300,7 +317,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         route: Route::Zip,
         path: &["api", "zip"],
         methods: GET_POST,
-        access: Household,
+        access: Shared,
         label: "zip",
         doc: Doc::new(
             "The items named by `ids`, or else every item the filters match, as one ZIP (stored entries, \
@@ -310,6 +327,7 @@ pub(crate) const ROUTES: &[Spec] = &[
         )
         .params(&[Param::pattern("ids", "Ids of items, comma-separated (a selection)", openapi::IDS_PATTERN)])
         .params(LIST_FILTERS)
+        .params(SHARE_VIEW)
         .form_body("ZipForm")
         .reply(Reply::Attachment("application/zip")),
     },
@@ -446,6 +464,47 @@ pub(crate) const ROUTES: &[Spec] = &[
         )
         .reply(Reply::Binary(&["image/jpeg", "image/png"])),
     },
+    // Share links: guests see a selection, a folder or a month, and nothing else.
+    Spec {
+        route: Route::Shares,
+        path: &["api", "shares"],
+        methods: GET_POST,
+        access: Household,
+        label: "shares",
+        doc: Doc::new(
+            "The share links, newest first, with their views (GET); or make one (POST) of a selection \
+             (`ids`: fixed), a folder (`dir`) or a month (`year`, `month`), the last two showing what \
+             is added later: it expires after `expires_days` (7; 0 never), may ask a password, and \
+             lets guests download originals and ZIPs only with `downloads`",
+        )
+        .body("NewShare")
+        .reply(Reply::Json("Shares"))
+        .post_reply(Reply::Made("Share")),
+    },
+    Spec {
+        route: Route::ShareEntry,
+        path: &["api", "shares", "{share}"],
+        methods: DELETE,
+        access: Household,
+        label: "share_entry",
+        doc: Doc::new("Revoke a share link: it and every guest let in through it stop working at once")
+            .reply(Reply::NoContent),
+    },
+    Spec {
+        route: Route::Guest,
+        path: &["api", "guest"],
+        methods: GET_POST_DELETE_NO_HEAD,
+        access: Public,
+        label: "guest",
+        doc: Doc::new(
+            "The share link this browser opened (GET); open one, `{\"token\": ..., \"password\": ...}` \
+             from its URL /s/TOKEN (POST: sets the guest cookie; 401 share_password when it needs its \
+             password, 410 when it expired); or leave it (DELETE)",
+        )
+        .body("GuestOpen")
+        .reply(Reply::Json("Guest"))
+        .delete_reply(Reply::NoContent),
+    },
 ];
 
 /// Metric slots after the table's: the web app's pages and assets, and unknown API paths.
@@ -474,7 +533,7 @@ impl Matched<'_> {
             }
             let mut id = None;
             for (want, got) in spec.path.iter().zip(segments) {
-                if matches!(*want, "{id}" | "{upload}" | "{trash}") {
+                if matches!(*want, "{id}" | "{upload}" | "{trash}" | "{share}") {
                     id = Some(*got);
                 } else if *want == "{path*}" {
                     break;
@@ -589,12 +648,16 @@ async fn checked(
 ) -> Result<Response<Body>, ApiError> {
     let websocket = matches!(matched, Matched::Api { slot, .. } if ROUTES[slot].route == Route::Events);
     guard::check_origin(req.method(), req.headers(), websocket)?;
-    let caller = guard::caller(&app.auth, req.headers());
+    let caller = guard::caller(&app.auth, &app.shares, req.headers());
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
     match (matched.access(), &caller) {
         (Public, _) if !matches!(matched, Matched::Api { .. }) => {}
         // SECURITY: an upload-only token adds files and reads nothing, not even what is public.
-        (Public | Household, Caller::Uploader(_)) => return Err(ApiError::UploadOnlyToken),
-        (Household | Upload, Caller::Anonymous) => return Err(ApiError::Unauthorized),
+        (Public | Household | Shared, Caller::Uploader(_)) => return Err(ApiError::UploadOnlyToken),
+        (Household | Upload | Shared, Caller::Anonymous) => return Err(ApiError::Unauthorized),
+        // SECURITY: a guest reads its share and changes nothing.
+        (Household | Upload, Caller::Guest(_)) => return Err(ApiError::NotInShare),
+        (Shared, Caller::Guest(_)) if !reads => return Err(ApiError::NotInShare),
         _ => {}
     }
     let method = req.method();
@@ -608,6 +671,11 @@ async fn checked(
                 });
             }
             let tail = &segments[spec.path.len().min(segments.len()).saturating_sub(1)..];
+            // SECURITY: one check for every route that names an item: a guest reaches only the
+            // items of its share, and any other id is as unknown as one that does not exist.
+            if let (Caller::Guest(link), true) = (&caller, spec.path.contains(&"{id}")) {
+                share::check_item(&app.lib, link, media_id(id.unwrap_or(""))?)?;
+            }
             let call = Call { route: spec.route, id, tail, client, caller: &caller };
             dispatch(app, req, call).await
         }
@@ -640,6 +708,8 @@ async fn dispatch(
     let lib = &app.lib;
     let id = || media_id(raw_id.unwrap_or(""));
     let scope = caller.upload_scope();
+    // What a guest may see; or, for the household, a share link's view (`?share=`).
+    let view = || share::view(app, caller, req.uri().query());
     match route {
         Route::Session => session::status(app, req),
         Route::Login => session::login(app, req, client.ip, client.https).await,
@@ -648,18 +718,21 @@ async fn dispatch(
         Route::Password => session::change(app, req, client.ip, client.https).await,
         Route::Health => Ok(api::health(lib)),
         Route::Status => Ok(api::status(app)),
-        Route::List => api::list(app, req),
-        Route::Facets => api::facets(app, req),
+        Route::List => api::list(app, req, view()?.as_deref()),
+        Route::Facets => api::facets(app, req, view()?.as_deref()),
         Route::Events => events::upgrade(app, req),
         Route::Item if *req.method() == Method::DELETE => trash::delete_item(app, id()?).await,
-        Route::Item => api::item(lib, id()?),
-        Route::Original => api::original(lib, id()?, req).await,
+        Route::Item => api::item(lib, id()?, caller.share()),
+        Route::Original => api::original(lib, id()?, req, caller.share()).await,
         Route::Details => api::details(lib, id()?).await,
         Route::Resize => api::resize(app, id()?, req).await,
         Route::Thumb => api::rendition(app, id()?, Rendition::Thumb, req).await,
         Route::Preview => api::rendition(app, id()?, Rendition::Preview, req).await,
         Route::Favorite => api::favorite(lib, id()?, *req.method() == Method::PUT).await,
-        Route::Zip => zip::download(app, req).await,
+        Route::Zip => {
+            let view = view()?;
+            zip::download(app, req, view.as_deref()).await
+        }
         Route::Trash => trash::trash(app, req).await,
         Route::TrashEntry => trash::purge(app, raw_id.unwrap_or("")).await,
         Route::TrashRestore => trash::restore(app, raw_id.unwrap_or("")).await,
@@ -671,6 +744,10 @@ async fn dispatch(
         Route::OpenApi => Ok(openapi::serve(&app.openapi)),
         Route::Metrics => Ok(metrics::render(app)),
         Route::Img => img::serve(app, req, tail).await,
+        Route::Shares if *req.method() == Method::POST => share::create(app, req).await,
+        Route::Shares => share::list(app).await,
+        Route::ShareEntry => share::revoke(app, raw_id.unwrap_or("")).await,
+        Route::Guest => share::guest(app, req, client.ip, client.https).await,
     }
 }
 
@@ -702,12 +779,14 @@ mod tests {
                     .replace("{id}", "AAAAAAAAAAA")
                     .replace("{upload}", "abc")
                     .replace("{trash}", "AHguanBn")
+                    .replace("{share}", "AAAAAAAAAAAAAAAA")
                     .replace("{path*}", "Cameras/cam1/snap.jpg")
             );
             match parse(&path) {
                 Matched::Api { slot: s, id } => {
                     assert_eq!(s, slot, "{path}");
-                    let one_segment = spec.path.iter().any(|p| matches!(*p, "{id}" | "{upload}" | "{trash}"));
+                    let one_segment =
+                        spec.path.iter().any(|p| matches!(*p, "{id}" | "{upload}" | "{trash}" | "{share}"));
                     assert_eq!(id.is_some(), one_segment, "{path}");
                 }
                 other => panic!("{path}: {other:?}"),

@@ -24,13 +24,13 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `GET /api/session`: whether a login is needed, whether a password must be chosen first, and
 /// whether this request is logged in.
 pub(super) fn status(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let caller = guard::caller(&app.auth, req.headers());
+    let caller = guard::caller(&app.auth, &app.shares, req.headers());
     Ok(json(
         StatusCode::OK,
         serde_json::json!({
             "required": app.auth.required(),
             "setup": app.auth.needs_setup(),
-            "logged_in": caller != Caller::Anonymous,
+            "logged_in": !matches!(caller, Caller::Anonymous | Caller::Guest(_)),
         }),
         None,
     ))

@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::{App, Body, api, blocking, file, full, session};
+use super::{App, Body, api, blocking, file, full, json_no_store, session};
 use crate::fs::trash::Trashed;
 use crate::library::id;
 use crate::library::trash::TrashError;
@@ -63,15 +63,6 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(full(serde_json::to_vec(value).expect("serializes")))
-        .expect("valid headers")
-}
-
 fn classify(e: TrashError, what: &str) -> ApiError {
     match e {
         TrashError::NotFound => ApiError::NotInTrash(what.chars().take(64).collect()),
@@ -115,7 +106,7 @@ fn trash_ids(app: &App, ids: &[u64]) -> Result<Vec<EntryJson>, ApiError> {
 pub(super) async fn delete_item(app: &Arc<App>, media: u64) -> Result<Response<Body>, ApiError> {
     let app2 = Arc::clone(app);
     let mut entries = blocking(move || trash_ids(&app2, &[media])).await?;
-    Ok(json(StatusCode::OK, &entries.pop().expect("one")))
+    Ok(json_no_store(StatusCode::OK, &entries.pop().expect("one")))
 }
 
 /// `GET /api/trash` (the list), `POST /api/trash` (move `{"ids": [...]}` there), `DELETE
@@ -141,18 +132,18 @@ pub(super) async fn trash(app: &Arc<App>, req: &mut Request<Incoming>) -> Result
                 })
                 .collect::<Result<_, _>>()?;
             let entries = blocking(move || trash_ids(&app2, &ids)).await?;
-            Ok(json(StatusCode::OK, &serde_json::json!({ "items": entries })))
+            Ok(json_no_store(StatusCode::OK, &serde_json::json!({ "items": entries })))
         }
         Method::DELETE => {
             let purged = blocking(move || app2.lib.empty_trash_older_than(0, i64::MAX)).await;
             tracing::info!(purged, "trash emptied");
-            Ok(json(StatusCode::OK, &serde_json::json!({ "purged": purged })))
+            Ok(json_no_store(StatusCode::OK, &serde_json::json!({ "purged": purged })))
         }
         _ => {
             let days = app.trash_days;
             let entries = blocking(move || app2.lib.fs.trash_list()).await;
             let items: Vec<EntryJson> = entries.iter().map(|e| EntryJson::new(e, days)).collect();
-            Ok(json(StatusCode::OK, &serde_json::json!({ "items": items, "trash_days": days })))
+            Ok(json_no_store(StatusCode::OK, &serde_json::json!({ "items": items, "trash_days": days })))
         }
     }
 }
@@ -172,7 +163,7 @@ pub(super) async fn restore(app: &Arc<App>, trash_id: &str) -> Result<Response<B
     let (app2, tid) = (Arc::clone(app), trash_id.to_owned());
     let item = blocking(move || app2.lib.restore(&tid)).await.map_err(|e| classify(e, trash_id))?;
     tracing::info!(id = trash_id, "restored from the trash");
-    api::item(&app.lib, item.id)
+    api::item(&app.lib, item.id, None)
 }
 
 /// `GET /api/trash/{trash}/thumb`: its thumbnail (the one made before the delete when cached).

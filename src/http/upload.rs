@@ -426,7 +426,7 @@ async fn indexed(
     let id = landed.id();
     let deadline = tokio::time::Instant::now() + INDEX_WAIT;
     loop {
-        if let Ok(resp) = api::item(&app.lib, id) {
+        if let Ok(resp) = api::item(&app.lib, id, None) {
             return Some(resp);
         }
         match tokio::time::timeout_at(deadline, events.recv()).await {

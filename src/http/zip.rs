@@ -19,7 +19,8 @@ use hyper::{Method, Request, Response, header};
 use super::error::ApiError;
 use super::{App, Body, api, session};
 use crate::fs::RelPath;
-use crate::library::{Filter, Order, id};
+use crate::library::{Filter, Order, Within, id};
+use crate::shares::Link;
 use crate::zip::{self, Entry, Plan};
 
 /// The longest form body a POST may send: about 80,000 ids.
@@ -56,6 +57,8 @@ impl ZipQuery {
                     }
                 }
                 other if api::set_filter(&mut q.filter, other, &value)? => {}
+                // Which share: already decided by `share::view`.
+                "share" => {}
                 other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
             }
         }
@@ -72,7 +75,11 @@ struct Source {
 pub(super) async fn download(
     app: &Arc<App>,
     req: &mut Request<Incoming>,
+    view: Option<&Link>,
 ) -> Result<Response<Body>, ApiError> {
+    if view.is_some_and(|v| !v.share.downloads) {
+        return Err(ApiError::DownloadsOff);
+    }
     let mut q = ZipQuery::parse(req.uri().query().unwrap_or("").as_bytes())?;
     if *req.method() == Method::POST {
         let form = "application/x-www-form-urlencoded";
@@ -87,7 +94,13 @@ pub(super) async fn download(
             _ => return Err(ApiError::BadContentType(form)),
         }
     }
-    let (sources, entries, archive) = select(app, &q)?;
+    if let Some(v) = view {
+        super::share::narrow(&mut q.filter, v)?;
+    }
+    let (sources, entries, mut archive) = select(app, &q)?;
+    if let Some(v) = view {
+        archive = v.share.title.replace(['/', '\\'], "-");
+    }
     let plan = Plan::new(entries);
     let mut resp = Response::builder()
         .header(header::CONTENT_TYPE, "application/zip")
@@ -130,6 +143,12 @@ fn select(app: &App, q: &ZipQuery) -> Result<(Vec<Source>, Vec<Entry>, String), 
         let mut seen = std::collections::HashSet::new();
         for &id in &q.ids {
             let item = index.get(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
+            // SECURITY: outside a share's view, an id is as unknown as one that does not exist.
+            if q.filter.within.is_some()
+                && !index.matches(&Filter { within: q.filter.within.clone(), ..Filter::default() }, item)
+            {
+                return Err(ApiError::UnknownMedia(id::encode(id)));
+            }
             if index.matches(&q.filter, item) && seen.insert(id) {
                 items.push(item);
             }
@@ -140,9 +159,11 @@ fn select(app: &App, q: &ZipQuery) -> Result<(Vec<Source>, Vec<Entry>, String), 
         return Err(ApiError::NothingToZip);
     }
     let dirs: Vec<&[u8]> = items.iter().map(|i| index.dir_of(i)).collect();
-    let common = common_dir(&dirs);
+    // A selection or a month shared with guests names no folder: they never saw one.
+    let flat = matches!(q.filter.within.as_deref(), Some(Within::Ids(_) | Within::Month(..)));
+    let common = if flat { 0 } else { common_dir(&dirs) };
     let names = zip::unique_names(items.iter().zip(&dirs).map(|(item, dir)| {
-        let rel = dir.get(common..).unwrap_or_default();
+        let rel = if flat { &[][..] } else { dir.get(common..).unwrap_or_default() };
         let rel = rel.strip_prefix(b"/").unwrap_or(rel);
         let name = String::from_utf8_lossy(&item.name);
         if rel.is_empty() { name.into_owned() } else { format!("{}/{name}", String::from_utf8_lossy(rel)) }

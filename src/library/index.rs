@@ -98,6 +98,23 @@ pub(crate) struct Filter {
     pub dir: Option<String>,
     pub favorite: Option<bool>,
     pub kind: Option<Kind>,
+    /// A share link's items: every answer, facets included, stays inside them.
+    pub within: Option<std::sync::Arc<Within>>,
+}
+
+/// The items a share link shows: a selection, a folder (and below), or a month. Unlike the
+/// other filters, facets never drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Within {
+    Ids(std::collections::HashSet<u64>),
+    Folder(String),
+    Month(i32, u8),
+}
+
+/// Whether `dir` is `want` or a folder below it (`want` without slashes at its ends).
+fn in_folder(dir: &[u8], want: &str) -> bool {
+    let want = want.as_bytes();
+    want.is_empty() || dir == want || (dir.starts_with(want) && dir.get(want.len()) == Some(&b'/'))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -260,17 +277,13 @@ impl Index {
 
     /// Whether one item passes a filter (for events; pages use a compiled matcher).
     pub(crate) fn matches(&self, filter: &Filter, item: &Item) -> bool {
-        if let Some(want) = filter.dir.as_deref().map(|d| d.trim_matches('/')).filter(|d| !d.is_empty()) {
-            let dir = String::from_utf8_lossy(self.dir_of(item));
-            if !(dir == want || (dir.starts_with(want) && dir.as_bytes().get(want.len()) == Some(&b'/'))) {
-                return false;
-            }
-        }
-        let (y, m) = dates::year_month(item.taken_ms);
-        filter.favorite.is_none_or(|want| item.favorite == want)
-            && filter.kind.is_none_or(|k| item.kind() == k)
-            && filter.year.is_none_or(|want| y == want)
-            && filter.month.is_none_or(|want| m == want)
+        let dir = self.dir_of(item);
+        let folder = |want: Option<&str>| want.is_none_or(|d| in_folder(dir, d.trim_matches('/')));
+        let within = match filter.within.as_deref() {
+            Some(Within::Folder(d)) => Some(d.as_str()),
+            _ => None,
+        };
+        folder(filter.dir.as_deref()) && folder(within) && Matcher::rest(filter, item, true)
     }
 
     /// The relative folder of an item, as bytes.
@@ -288,6 +301,10 @@ impl Index {
     ) -> (Vec<&Item>, bool) {
         let matcher = Matcher::new(self, filter, true);
         let (mut lo, mut hi) = taken_range(filter.year, filter.month);
+        if let Some(Within::Month(y, m)) = filter.within.as_deref() {
+            let (wlo, whi) = taken_range(Some(*y), Some(*m));
+            (lo, hi) = (tighter_lo(lo, wlo), tighter_hi(hi, whi));
+        }
         if let Some(c) = cursor {
             match order {
                 Order::NewestFirst => hi = tighter_hi(hi, Bound::Excluded(c)),
@@ -305,6 +322,12 @@ impl Index {
         let more = hits.len() > limit;
         hits.truncate(limit);
         (hits, more)
+    }
+
+    /// How many items pass a filter.
+    pub(crate) fn count(&self, filter: &Filter) -> usize {
+        let matcher = Matcher::new(self, filter, false);
+        self.items.values().filter(|i| matcher.matches(i)).count()
     }
 
     /// Counts for the filter UI. Each facet respects the other filters but not its own, so the
@@ -357,51 +380,60 @@ impl Index {
     }
 }
 
-/// A filter compiled against the index: the folder test becomes a table lookup.
+/// A filter compiled against the index: the folder tests become table lookups.
 struct Matcher<'a> {
     filter: &'a Filter,
     /// Per interned folder: inside the requested folder? `None` when there is no folder filter.
     dirs: Option<Vec<bool>>,
+    /// The same for a share link's folder.
+    within_dirs: Option<Vec<bool>>,
     /// Whether year/month still need checking (a page already restricts the range by year).
     check_dates: bool,
 }
 
 impl<'a> Matcher<'a> {
     fn new(index: &Index, filter: &'a Filter, range_covers_year: bool) -> Matcher<'a> {
-        let dirs = filter.dir.as_deref().map(|d| d.trim_matches('/')).filter(|d| !d.is_empty()).map(|want| {
-            (0..index.dirs.len() as u32)
-                .map(|i| {
-                    let d = index.dirs.get(i);
-                    let d = String::from_utf8_lossy(d);
-                    d == want || (d.starts_with(want) && d.as_bytes().get(want.len()) == Some(&b'/'))
-                })
-                .collect()
-        });
+        let table = |want: &str| -> Vec<bool> {
+            let want = want.trim_matches('/');
+            (0..index.dirs.len() as u32).map(|i| in_folder(index.dirs.get(i), want)).collect()
+        };
+        let dirs = filter.dir.as_deref().filter(|d| !d.trim_matches('/').is_empty()).map(table);
+        let within_dirs = match filter.within.as_deref() {
+            Some(Within::Folder(d)) => Some(table(d)),
+            _ => None,
+        };
         // With a year the page range already covers year and month; a month alone is checked here.
         let check_dates = !range_covers_year || filter.year.is_none();
-        Matcher { filter, dirs, check_dates }
+        Matcher { filter, dirs, within_dirs, check_dates }
     }
 
     fn matches(&self, item: &Item) -> bool {
-        let f = self.filter;
-        if let Some(dirs) = &self.dirs
-            && !dirs.get(item.dir as usize).copied().unwrap_or(false)
-        {
-            return false;
-        }
+        let inside = |table: &Option<Vec<bool>>| {
+            table.as_ref().is_none_or(|dirs| dirs.get(item.dir as usize).copied().unwrap_or(false))
+        };
+        inside(&self.dirs) && inside(&self.within_dirs) && Matcher::rest(self.filter, item, self.check_dates)
+    }
+
+    /// Everything but the folders.
+    fn rest(f: &Filter, item: &Item, check_dates: bool) -> bool {
         if f.favorite.is_some_and(|want| item.favorite != want) {
             return false;
         }
         if f.kind.is_some_and(|k| item.kind() != k) {
             return false;
         }
-        if self.check_dates && (f.year.is_some() || f.month.is_some()) {
-            let (y, m) = dates::year_month(item.taken_ms);
+        let month = || dates::year_month(item.taken_ms);
+        if check_dates && (f.year.is_some() || f.month.is_some()) {
+            let (y, m) = month();
             if f.year.is_some_and(|want| y != want) || f.month.is_some_and(|want| m != want) {
                 return false;
             }
         }
-        true
+        match f.within.as_deref() {
+            Some(Within::Ids(ids)) => ids.contains(&item.id),
+            Some(Within::Month(y, m)) => month() == (*y, *m),
+            Some(Within::Folder(_)) | None => true,
+        }
     }
 }
 

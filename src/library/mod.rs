@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-pub(crate) use index::{Filter, Index, Item, Order};
+pub(crate) use index::{Filter, Index, Item, Order, Within};
 pub(crate) use live::{LiveOpts, LiveStats, MediaEvent};
 
 use crate::fs::cache::HashRecord;

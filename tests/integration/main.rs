@@ -14,6 +14,7 @@ mod live;
 mod originals;
 mod proxy;
 mod replicas;
+mod shares;
 mod startup;
 mod thumbs;
 mod trash;

@@ -41,7 +41,7 @@ fn unzip_test(zip: &Path) {
 }
 
 /// Python's zipfile: every CRC checks; prints the names, sizes and times, one entry per line.
-fn python_entries(zip: &Path) -> Vec<String> {
+pub(crate) fn python_entries(zip: &Path) -> Vec<String> {
     let script = r#"
 import sys, zipfile, time
 with zipfile.ZipFile(sys.argv[1]) as z:
