@@ -45,6 +45,46 @@ export class ApiError extends Error {
 }
 
 /**
+ * A share link as its guests see it.
+ * @typedef {{id: string, title: string, kind: 'items'|'folder'|'month', count: number,
+ *   expires: string|null, downloads: boolean}} GuestShare
+ */
+
+/** @type {GuestShare|null} the share link this page shows (a guest's, or the household's look at it) */
+let shareView = null;
+
+/**
+ * Shows only a share link's items from now on, as its guests see them.
+ * @param {GuestShare} share
+ */
+export function setShareView(share) {
+  shareView = share;
+  document.documentElement.classList.add('guest');
+  document.documentElement.classList.toggle('no-downloads', !share.downloads);
+}
+
+/** @returns {GuestShare|null} the share link this page shows, if any */
+export function currentShare() {
+  return shareView;
+}
+
+/** @returns {boolean} whether originals and ZIPs may be saved here */
+export function canDownload() {
+  return !shareView || shareView.downloads;
+}
+
+/**
+ * The API query for a filter: its parameters, and the share link seen through.
+ * @param {Filter} f
+ * @returns {URLSearchParams}
+ */
+export function apiParams(f) {
+  const q = filterParams(f);
+  if (shareView) q.set('share', shareView.id);
+  return q;
+}
+
+/**
  * The query string for a filter (without `?`).
  * @param {Filter} f
  * @returns {URLSearchParams}
@@ -77,8 +117,9 @@ async function request(url, init) {
   const cached = res.headers.get('x-spis-offline') === '1';
   setOffline(cached);
   const body = await res.json().catch(() => null);
-  // The session ended (expired, or the password changed): the login form takes over.
-  if (res.status === 401 && body?.code === 'unauthorized') dispatchEvent(new Event('spis:login-required'));
+  // The session ended (expired, or the password changed): the login form takes over; for a
+  // guest, the share link ended (revoked or expired).
+  if (res.status === 401 && body?.code === 'unauthorized') dispatchEvent(new Event(shareView ? 'spis:share-ended' : 'spis:login-required'));
   if (!res.ok) throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
   return body;
 }
@@ -90,7 +131,7 @@ async function request(url, init) {
  * @returns {Promise<{items: Item[], next_cursor: string|null}>}
  */
 export function listMedia(filter, { year, month, cursor, limit = PAGE, signal } = {}) {
-  const q = filterParams(filter);
+  const q = apiParams(filter);
   if (year) q.set('year', String(year));
   if (month) q.set('month', String(month));
   q.set('limit', String(limit));
@@ -110,7 +151,7 @@ export function listMedia(filter, { year, month, cursor, limit = PAGE, signal } 
  * @returns {Promise<Facets>}
  */
 export function getFacets(filter) {
-  return request(`/api/facets?${filterParams(filter)}`);
+  return request(`/api/facets?${apiParams(filter)}`);
 }
 
 /** @typedef {{name: string, path: string, count: number, total: number, children: Folder[]}} Folder */
@@ -199,4 +240,61 @@ export async function deleteForGood(trashId) {
     const body = await res.json().catch(() => null);
     throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
   }
+}
+
+/**
+ * A share link as the household sees it.
+ * @typedef {{id: string, title: string, kind: 'items'|'folder'|'month', ids?: string[], dir?: string,
+ *   year?: number, month?: number, count: number, created: string, expires: string|null,
+ *   expired: boolean, password: boolean, downloads: boolean, views: number, url: string}} Share
+ */
+
+/**
+ * Makes a share link of a selection (`ids`), a folder (`dir`) or a month (`year`, `month`).
+ * @param {{ids?: string[], dir?: string, year?: number, month?: number, title?: string,
+ *   expires_days: number, password?: string, downloads: boolean}} body
+ * @returns {Promise<Share>}
+ */
+export function createShare(body) {
+  return request('/api/shares', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/**
+ * The share links, newest first.
+ * @returns {Promise<{items: Share[]}>}
+ */
+export function listShares() {
+  return request('/api/shares', { cache: 'no-store' });
+}
+
+/**
+ * Revokes a share link: it stops working at once.
+ * @param {string} id
+ * @returns {Promise<void>}
+ */
+export async function revokeShare(id) {
+  const res = await fetch(`/api/shares/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  if (!res.ok && res.status !== 404) {
+    const body = await res.json().catch(() => null);
+    throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
+  }
+}
+
+/**
+ * Opens a share link (with its password, when it has one).
+ * @param {string} token
+ * @param {string} [password]
+ * @returns {Promise<GuestShare>}
+ */
+export function openShare(token, password) {
+  return request('/api/guest', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    credentials: 'same-origin',
+    body: JSON.stringify(password ? { token, password } : { token }),
+  });
 }

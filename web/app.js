@@ -2,7 +2,7 @@
 // The gallery page: wires the timeline, grid, scrubber, filters, viewer, selection and live
 // updates together, keeps the filter in the URL, and registers the service worker.
 
-import { connection, filterParams, getFacets, getItem, getStatus, isOffline } from './api.js';
+import { connection, currentShare, filterParams, getFacets, getItem, getStatus, isOffline } from './api.js';
 import { ensureSession } from './login.js';
 import { markFavorites } from './favorites.js';
 import { Filters, describe, filterSearch, noFilter, readFilter, sameFilter } from './filters.js';
@@ -39,6 +39,28 @@ const filters = new Filters(/** @type {HTMLDialogElement} */ ($('#filters')), $(
 const live = new Live();
 /** @type {Promise<import('./trash.js').TrashView>|null} "Recently deleted", loaded on first use */
 let trashView = null;
+/** @type {Promise<typeof import('./share.js')>|null} share links, loaded on first use */
+let sharing = null;
+const shareModule = () => (sharing ||= import('./share.js'));
+/** @type {import('./share.js').ShareDialog|null} */
+let shareDialog = null;
+/**
+ * Opens "Share link" for a selection, a folder or a month.
+ * @param {import('./share.js').What} what
+ * @param {string} label
+ */
+const openShareDialog = async (what, label) => {
+  const { ShareDialog } = await shareModule();
+  shareDialog ||= new ShareDialog(/** @type {HTMLDialogElement} */ ($('#share')));
+  shareDialog.open(what, label);
+};
+/** @type {import('./share.js').SharesView|null} */
+let sharesView = null;
+const openShares = async () => {
+  const { SharesView } = await shareModule();
+  sharesView ||= new SharesView(/** @type {HTMLDialogElement} */ ($('#shares')));
+  sharesView.open();
+};
 const openTrash = () => {
   trashView ||= import('./trash.js').then(({ TrashView }) => new TrashView(/** @type {HTMLDialogElement} */ ($('#trash')), () => timeline));
   return trashView.then((t) => t.open());
@@ -107,28 +129,33 @@ function thumbnailProgress() {
 function updateHeader() {
   const t = timeline;
   const active = filterSearch(filter) !== '';
-  $('#title').textContent = describe(filter);
+  const share = currentShare();
+  // A share link's page is titled after the link; its filters narrow it.
+  const title = share ? (active ? `${share.title} · ${describe(filter)}` : share.title) : describe(filter);
+  $('#title').textContent = title;
   $('#filter-btn .dot').hidden = !active;
   const sub = $('#subtitle');
   if (indexing && !indexing.done) sub.textContent = `Indexing… ${formatCount(indexing.indexed || 0)} of ${formatCount(indexing.found || 0)} found`;
   else if (t?.ready) sub.textContent = plural(t.total, 'item', 'items') + thumbnailProgress();
   else sub.textContent = '';
-  document.title = `${describe(filter)} · spis`;
+  document.title = `${title} · spis`;
 
   const empty = $('#empty');
   const none = t?.ready ? t.total === 0 : !!facetsError;
   empty.hidden = !none;
   if (!none) return;
-  const [title, text] = facetsError
+  const [heading, text] = facetsError
     ? facetsError.code === 'offline'
       ? ["You're offline", "This view hasn't been opened on this device before. It will appear when the connection is back."]
       : ["Couldn't load the gallery", facetsError.message]
     : active
       ? ['Nothing here', 'No photos or videos match these filters.']
-      : indexing && !indexing.done
-        ? ['Reading your library…', 'Photos appear here as soon as they are indexed.']
-        : ['No photos yet', 'Copy photos and videos into the media folder: they appear here as soon as they are written.'];
-  $('#empty h2').textContent = title;
+      : share
+        ? ['Nothing here yet', 'Nothing has been shared here yet, or it was removed.']
+        : indexing && !indexing.done
+          ? ['Reading your library…', 'Photos appear here as soon as they are indexed.']
+          : ['No photos yet', 'Copy photos and videos into the media folder: they appear here as soon as they are written.'];
+  $('#empty h2').textContent = heading;
   $('#empty p').textContent = text;
   $('#empty button').hidden = !active || !!facetsError;
 }
@@ -145,7 +172,12 @@ function navigate(next) {
   selection.clear();
   filters.update(filter);
   load();
-  live.start(filterParams(filter).toString());
+  startLive();
+}
+
+/** Live updates follow the filter; a share link's page has none (its guests get no events). */
+function startLive() {
+  if (!currentShare()) live.start(filterParams(filter).toString());
 }
 
 /** The "N new photos" pill. */
@@ -219,6 +251,21 @@ $('#filter-btn').addEventListener('click', () => filters.open());
 $('#filters [data-action="trash"]').addEventListener('click', () => {
   filters.close();
   openTrash();
+});
+$('#filters [data-action="shares"]').addEventListener('click', () => {
+  filters.close();
+  openShares();
+});
+$('#filters [data-action="share"]').addEventListener('click', () => {
+  filters.close();
+  const what = filter.dir ? { dir: filter.dir } : filter.year && filter.month ? { year: filter.year, month: filter.month } : null;
+  if (what) openShareDialog(what, filter.dir ? `the folder ${filter.dir.split('/').pop()}` : describe({ ...filter, dir: '', kind: '', favorite: false }));
+});
+selection.addEventListener('share', (e) => {
+  const { items } = /** @type {CustomEvent} */ (e).detail;
+  const videos = items.filter((/** @type {Item} */ it) => it.kind === 'video').length;
+  const what = videos === 0 ? ['photo', 'photos'] : videos === items.length ? ['video', 'videos'] : ['item', 'items'];
+  openShareDialog({ ids: items.map((/** @type {Item} */ it) => it.id) }, `these ${plural(items.length, what[0], what[1])}`.replace('these 1 ', 'this '));
 });
 filters.addEventListener('change', (e) => navigate(/** @type {CustomEvent} */ (e).detail));
 $('#empty button').addEventListener('click', () => navigate(noFilter()));
@@ -318,7 +365,7 @@ addEventListener('popstate', () => {
     selection.clear();
     filters.update(filter);
     load({ restoreY: history.state?.y });
-    live.start(filterParams(filter).toString());
+    startLive();
   }
   const id = history.state?.viewer || location.hash.slice(1);
   if (!id && viewer?.isOpen) viewer.close({ fromHistory: true });
@@ -345,14 +392,16 @@ new ResizeObserver(([entry]) => {
 }).observe($('#top'));
 
 // A private gallery: nothing loads before the password is known (offline, the cache decides).
+// A share link's page (/s/TOKEN) opens the link instead, and shows only what it shares.
 // Not a top-level await: the code below must still see the page's load event.
-ensureSession().then(() => {
+const token = location.pathname.startsWith('/s/') ? location.pathname.slice(3) : null;
+(token ? import('./guest.js').then(({ ensureGuest }) => ensureGuest(token)) : ensureSession()).then(() => {
   filters.update(filter);
   load({ restoreY: history.state?.y });
-  live.start(filterParams(filter).toString());
+  startLive();
   updateOffline();
   if (location.hash.length > 1) openById(location.hash.slice(1));
-  showConfigError();
+  if (!token) showConfigError();
 });
 
 /** Says so when the server could not use its config file (spis.toml) and fell back. */

@@ -3,7 +3,7 @@
 // (so back/forward, reload and shared links keep them); the sheet offers them with counts from
 // /api/facets, and active ones show as removable chips under the header.
 
-import { filterParams } from './api.js';
+import { apiParams, currentShare, filterParams } from './api.js';
 import { formatCount, h, icon, monthName } from './ui.js';
 
 /** @typedef {import('./api.js').Filter} Filter */
@@ -133,10 +133,15 @@ export class Filters extends EventTarget {
     this.renderChips();
     // What the filter shows, as one ZIP (the server sends its length, so the browser shows
     // progress); offered once something narrows the view, never for the whole library at once.
+    // A share link's page offers all of it.
     const zip = /** @type {HTMLAnchorElement} */ (this.dialog.querySelector('[data-action="zip"]'));
     const search = filterSearch(filter);
-    zip.hidden = !search;
-    zip.href = `/api/zip${search}`;
+    zip.hidden = !search && !currentShare();
+    zip.href = `/api/zip?${apiParams(filter)}`;
+    // A folder or a month can be shared as a link that shows what is added to it later.
+    const share = /** @type {HTMLElement} */ (this.dialog.querySelector('[data-action="share"]'));
+    share.hidden = !filter.dir && !(filter.year && filter.month);
+    /** @type {HTMLElement} */ (share.querySelector('.grow')).textContent = filter.dir ? 'Share link to this folder' : 'Share link to this month';
     if (this.dialog.open) this.render();
   }
 

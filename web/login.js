@@ -1,6 +1,7 @@
 // @ts-check
 // The door: asks for the household password (or, on first run, to choose one) before the gallery
-// opens, and again whenever the server says the session ended.
+// opens, and again whenever the server says the session ended. A share link's password and its
+// "this link has ended" page use the same door.
 
 /** @type {Promise<void>|null} */
 let shown = null;
@@ -24,13 +25,14 @@ export async function ensureSession() {
 }
 
 /**
- * Shows the login (or first-run) form over everything.
- * @param {boolean} setup whether no password exists yet and one must be chosen
- * @returns {Promise<void>} never resolves; the page reloads after a login
+ * A full-page card over everything: a title, a hint, password fields and a button. `submit`
+ * gets the fields' values and answers an error to show, or nothing when it is done (it then
+ * moves on itself: a reload, or removing the door). Without fields it is a notice.
+ * @param {{title: string, hint: string, fields?: {label: string, autocomplete: AutoFill}[],
+ *   button?: string, submit?: (values: string[]) => Promise<string|void>}} spec
+ * @returns {{remove: () => void}}
  */
-export function showForm(setup) {
-  if (shown) return shown;
-  shown = new Promise(() => {});
+export function openDoor({ title, hint, fields = [], button = 'Open', submit }) {
   const dialog = document.createElement('div');
   dialog.className = 'door';
   dialog.setAttribute('role', 'dialog');
@@ -39,17 +41,14 @@ export function showForm(setup) {
   const form = document.createElement('form');
   form.className = 'door-card';
   form.noValidate = true;
-  const title = document.createElement('h1');
-  title.id = 'door-title';
-  title.textContent = setup ? 'Choose a password' : 'Photos';
-  const hint = document.createElement('p');
-  hint.className = 'door-hint';
-  hint.textContent = setup
-    ? 'This gallery is private. Choose the password everyone in your household will use (8 characters or more).'
-    : 'This gallery is private. Enter the password to see it.';
-  form.append(title, hint);
-  /** @param {string} label @param {AutoFill} autocomplete @returns {HTMLInputElement} */
-  const field = (label, autocomplete) => {
+  const h1 = document.createElement('h1');
+  h1.id = 'door-title';
+  h1.textContent = title;
+  const p = document.createElement('p');
+  p.className = 'door-hint';
+  p.textContent = hint;
+  form.append(h1, p);
+  const inputs = fields.map(({ label, autocomplete }) => {
     const l = document.createElement('label');
     l.className = 'door-field';
     const span = document.createElement('span');
@@ -61,57 +60,79 @@ export function showForm(setup) {
     l.append(span, input);
     form.append(l);
     return input;
-  };
-  const password = field('Password', setup ? 'new-password' : 'current-password');
-  const again = setup ? field('Password again', 'new-password') : null;
+  });
   const error = document.createElement('p');
   error.className = 'door-error';
   error.setAttribute('role', 'alert');
-  const submit = document.createElement('button');
-  submit.type = 'submit';
-  submit.className = 'door-submit';
-  submit.textContent = setup ? 'Set password and open' : 'Open';
-  form.append(error, submit);
+  form.append(error);
+  if (submit) {
+    const go = document.createElement('button');
+    go.type = 'submit';
+    go.className = 'door-submit';
+    go.textContent = button;
+    form.append(go);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      go.disabled = true;
+      try {
+        const why = await submit(inputs.map((i) => i.value));
+        if (why) {
+          error.textContent = why;
+          inputs[0]?.select();
+        }
+      } catch {
+        error.textContent = 'The server cannot be reached.';
+      } finally {
+        go.disabled = false;
+      }
+    });
+  }
   dialog.append(form);
   document.body.append(dialog);
   document.body.classList.add('door-open');
-  password.focus();
+  inputs[0]?.focus();
+  return {
+    remove() {
+      dialog.remove();
+      document.body.classList.remove('door-open');
+    },
+  };
+}
 
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    error.textContent = '';
-    if (setup && password.value.length < 8) {
-      error.textContent = 'Use at least 8 characters.';
-      return;
-    }
-    if (again && again.value !== password.value) {
-      error.textContent = 'The two passwords differ.';
-      return;
-    }
-    submit.disabled = true;
-    try {
+/**
+ * Shows the login (or first-run) form over everything.
+ * @param {boolean} setup whether no password exists yet and one must be chosen
+ * @returns {Promise<void>} never resolves; the page reloads after a login
+ */
+export function showForm(setup) {
+  if (shown) return shown;
+  shown = new Promise(() => {});
+  openDoor({
+    title: setup ? 'Choose a password' : 'Photos',
+    hint: setup
+      ? 'This gallery is private. Choose the password everyone in your household will use (8 characters or more).'
+      : 'This gallery is private. Enter the password to see it.',
+    fields: setup
+      ? [{ label: 'Password', autocomplete: 'new-password' }, { label: 'Password again', autocomplete: 'new-password' }]
+      : [{ label: 'Password', autocomplete: 'current-password' }],
+    button: setup ? 'Set password and open' : 'Open',
+    async submit([password, again]) {
+      if (setup && password.length < 8) return 'Use at least 8 characters.';
+      if (setup && again !== password) return 'The two passwords differ.';
       const res = await fetch(setup ? '/api/setup' : '/api/login', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         credentials: 'same-origin',
-        body: JSON.stringify({ password: password.value }),
+        body: JSON.stringify({ password }),
       });
-      if (res.ok) {
+      const body = res.ok ? {} : await res.json().catch(() => ({}));
+      if (res.ok || body.code === 'password_already_set') {
         location.reload();
         return;
       }
-      const body = await res.json().catch(() => ({}));
-      if (body.code === 'password_already_set') {
-        location.reload();
-        return;
-      }
-      error.textContent = body.code === 'wrong_password' ? 'Wrong password.' : body.error || `Error ${res.status}`;
-      password.select();
-    } catch {
-      error.textContent = 'The server cannot be reached.';
-    } finally {
-      submit.disabled = false;
-    }
+      return body.code === 'wrong_password' ? 'Wrong password.' : body.error || `Error ${res.status}`;
+    },
   });
   return shown;
 }

@@ -2,7 +2,7 @@
 // Multi-select: long press (touch), shift/ctrl-click or the Select button; then favorite,
 // unfavorite, download or delete the chosen items together.
 
-import { downloadURL } from './api.js';
+import { apiParams, currentShare, downloadURL } from './api.js';
 import { markFavorites } from './favorites.js';
 import { plural, toast } from './ui.js';
 
@@ -30,6 +30,9 @@ export class Selection extends EventTarget {
     on('unfav', () => this.favorite(false));
     on('download', () => this.download());
     on('delete', () => this.delete());
+    on('share', () => {
+      if (this.items.size) this.dispatchEvent(new CustomEvent('share', { detail: { items: [...this.items.values()] } }));
+    });
   }
 
   /** @param {string} id @returns {boolean} */
@@ -93,7 +96,7 @@ export class Selection extends EventTarget {
     this.bar.hidden = !this.mode;
     document.documentElement.classList.toggle('selecting', this.mode);
     /** @type {HTMLElement} */ (this.bar.querySelector('.sel-count')).textContent = n ? `${plural(n, 'selected', 'selected')}` : 'Select items';
-    for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"], [data-s="delete"]')) b.toggleAttribute('disabled', n === 0);
+    for (const b of this.bar.querySelectorAll('[data-s="fav"], [data-s="unfav"], [data-s="download"], [data-s="delete"], [data-s="share"]')) b.toggleAttribute('disabled', n === 0);
     this.dispatchEvent(new Event('change'));
   }
 
@@ -131,6 +134,12 @@ export class Selection extends EventTarget {
       document.body.append(a);
       a.click();
       a.remove();
+    } else if (items.length > 1 && currentShare()) {
+      // A share link's guest only reads (GET): the selection goes in the URL, with the share.
+      toast(`Downloading ${plural(items.length, 'item', 'items')} as one ZIP…`);
+      const q = apiParams({ year: null, month: null, dir: '', favorite: false, kind: '' });
+      q.set('ids', items.map((it) => it.id).join(','));
+      location.assign(`/api/zip?${q}`);
     } else if (items.length > 1) {
       toast(`Downloading ${plural(items.length, 'item', 'items')} as one ZIP…`);
       const form = document.createElement('form');

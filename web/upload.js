@@ -5,6 +5,7 @@
 // phone's Share sheet (the service worker hands them over). New items reach the grid through the
 // live updates, as any new file does.
 
+import { currentShare } from './api.js';
 import { h, icon, plural, toast } from './ui.js';
 
 /** Bytes per PATCH: small enough to show progress and lose little to a dropped connection. */
@@ -300,7 +301,8 @@ export function wireUploads(uploads) {
   });
   const drop = /** @type {HTMLElement} */ (document.getElementById('drop'));
   let depth = 0;
-  const hasFiles = (/** @type {DragEvent} */ e) => !!e.dataTransfer?.types.includes('Files');
+  // A share link's guest adds nothing.
+  const hasFiles = (/** @type {DragEvent} */ e) => !currentShare() && !!e.dataTransfer?.types.includes('Files');
   addEventListener('dragenter', (e) => {
     if (!hasFiles(e)) return;
     depth++;

@@ -4,7 +4,7 @@
 // favorite, download, details and a slideshow. The gestures are read in gestures.js and the zoom
 // kept in zoom.js; the viewer owns the slides and what is shown.
 
-import { downloadURL } from './api.js';
+import { canDownload, currentShare, downloadURL } from './api.js';
 import { bindGestures } from './gestures.js';
 import { thumbHashURL } from './thumbhash.js';
 import { dateFormat, formatDuration, formatSize, formatTaken, h, icon, wallClock } from './ui.js';
@@ -511,7 +511,7 @@ export class Viewer extends EventTarget {
   loadOriginal() {
     const it = this.item;
     const frame = this.frame;
-    if (!it || !frame || frame.dataset.original || !NATIVE.has(it.format) || it.kind !== 'image') return;
+    if (!it || !frame || frame.dataset.original || !NATIVE.has(it.format) || it.kind !== 'image' || !canDownload()) return;
     frame.dataset.original = 'loading';
     const img = new Image();
     img.decoding = 'async';
@@ -616,8 +616,9 @@ export class Viewer extends EventTarget {
       ArrowRight: () => this.go(1),
       ArrowLeft: () => this.go(-1),
       Escape: () => (this.playing ? this.stopSlideshow() : this.close()),
-      f: () => this.toggleFavorite(),
-      Delete: () => this.deleteCurrent(),
+      // A share link's guest changes nothing.
+      f: () => (currentShare() ? false : this.toggleFavorite()),
+      Delete: () => (currentShare() ? false : this.deleteCurrent()),
       i: () => this.setInfo(),
       s: () => (this.playing ? this.stopSlideshow() : this.startSlideshow()),
       '+': () => this.zoomTo(this.zoom.s * 1.5, stage.width / 2, stage.height / 2),

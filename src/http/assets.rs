@@ -27,6 +27,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("filters.js", include_bytes!("../../web/filters.js")),
     ("gestures.js", include_bytes!("../../web/gestures.js")),
     ("grid.js", include_bytes!("../../web/grid.js")),
+    ("guest.js", include_bytes!("../../web/guest.js")),
     ("icons/apple-touch-icon.png", include_bytes!("../../web/icons/apple-touch-icon.png")),
     ("icons/favicon.svg", include_bytes!("../../web/icons/favicon.svg")),
     ("icons/icon-192.png", include_bytes!("../../web/icons/icon-192.png")),
@@ -38,6 +39,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("manifest.webmanifest", include_bytes!("../../web/manifest.webmanifest")),
     ("scrubber.js", include_bytes!("../../web/scrubber.js")),
     ("select.js", include_bytes!("../../web/select.js")),
+    ("share.js", include_bytes!("../../web/share.js")),
     ("style.css", include_bytes!("../../web/style.css")),
     ("sw.js", include_bytes!("../../web/sw.js")),
     ("thumbhash.js", include_bytes!("../../web/thumbhash.js")),
@@ -159,7 +161,8 @@ pub(super) fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> 
     };
     let dev = matches!(source, Source::Dir(_));
     let (path, immutable) = match segments {
-        [""] => ("index.html".to_owned(), false),
+        // A share link's page is the app, which finds the link in its own URL.
+        [""] | ["s", _] => ("index.html".to_owned(), false),
         [name] if ROOT_FILES.contains(name) => ((*name).to_owned(), false),
         ["assets", version, rest @ ..] if !rest.is_empty() => {
             // An old version's URL still gets today's file, but not cached forever under it.
