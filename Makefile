@@ -43,7 +43,7 @@ api: ## The API against its OpenAPI document (schemathesis, every check), and re
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/schemathesis.sh
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/tus.sh
 
-web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server
+web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server, and Lighthouse (accessibility, best practices, SEO at 100)
 	tests/web/typecheck.sh
 	$(CARGO) build --locked
 	SPIS_BIN="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/spis" SCREENSHOT_DIR="$(CURDIR)/target/screenshots" tests/web/run.sh
@@ -67,11 +67,12 @@ card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU ra
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
 
-bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails vs vips and nginx; live latency; zip, uploads
+bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails and signed URLs vs vips and nginx; live latency; zip, uploads; Lighthouse performance
 	scripts/bench.sh
 	scripts/bench/thumbs.sh
 	scripts/bench/live.sh
 	scripts/bench/transfer.sh
+	scripts/bench/lighthouse.sh
 
 fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZZ_SECONDS (60) each
 	scripts/fuzz.sh $(FUZZ_SECONDS)
