@@ -3,7 +3,8 @@
 #  1. CPU time per 12 MP JPEG on one core: spis's pipeline against libvips' vipsthumbnail
 #     (VIPS_CONCURRENCY=1), for a 400 px thumbnail alone and for 1600 px + 400 px.
 #  2. Cached thumbnails over HTTP: spis from memory against nginx serving the same files
-#     (sendfile, 2 workers), wrk at 64 connections over 1000 different thumbnails.
+#     (sendfile, 2 workers), wrk at 64 connections over 1000 different thumbnails; then the same
+#     for signed /img URLs (320 px) against nginx serving the bytes spis answered.
 # A benchmark, not a test: it prints ratios and exits 0 on a miss. Only 127.0.0.1 is used; every
 # loop is bounded. Installs libvips-tools, nginx and wrk with apt when missing.
 #
@@ -192,6 +193,25 @@ run_wrk "$BASE" "$RUN/spis-paths.txt"
 S_RPS=$RPS S_P50=$P50 S_P99=$P99 S_ERR=$ERR
 run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-paths.txt"
 N_RPS=$RPS N_P50=$P50 N_P99=$P99 N_ERR=$ERR
+
+say "signed image URLs: 1000 photos at 320 px from spis (made once, then cached) and the same bytes from nginx"
+mkdir -p "$RUN/state-serve/cache/img"
+: >"$RUN/spis-img.txt"
+: >"$RUN/nginx-img.txt"
+for ((i = 0; i < 1000; i++)); do
+  name="$(printf 'r%04d.jpg' "$i")"
+  url="$("$BIN" --media "$RUN/many" --state-dir "$RUN/state-serve" url sign "$name" --width 320)"
+  # Made once (this request), then from spis's caches; nginx gets exactly these bytes.
+  curl -fsS -o "$RUN/state-serve/cache/img/$name" "$BASE$url"
+  echo "$url" >>"$RUN/spis-img.txt"
+  echo "/img/$name" >>"$RUN/nginx-img.txt"
+done
+chmod -R a+rX "$RUN/state-serve/cache/img"
+IMG_BYTES="$(find "$RUN/state-serve/cache/img" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s / NR }')"
+run_wrk "$BASE" "$RUN/spis-img.txt"
+SI_RPS=$RPS SI_P50=$P50 SI_P99=$P99 SI_ERR=$ERR
+run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-img.txt"
+NI_RPS=$RPS NI_P50=$P50 NI_P99=$P99 NI_ERR=$ERR
 kill "$PID"
 
 say "originals: a $ORIGINAL_BYTES-byte video from spis and from nginx"
@@ -233,6 +253,11 @@ row "nginx (sendfile, 2 workers) req/s, p50 / p99" "$N_RPS, $N_P50 / $N_P99 ms" 
 row "spis (memory) req/s, p50 / p99" "$S_RPS, $S_P50 / $S_P99 ms" ">= 1.2x, p50 < 1 ms"
 row "spis / nginx req/s" "$(ratio "$S_RPS" "$N_RPS")x" ">= 1.2x"
 row "failed requests spis / nginx" "$S_ERR / $N_ERR" "0 / 0"
+row "Signed /img URLs, 320 px, wrk 64 conns, 1000" "avg $IMG_BYTES bytes" "-"
+row "  nginx req/s, p50 / p99" "$NI_RPS, $NI_P50 / $NI_P99 ms" "-"
+row "  spis req/s, p50 / p99 (signature checked)" "$SI_RPS, $SI_P50 / $SI_P99 ms" "-"
+row "  spis / nginx req/s" "$(ratio "$SI_RPS" "$NI_RPS")x" ">= 1.2x"
+row "  failed requests spis / nginx" "$SI_ERR / $NI_ERR" "0 / 0"
 row "Original of $(awk -v b="$ORIGINAL_BYTES" 'BEGIN { printf "%.1f", b / 1e6 }') MB, wrk 64 conns: nginx GB/s" "$(gbps "$NO_RPS") ($NO_RPS req/s)" "-"
 row "  spis GB/s (256 KiB chunks)" "$(gbps "$SO_RPS") ($SO_RPS req/s)" "-"
 row "  spis / nginx" "$(ratio "$SO_RPS" "$NO_RPS")x" ">= 0.8x"

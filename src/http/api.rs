@@ -393,6 +393,13 @@ pub(super) async fn resized(
     fit: render::Fit,
     encoding: render::Encoding,
 ) -> Result<(Arc<crate::thumbs::Encoded>, &'static str), ApiError> {
+    let content_type = match encoding {
+        render::Encoding::Jpeg => "image/jpeg",
+        render::Encoding::Png => "image/png",
+    };
+    if let Some(hit) = app.thumbs.resized_cached(&item, size, fit, encoding) {
+        return Ok((hit, content_type));
+    }
     let made = {
         let _slot = app.thumbs.decode_slot().await;
         let thumbs = Arc::clone(&app.thumbs);
@@ -401,10 +408,6 @@ pub(super) async fn resized(
             .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
     };
     let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
-    let content_type = match encoding {
-        render::Encoding::Jpeg => "image/jpeg",
-        render::Encoding::Png => "image/png",
-    };
     Ok((encoded, content_type))
 }
 

@@ -294,6 +294,22 @@ impl Thumbs {
 
     /// A picture for a `width` x `height` box (the `/resize` endpoint), cached like the
     /// renditions under its own key. Blocks: call it off the async runtime.
+    /// A resized picture if it is in memory: the fast path, safe to call on the async runtime
+    /// (a cached signed URL then costs no trip through the blocking pool).
+    pub(crate) fn resized_cached(
+        &self,
+        item: &Item,
+        size: (u32, u32),
+        fit: render::Fit,
+        encoding: render::Encoding,
+    ) -> Option<Arc<Encoded>> {
+        let hit = lock(&self.memory).get(&resize_key(item, size, fit, encoding));
+        if hit.is_some() {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
     pub(crate) fn resized_blocking(
         &self,
         item: &Item,
