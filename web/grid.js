@@ -3,7 +3,7 @@
 // the month counts) and rendered only around the viewport, so a 40k-photo library keeps a few
 // dozen tiles in the DOM. Pages are requested ahead of the scroll position.
 
-import { thumbHashURL } from './thumbhash.js';
+import { thumbHashColor, thumbHashLater } from './thumbhash.js';
 import { formatDuration, formatTaken, h, icon, monthName, plural, topBarHeight } from './ui.js';
 
 /** @typedef {import('./timeline.js').Timeline} Timeline */
@@ -48,6 +48,16 @@ export class Grid extends EventTarget {
     this.total = 0;
     /** The grid's top in the page, measured by each layout and render. */
     this.rootTop = 0;
+    /** @type {[number, number]} the screen's top and bottom in grid coordinates (render() sets it) */
+    this.view = [0, 0];
+    /**
+     * Until the first screen's thumbnails have loaded, the rows rendered ahead of it wait: on a
+     * slow link they would share its bandwidth (Chromium fetches lazy images this near at once).
+     * @type {Promise<unknown>[]|null}
+     */
+    this.firstScreen = [];
+    this.releasing = false;
+    this.shownAny = false;
     /** While true (scrubbing), no thumbnails are requested and no pages loaded. */
     this.fast = false;
     this.frame = 0;
@@ -195,6 +205,8 @@ export class Grid extends EventTarget {
     clearTimeout(this.settleTimer);
     if (this.flying) this.settleTimer = setTimeout(() => this.schedule(), 150);
     const viewTop = y - this.rootTop;
+    /** The screen, in grid coordinates: its tiles load first, and eagerly. */
+    this.view = [viewTop, viewTop + vh];
     const over = vh * 0.75;
     const wTop = viewTop - over;
     const wBottom = viewTop + vh + over;
@@ -244,6 +256,7 @@ export class Grid extends EventTarget {
       el.remove();
     }
     this.dirty.clear();
+    this.releaseFirstScreen();
     this.dispatchEvent(new Event('render'));
   }
 
@@ -294,11 +307,19 @@ export class Grid extends EventTarget {
       el.style.height = size;
     }
     if (el.dataset.key !== key) el.dataset.key = key;
+    // On screen: fetched at once and first (the first screen's largest paint is one of these);
+    // the rows rendered ahead, only when the browser sees them coming.
+    const img = /** @type {HTMLImageElement} */ (el.querySelector('img'));
+    const seen = top < this.view[1] && top + this.rowH > this.view[0];
+    if (img.loading !== (seen ? 'eager' : 'lazy')) {
+      img.loading = seen ? 'eager' : 'lazy';
+      img.fetchPriority = seen ? 'high' : 'auto';
+    }
     if (!item) {
       if (el.dataset.id || !el.classList.contains('pending')) this.fillPending(el, s);
       return;
     }
-    if (el.dataset.id !== item.id || this.dirty.has(item.id) || (!this.lazy && !(/** @type {HTMLImageElement} */ (el.querySelector('img')).dataset.src))) {
+    if (el.dataset.id !== item.id || this.dirty.has(item.id) || (!this.lazy && !img.dataset.src)) {
       this.fill(el, item);
     }
     const selected = this.selection.isSelected(item.id);
@@ -358,8 +379,12 @@ export class Grid extends EventTarget {
       'aria-label',
       `${item.name}, ${formatTaken(item.taken)}${item.kind === 'video' ? ', video' : ''}${item.favorite ? ', favorite' : ''}`,
     );
-    const hash = thumbHashURL(item.thumbhash);
-    el.style.backgroundImage = hash ? `url("${hash}")` : '';
+    // The average colour at once; the blurred picture when the worker has decoded it.
+    el.style.backgroundColor = thumbHashColor(item.thumbhash);
+    el.style.backgroundImage = '';
+    thumbHashLater(item.thumbhash, (hash) => {
+      if (hash && el.dataset.id === item.id) el.style.backgroundImage = `url("${hash}")`;
+    });
     /** @type {HTMLElement} */ (el.querySelector('.video-badge span')).textContent = item.kind === 'video' ? formatDuration(item.duration_ms) : '';
     if (changed) {
       img.classList.remove('loaded');
@@ -367,11 +392,29 @@ export class Grid extends EventTarget {
       delete img.dataset.src;
     }
     img.alt = item.name;
-    if (!this.lazy && img.dataset.src !== item.thumb) {
+    const held = this.firstScreen && img.loading === 'lazy';
+    if (!this.lazy && !held && img.dataset.src !== item.thumb) {
       img.dataset.src = item.thumb;
       img.src = item.thumb;
+      this.shownAny = true;
       if (img.complete && img.naturalWidth) img.classList.add('loaded');
+      else if (this.firstScreen) this.firstScreen.push(new Promise((done) => {
+        img.addEventListener('load', done, { once: true });
+        img.addEventListener('error', done, { once: true });
+      }));
     }
+  }
+
+  /** Lets the rows ahead load once the first screen's thumbnails have (or after 3 s at most). */
+  releaseFirstScreen() {
+    const waiting = this.firstScreen;
+    // Nothing shown yet (the first page has not arrived): wait for it.
+    if (!waiting || !this.shownAny || this.releasing) return;
+    this.releasing = true;
+    Promise.race([Promise.all(waiting), new Promise((done) => setTimeout(done, 3000))]).then(() => {
+      this.firstScreen = null;
+      this.schedule();
+    });
   }
 
   /**

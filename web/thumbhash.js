@@ -28,6 +28,75 @@ export function thumbHashURL(b64) {
 }
 
 /**
+ * The average colour of a ThumbHash (its DC term alone): cheap enough for every tile at once.
+ * @param {string | null | undefined} b64
+ * @returns {string} a CSS colour, or '' when there is no hash or it is malformed
+ */
+export function thumbHashColor(b64) {
+  if (!b64 || b64.length < 4) return '';
+  try {
+    const b = atob(b64.slice(0, 4));
+    const h24 = b.charCodeAt(0) | (b.charCodeAt(1) << 8) | (b.charCodeAt(2) << 16);
+    const l = (h24 & 63) / 63;
+    const p = ((h24 >> 6) & 63) / 31.5 - 1;
+    const q = ((h24 >> 12) & 63) / 31.5 - 1;
+    const blue = l - (2 / 3) * p;
+    const red = (3 * l - blue + q) / 2;
+    const c = (/** @type {number} */ v) => Math.round(255 * Math.max(0, Math.min(1, v)));
+    return `rgb(${c(red)}, ${c(red - q)}, ${c(blue)})`;
+  } catch {
+    return '';
+  }
+}
+
+/** @type {Worker|null|undefined} the decoder thread; null when the browser has none */
+let worker;
+/** @type {Map<string, ((url: string|null) => void)[]>} hashes sent to the worker, and who waits */
+const waiting = new Map();
+/** @type {string[]} hashes to send with the next batch */
+let batch = [];
+
+/**
+ * The blurred picture of a ThumbHash, decoded off the main thread (a module worker), so that
+ * a screen of new tiles costs the page no decoding; `ready` gets the data URL (or null), at once
+ * when it was decoded before.
+ * @param {string | null | undefined} b64
+ * @param {(url: string|null) => void} ready
+ */
+export function thumbHashLater(b64, ready) {
+  if (!b64) return ready(null);
+  const known = cache.get(b64);
+  if (known !== undefined) return ready(known);
+  if (worker === undefined) {
+    try {
+      worker = new Worker(new URL('./thumbhash-worker.js', import.meta.url), { type: 'module' });
+      worker.onmessage = (e) => {
+        for (const [hash, url] of /** @type {[string, string|null][]} */ (e.data)) {
+          if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value);
+          cache.set(hash, url);
+          for (const cb of waiting.get(hash) || []) cb(url);
+          waiting.delete(hash);
+        }
+      };
+    } catch {
+      worker = null;
+    }
+  }
+  if (!worker) return ready(thumbHashURL(b64));
+  const queued = waiting.get(b64);
+  if (queued) return void queued.push(ready);
+  waiting.set(b64, [ready]);
+  // One message per rendered screen, not per tile.
+  if (!batch.length) {
+    queueMicrotask(() => {
+      worker?.postMessage(batch);
+      batch = [];
+    });
+  }
+  batch.push(b64);
+}
+
+/**
  * Decodes ThumbHash bytes to RGBA pixels.
  * @param {Uint8Array} hash
  * @returns {{w: number, h: number, rgba: Uint8ClampedArray}}

@@ -42,6 +42,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("share.js", include_bytes!("../../web/share.js")),
     ("style.css", include_bytes!("../../web/style.css")),
     ("sw.js", include_bytes!("../../web/sw.js")),
+    ("thumbhash-worker.js", include_bytes!("../../web/thumbhash-worker.js")),
     ("thumbhash.js", include_bytes!("../../web/thumbhash.js")),
     ("timeline.js", include_bytes!("../../web/timeline.js")),
     ("trash.js", include_bytes!("../../web/trash.js")),
