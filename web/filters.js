@@ -211,7 +211,8 @@ export class Filters extends EventTarget {
       'aria-checked': String(f.favorite),
       onclick: () => this.patch({ favorite: !f.favorite }),
     }, [icon('heart'), h('span', { class: 'grow', text: 'Favorites only' }), h('span', { class: 'count', text: f.favorite ? '' : formatCount(facets.favorites || 0) }), h('span', { class: 'switch', 'aria-hidden': 'true' })]);
-    groups.push(fav);
+    // The household's favorites are its own: a share link's page has no such filter.
+    if (!currentShare()) groups.push(fav);
 
     // When: years, then months of the chosen year (or of every year).
     const years = [h('button', { type: 'button', class: 'chip', 'data-k': 'year:', 'aria-pressed': String(!f.year), text: 'All years', onclick: () => this.patch({ year: null }) })];

@@ -191,7 +191,7 @@ pub(super) fn facets(
             "folders": folder_tree(index, &f.folder_counts, view),
             "images": f.images,
             "videos": f.videos,
-            "favorites": f.favorites,
+            "favorites": if view.is_some() { 0 } else { f.favorites },
         })))
     })
 }
@@ -609,9 +609,11 @@ pub(super) struct ItemJson<'a> {
 }
 
 impl<'a> ItemJson<'a> {
-    /// As a share's guests see it: its folder relative to the shared one, or none.
+    /// As a share's guests see it: its folder relative to the shared one, or none, and no
+    /// favorite (the household's favorites are its own).
     pub(super) fn seen_from(mut self, view: Option<&Link>) -> ItemJson<'a> {
         if let Some(v) = view {
+            self.favorite = false;
             self.dir = match self.dir {
                 Cow::Borrowed(d) => Cow::Borrowed(super::share::seen_dir(v, d)),
                 Cow::Owned(d) => Cow::Owned(super::share::seen_dir(v, &d).to_owned()),

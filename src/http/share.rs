@@ -54,9 +54,13 @@ fn narrowed(link: &Link) -> Filter {
 }
 
 /// Narrows a request's filter to a share. A guest's `dir` is relative to the shared folder (it
-/// never learns the folders above), and names no folder in other shares.
+/// never learns the folders above), and names no folder in other shares; `favorite` is refused.
 pub(super) fn narrow(filter: &mut Filter, link: &Link) -> Result<(), ApiError> {
     filter.within = Some(Arc::clone(&link.within));
+    // The household's favorites are its own: a guest can neither see nor filter by them.
+    if filter.favorite.is_some() {
+        return Err(ApiError::bad("favorite", "not in a share link"));
+    }
     let Some(asked) = filter.dir.take() else { return Ok(()) };
     let asked = asked.trim_matches('/');
     if asked.is_empty() {

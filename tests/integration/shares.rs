@@ -130,8 +130,23 @@ fn a_folder_share_shows_its_folder_with_what_is_added_later_and_nothing_else() {
     );
     get(&server, "/api/media?share=AAAAAAAAAAAAAAAA", &household).assert_error(404, "unknown_share");
 
-    // Inside: the item, its pictures and its file; outside: as if it did not exist.
+    // The household's favorites are its own.
     let inside = id_of(&server, &household, "a.jpg");
+    let put = read(
+        agent()
+            .put(server.url(&format!("/api/media/{inside}/favorite")))
+            .header("Cookie", &household)
+            .send_empty()
+            .unwrap(),
+    );
+    assert_eq!(put.status, 200);
+    let list = get(&server, "/api/media", &guest).json();
+    assert!(list["items"].as_array().unwrap().iter().all(|i| i["favorite"] == false), "{list}");
+    assert_eq!(get(&server, "/api/facets", &guest).json()["favorites"], 0);
+    get(&server, "/api/media?favorite=true", &guest).assert_error(400, "bad_parameter");
+    assert_eq!(get(&server, &format!("/api/media/{inside}"), &guest).json()["favorite"], false);
+
+    // Inside: the item, its pictures and its file; outside: as if it did not exist.
     let outside = id_of(&server, &household, "c.jpg");
     for what in ["", "/thumb", "/preview", "/original", "/details"] {
         assert_eq!(get(&server, &format!("/api/media/{inside}{what}"), &guest).status, 200, "{what}");
