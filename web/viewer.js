@@ -275,6 +275,8 @@ export class Viewer extends EventTarget {
         img.classList.add('loaded');
         if (!item.width || !item.height) this.fit(frame, img.naturalWidth, img.naturalHeight);
       });
+      // Ahead of the grid's thumbnails still queued behind the viewer.
+      img.fetchPriority = 'high';
       img.src = item.preview;
       frame.append(img);
     }

@@ -27,6 +27,8 @@ test('Delete in the viewer moves the photo to the trash, shows the next one, and
   const [first, second] = await allItems(env.server);
   await tile(page, first.id).click();
   await page.waitForFunction((id) => document.querySelector('.slide.current')?.dataset.id === id, first.id, { timeout: 15000 });
+  // Its preview has arrived: a request for it still queued would find the photo gone (a 404).
+  await page.waitForFunction(() => document.querySelector('.slide.current img.full')?.classList.contains('loaded'), null, { timeout: 15000 });
 
   await page.keyboard.press('Delete');
   await page.waitForFunction((id) => document.querySelector('.slide.current')?.dataset.id === id, second.id, { timeout: 15000 });
