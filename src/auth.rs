@@ -443,6 +443,51 @@ fn write_tokens(path: &Path, entries: &[TokenEntry]) -> anyhow::Result<()> {
     private::write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Bytes of an HMAC kept in a short signed token (an image URL, a share link): 128 bits.
+const SHORT_TAG_BYTES: usize = 16;
+
+/// A key of its own (a file in the state dir) that signs short tokens: HMAC-SHA256 cut to
+/// 128 bits, in URL-safe base64. Image URLs and share links each have one.
+#[derive(Clone)]
+pub(crate) struct SigningKey([u8; 32]);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// The key in `path`, made when there is none (see [`load_or_make_key`]).
+    pub(crate) fn load_or_make(path: &Path) -> anyhow::Result<SigningKey> {
+        Ok(SigningKey(load_or_make_key(path)?))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> SigningKey {
+        SigningKey(bytes)
+    }
+
+    fn mac(&self, message: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(message);
+        mac
+    }
+
+    /// The signature of `message`.
+    pub(crate) fn sign(&self, message: &[u8]) -> String {
+        let tag = self.mac(message).finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..SHORT_TAG_BYTES])
+    }
+
+    /// Whether `signature` is this key's for `message`, compared in constant time.
+    pub(crate) fn verify(&self, signature: &str, message: &[u8]) -> bool {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).is_ok_and(|tag| {
+            tag.len() == SHORT_TAG_BYTES && self.mac(message).verify_truncated_left(&tag).is_ok()
+        })
+    }
+}
+
 pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     match private::read_optional(path).with_context(|| format!("reading {}", path.display()))? {
         Some(bytes) if bytes.len() == 32 => Ok(bytes.try_into().expect("32 bytes")),

@@ -13,53 +13,19 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac as _};
-
 use crate::thumbs::render::{Encoding, Fit};
 
 /// The key file in the state dir (32 random bytes, made on first use, shared by replicas).
 const KEY_FILE: &str = "url.key";
-/// Bytes of the HMAC kept in the URL: 128 bits.
-const SIG_BYTES: usize = 16;
 /// The signature of a URL in the public folder.
 pub(crate) const PUBLIC: &str = "_";
 
 /// The key that signs image URLs.
-#[derive(Clone)]
-pub(crate) struct UrlKey([u8; 32]);
+pub(crate) type UrlKey = crate::auth::SigningKey;
 
-impl std::fmt::Debug for UrlKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UrlKey(..)")
-    }
-}
-
-impl UrlKey {
-    /// The state dir's key, made when there is none.
-    pub(crate) fn load_or_make(state_dir: &Path) -> anyhow::Result<UrlKey> {
-        Ok(UrlKey(crate::auth::load_or_make_key(&state_dir.join(KEY_FILE))?))
-    }
-
-    fn mac(&self, signed: &str) -> Hmac<sha2::Sha256> {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(signed.as_bytes());
-        mac
-    }
-
-    /// The signature of the URL text after `/img/<signature>/`.
-    pub(crate) fn sign(&self, signed: &str) -> String {
-        let tag = self.mac(signed).finalize().into_bytes();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..SIG_BYTES])
-    }
-
-    /// Whether `signature` is this key's for `signed`, compared in constant time.
-    pub(crate) fn verify(&self, signature: &str, signed: &str) -> bool {
-        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
-            return false;
-        };
-        tag.len() == SIG_BYTES && self.mac(signed).verify_truncated_left(&tag).is_ok()
-    }
+/// The state dir's image URL key, made when there is none.
+pub(crate) fn load_key(state_dir: &Path) -> anyhow::Result<UrlKey> {
+    UrlKey::load_or_make(&state_dir.join(KEY_FILE))
 }
 
 /// What an image URL asks for.
@@ -177,7 +143,7 @@ pub(crate) fn signed_path(key: Option<&UrlKey>, rel: &str, req: &UrlSpec) -> Str
         .map(|p| percent_encoding::utf8_percent_encode(p, SEGMENT).to_string())
         .collect();
     let signed = format!("{size}/{fit}/{}.{ext}", path.join("/"));
-    let signature = key.map_or_else(|| PUBLIC.to_owned(), |k| k.sign(&signed));
+    let signature = key.map_or_else(|| PUBLIC.to_owned(), |k| k.sign(signed.as_bytes()));
     format!("/img/{signature}/{signed}")
 }
 
@@ -203,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_signed_path_parses_back_and_verifies_only_unchanged() {
-        let key = UrlKey([7; 32]);
+        let key = UrlKey::from_bytes([7; 32]);
         let url = signed_path(
             Some(&key),
             "Blog/2024 Trip/IMG 1.jpg",
@@ -214,11 +180,12 @@ mod tests {
         let (sig, segments) = rest.split_first().unwrap();
         let signed = segments.join("/");
         assert_eq!(signed, "w800-h320-e1900000000/contain/Blog/2024%20Trip/IMG%201.jpg.jpeg");
-        assert!(key.verify(sig, &signed));
-        assert!(!key.verify(sig, &signed.replace("w800", "w1600")), "another size");
-        assert!(!key.verify(sig, &signed.replace("IMG%201", "IMG%202")), "another photo");
-        assert!(!UrlKey([8; 32]).verify(sig, &signed), "another key");
-        assert!(!key.verify("AAAA", &signed) && !key.verify("not base64!", &signed));
+        let verify = |k: &UrlKey, sig: &str, signed: &str| k.verify(sig, signed.as_bytes());
+        assert!(verify(&key, sig, &signed));
+        assert!(!verify(&key, sig, &signed.replace("w800", "w1600")), "another size");
+        assert!(!verify(&key, sig, &signed.replace("IMG%201", "IMG%202")), "another photo");
+        assert!(!verify(&UrlKey::from_bytes([8; 32]), sig, &signed), "another key");
+        assert!(!verify(&key, "AAAA", &signed) && !verify(&key, "not base64!", &signed));
         let r = ImgRequest::parse(segments, SIZES).unwrap();
         assert_eq!((r.width, r.height, r.expires), (800, Some(320), Some(1_900_000_000)));
         assert_eq!((r.dir.as_slice(), r.name.as_slice()), (&b"Blog/2024 Trip"[..], &b"IMG 1.jpg"[..]));

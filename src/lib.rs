@@ -145,7 +145,7 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
             config_error: config.config_error.clone(),
-            url_key: imgurl::UrlKey::load_or_make(&config.state_dir)
+            url_key: imgurl::load_key(&config.state_dir)
                 .context("reading or making url.key (the key that signs image URLs) in the state dir")?,
             public_dir: config.public_dir.clone(),
             shares: std::sync::Arc::new(
@@ -242,11 +242,8 @@ fn url(config: &Config, action: config::UrlAction) -> anyhow::Result<()> {
     let public = config.public_dir.as_deref().is_some_and(|top| {
         fs::watch::is_within(rel.rsplit_once('/').map_or("", |(d, _)| d).as_bytes(), top.as_bytes())
     });
-    let key = if public && opts.expires_days.is_none() {
-        None
-    } else {
-        Some(imgurl::UrlKey::load_or_make(&config.state_dir)?)
-    };
+    let key =
+        if public && opts.expires_days.is_none() { None } else { Some(imgurl::load_key(&config.state_dir)?) };
     let expires = opts.expires_days.map(|d| {
         jiff::Timestamp::now().as_second() + i64::try_from(d.saturating_mul(86_400)).unwrap_or(i64::MAX / 2)
     });

@@ -14,13 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::Mac as _;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::SigningKey;
 use crate::fs::private;
 use crate::library::{Within, id};
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// The cookie that carries a guest's share.
 pub(crate) const GUEST_COOKIE: &str = "spis_guest";
@@ -117,14 +115,14 @@ type FileVersion = (Option<std::time::SystemTime>, u64);
 #[derive(Debug)]
 pub(crate) struct Shares {
     dir: PathBuf,
-    key: [u8; 32],
+    key: SigningKey,
     /// Parsed shares by id, with the version of the file they were read from.
     cache: Mutex<HashMap<String, (FileVersion, Arc<Link>)>>,
 }
 
 impl Shares {
     pub(crate) fn try_new(state_dir: &Path) -> anyhow::Result<Shares> {
-        let key = crate::auth::load_or_make_key(&state_dir.join(KEY_FILE))?;
+        let key = SigningKey::load_or_make(&state_dir.join(KEY_FILE))?;
         Ok(Shares { dir: state_dir.join(DIR), key, cache: Mutex::default() })
     }
 
@@ -278,26 +276,24 @@ impl Shares {
         self.dir.join(format!("{id}.{ext}"))
     }
 
-    fn mac(&self, parts: &[&str]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for p in parts {
-            // Length-prefixed, so ("ab", "c") and ("a", "bc") sign differently.
-            mac.update(&(p.len() as u32).to_be_bytes());
-            mac.update(p.as_bytes());
-        }
-        mac
-    }
-
     fn sign(&self, parts: &[&str]) -> String {
-        URL_SAFE_NO_PAD.encode(&self.mac(parts).finalize().into_bytes()[..16])
+        self.key.sign(&message(parts))
     }
 
     fn verify(&self, parts: &[&str], sig: &str) -> bool {
-        // Constant-time (verify_truncated_left compares the first 16 bytes without branching).
-        URL_SAFE_NO_PAD
-            .decode(sig)
-            .is_ok_and(|s| s.len() == 16 && self.mac(parts).verify_truncated_left(&s).is_ok())
+        self.key.verify(sig, &message(parts))
     }
+}
+
+/// What is signed for a token of `parts`: each length-prefixed, so ("ab", "c") and ("a", "bc")
+/// sign differently.
+fn message(parts: &[&str]) -> Vec<u8> {
+    let mut m = Vec::new();
+    for p in parts {
+        m.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        m.extend_from_slice(p.as_bytes());
+    }
+    m
 }
 
 /// A share id: 16 URL-safe base64 characters (12 random bytes). SECURITY: only these ever name

@@ -35,7 +35,7 @@ pub(super) async fn serve(
         if !inside {
             return Err(ApiError::BadSignature("unsigned, and not in the public folder"));
         }
-    } else if !app.url_key.verify(signature, &rest.join("/")) {
+    } else if !app.url_key.verify(signature, rest.join("/").as_bytes()) {
         return Err(ApiError::BadSignature("the signature does not match this URL"));
     }
     let r = parsed.map_err(|e| match e {
