@@ -518,7 +518,8 @@ pub(crate) fn random<const N: usize>() -> [u8; N] {
     out
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

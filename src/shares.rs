@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::SigningKey;
+use crate::auth::{SigningKey, unix_now};
 use crate::fs::private;
 use crate::library::{Within, id};
 
@@ -45,6 +45,12 @@ pub(crate) struct Share {
     pub password: Option<String>,
     /// Whether guests may save originals and ZIPs (else they see pictures and play videos only).
     pub downloads: bool,
+}
+
+impl Share {
+    pub(crate) fn is_expired(&self) -> bool {
+        self.expires.is_some_and(|e| e <= unix_now())
+    }
 }
 
 /// What a link shows.
@@ -180,7 +186,7 @@ impl Shares {
             return Err(ShareError::Unknown);
         }
         let link = self.load(id).ok_or(ShareError::Unknown)?;
-        if link.share.expires.is_some_and(|e| e <= unix_now()) {
+        if link.share.is_expired() {
             return Err(ShareError::Expired);
         }
         Ok(link)
@@ -308,10 +314,6 @@ fn within(scope: &Scope) -> Within {
         Scope::Folder { dir } => Within::Folder(dir.clone()),
         Scope::Month { year, month } => Within::Month(*year, *month),
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

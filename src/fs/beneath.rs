@@ -284,7 +284,7 @@ fn open_root(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Whether `rel` could be an indexed path (see [`check`]).
-pub(super) fn is_clean(rel: &[u8]) -> bool {
+pub(crate) fn is_clean(rel: &[u8]) -> bool {
     check(rel).is_ok()
 }
 

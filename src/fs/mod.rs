@@ -15,6 +15,8 @@ pub(crate) mod trash;
 pub(crate) mod watch;
 pub(crate) mod xattr;
 
+/// Whether a relative path could be an indexed one (no empty, `.` or `..` parts, no NUL).
+pub(crate) use beneath::is_clean;
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader};
 use std::os::fd::OwnedFd;

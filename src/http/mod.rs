@@ -86,6 +86,12 @@ pub(crate) struct App {
 
 pub(crate) use events::event_json;
 
+/// Unix seconds as RFC 3339 (`2026-12-04T21:00:00Z`), as the API writes times.
+pub(super) fn rfc3339(secs: impl TryInto<i64>) -> String {
+    let secs = secs.try_into().unwrap_or(i64::MAX);
+    jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
+}
+
 /// A JSON answer that no cache keeps (the state of something that changes).
 pub(super) fn json_no_store(
     status: hyper::StatusCode,

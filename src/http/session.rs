@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::guard::{self, Caller};
-use super::{App, Body, full};
+use super::{App, Body};
 use crate::auth::COOKIE;
 
 const MAX_BODY: usize = 4096;
@@ -27,7 +27,7 @@ pub(super) fn status(app: &App, req: &Request<Incoming>) -> Result<Response<Body
     let caller = guard::caller(&app.auth, &app.shares, req.headers());
     Ok(json(
         StatusCode::OK,
-        serde_json::json!({
+        &serde_json::json!({
             "required": app.auth.required(),
             "setup": app.auth.needs_setup(),
             "logged_in": !matches!(caller, Caller::Anonymous | Caller::Guest(_)),
@@ -97,17 +97,20 @@ pub(super) async fn logout(app: &App, req: &Request<Incoming>) -> Result<Respons
         let auth = std::sync::Arc::clone(&app.auth);
         blocking(move || auth.logout(&value)).await?;
     }
-    let clear = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    Ok(json(StatusCode::OK, serde_json::json!({ "logged_in": false }), Some(clear)))
+    let clear = set_cookie(COOKIE, "", 0, false);
+    Ok(json(StatusCode::OK, &serde_json::json!({ "logged_in": false }), Some(clear)))
 }
 
 fn with_cookie(app: &App, value: &str, https: bool) -> Response<Body> {
+    let cookie = set_cookie(COOKIE, value, app.auth.session_max_age().as_secs(), https);
+    json(StatusCode::OK, &serde_json::json!({ "logged_in": true }), Some(cookie))
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, for the whole site, `Secure` when the client
+/// came over TLS; a `max_age` of 0 clears the cookie.
+pub(super) fn set_cookie(name: &str, value: &str, max_age: u64, https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
-    let cookie = format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        app.auth.session_max_age().as_secs()
-    );
-    json(StatusCode::OK, serde_json::json!({ "logged_in": true }), Some(cookie))
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 async fn blocking<T: Send + 'static>(
@@ -144,13 +147,15 @@ pub(super) async fn read_body(
         .to_bytes())
 }
 
-fn json(status: StatusCode, value: serde_json::Value, cookie: Option<String>) -> Response<Body> {
-    let mut resp = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store");
+/// A JSON answer that no cache keeps, setting a cookie when given one.
+pub(super) fn json(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+    cookie: Option<String>,
+) -> Response<Body> {
+    let mut resp = super::json_no_store(status, value);
     if let Some(c) = cookie {
-        resp = resp.header(header::SET_COOKIE, c);
+        resp.headers_mut().insert(header::SET_COOKIE, c.parse().expect("a valid cookie header"));
     }
-    resp.body(full(value.to_string())).expect("valid headers")
+    resp
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::guard::{self, Caller};
-use super::{App, Body, api, blocking, full, json_no_store, session};
+use super::{App, Body, api, blocking, full, json_no_store, rfc3339, session};
 use crate::library::{Filter, Index, Library, id};
 use crate::shares::{GUEST_COOKIE, Link, NewShare, Scope, Shares};
 
@@ -67,7 +67,7 @@ pub(super) fn narrow(filter: &mut Filter, link: &Link) -> Result<(), ApiError> {
         return Ok(());
     }
     let root = link.folder().ok_or_else(|| ApiError::bad("dir", "this share link is not a folder"))?;
-    if asked.split('/').any(|p| matches!(p, "" | "." | "..")) {
+    if !crate::fs::is_clean(asked.as_bytes()) {
         return Err(ApiError::bad("dir", "a folder inside the shared folder"));
     }
     filter.dir = Some(format!("{root}/{asked}"));
@@ -113,15 +113,8 @@ struct GuestJson<'a> {
     downloads: bool,
 }
 
-fn rfc3339(secs: u64) -> String {
-    jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX))
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_string()
-}
-
 fn share_json<'a>(index: &Index, link: &'a Link, views: u64, token: &str) -> ShareJson<'a> {
     let s = &link.share;
-    let now = jiff::Timestamp::now().as_second().max(0) as u64;
     ShareJson {
         id: &s.id,
         title: &s.title,
@@ -129,7 +122,7 @@ fn share_json<'a>(index: &Index, link: &'a Link, views: u64, token: &str) -> Sha
         count: index.count(&narrowed(link)),
         created: rfc3339(s.created),
         expires: s.expires.map(rfc3339),
-        expired: s.expires.is_some_and(|e| e <= now),
+        expired: s.is_expired(),
         password: s.password.is_some(),
         downloads: s.downloads,
         views,
@@ -203,7 +196,7 @@ pub(super) async fn create(app: &Arc<App>, req: &mut Request<Incoming>) -> Resul
             format!("at least {} characters (or none)", crate::shares::MIN_PASSWORD_CHARS),
         ));
     }
-    let now = jiff::Timestamp::now().as_second().max(0) as u64;
+    let now = crate::auth::unix_now();
     let new = NewShare {
         title: title.to_owned(),
         scope,
@@ -254,7 +247,7 @@ fn scope_of(index: &Index, body: &NewShareBody) -> Result<(Scope, String), ApiEr
         }
         (None, Some(dir), None, None) => {
             let dir = dir.trim_matches('/');
-            if dir.is_empty() || dir.split('/').any(|p| matches!(p, "" | "." | "..")) {
+            if dir.is_empty() || !crate::fs::is_clean(dir.as_bytes()) {
                 return Err(ApiError::bad("dir", "a folder below the media folder, like Trips/Rome"));
             }
             let filter = Filter { dir: Some(dir.to_owned()), ..Filter::default() };
@@ -316,7 +309,7 @@ pub(super) async fn guest(
             Ok(guest_answer(app, &link, None))
         }
         Method::DELETE => {
-            let clear = format!("{GUEST_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+            let clear = session::set_cookie(GUEST_COOKIE, "", 0, false);
             let mut resp = Response::builder().status(StatusCode::NO_CONTENT).body(full(bytes::Bytes::new()));
             if let Ok(r) = &mut resp {
                 r.headers_mut().insert(header::SET_COOKIE, clear.parse().expect("a valid header"));
@@ -346,11 +339,7 @@ pub(super) async fn guest(
                 cookie
             })
             .await?;
-            let secure = if https { "; Secure" } else { "" };
-            let set = format!(
-                "{GUEST_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                Shares::guest_max_age(&link)
-            );
+            let set = session::set_cookie(GUEST_COOKIE, &cookie, Shares::guest_max_age(&link), https);
             Ok(guest_answer(app, &link, Some(set)))
         }
     }
@@ -367,11 +356,7 @@ fn guest_answer(app: &App, link: &Link, cookie: Option<String>) -> Response<Body
         expires: s.expires.map(rfc3339),
         downloads: s.downloads,
     };
-    let mut resp = json_no_store(StatusCode::OK, &body);
-    if let Some(c) = cookie {
-        resp.headers_mut().insert(header::SET_COOKIE, c.parse().expect("a valid cookie header"));
-    }
-    resp
+    session::json(StatusCode::OK, &body, cookie)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::{App, Body, api, blocking, file, full, json_no_store, session};
+use super::{App, Body, api, blocking, file, full, json_no_store, rfc3339, session};
 use crate::fs::trash::Trashed;
 use crate::library::id;
 use crate::library::trash::TrashError;
@@ -41,8 +41,6 @@ impl EntryJson {
         let name = String::from_utf8_lossy(&e.name).into_owned();
         let kind = crate::media::Format::from_extension(name.rsplit_once('.').map_or("", |(_, x)| x))
             .map_or("image", |f| f.kind().as_str());
-        let at =
-            |secs: i64| jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string();
         EntryJson {
             media_id: id::encode(id::from_rel_path(&crate::fs::join(&e.dir, &e.name))),
             thumb: format!("/api/trash/{}/thumb", e.id),
@@ -51,10 +49,10 @@ impl EntryJson {
             dir: String::from_utf8_lossy(&e.dir).into_owned(),
             kind,
             size: e.size,
-            deleted: at(e.deleted),
-            purge: at(e
-                .deleted
-                .saturating_add(i64::try_from(days.saturating_mul(86_400)).unwrap_or(i64::MAX))),
+            deleted: rfc3339(e.deleted),
+            purge: rfc3339(
+                e.deleted.saturating_add(i64::try_from(days.saturating_mul(86_400)).unwrap_or(i64::MAX)),
+            ),
         }
     }
 }
