@@ -105,7 +105,7 @@ export function filterParams(f) {
  * @param {RequestInit} [init]
  * @returns {Promise<any>}
  */
-async function request(url, init) {
+export async function request(url, init) {
   let res;
   try {
     res = await fetch(url, init);
@@ -240,61 +240,4 @@ export async function deleteForGood(trashId) {
     const body = await res.json().catch(() => null);
     throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
   }
-}
-
-/**
- * A share link as the household sees it.
- * @typedef {{id: string, title: string, kind: 'items'|'folder'|'month', ids?: string[], dir?: string,
- *   year?: number, month?: number, count: number, created: string, expires: string|null,
- *   expired: boolean, password: boolean, downloads: boolean, views: number, url: string}} Share
- */
-
-/**
- * Makes a share link of a selection (`ids`), a folder (`dir`) or a month (`year`, `month`).
- * @param {{ids?: string[], dir?: string, year?: number, month?: number, title?: string,
- *   expires_days: number, password?: string, downloads: boolean}} body
- * @returns {Promise<Share>}
- */
-export function createShare(body) {
-  return request('/api/shares', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-}
-
-/**
- * The share links, newest first.
- * @returns {Promise<{items: Share[]}>}
- */
-export function listShares() {
-  return request('/api/shares', { cache: 'no-store' });
-}
-
-/**
- * Revokes a share link: it stops working at once.
- * @param {string} id
- * @returns {Promise<void>}
- */
-export async function revokeShare(id) {
-  const res = await fetch(`/api/shares/${encodeURIComponent(id)}`, { method: 'DELETE' });
-  if (!res.ok && res.status !== 404) {
-    const body = await res.json().catch(() => null);
-    throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
-  }
-}
-
-/**
- * Opens a share link (with its password, when it has one).
- * @param {string} token
- * @param {string} [password]
- * @returns {Promise<GuestShare>}
- */
-export function openShare(token, password) {
-  return request('/api/guest', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    credentials: 'same-origin',
-    body: JSON.stringify(password ? { token, password } : { token }),
-  });
 }

@@ -4,7 +4,7 @@
 // /api/facets, and active ones show as removable chips under the header.
 
 import { apiParams, currentShare, filterParams } from './api.js';
-import { formatCount, h, icon, monthName } from './ui.js';
+import { formatCount, h, icon, monthName, sheet } from './ui.js';
 
 /** @typedef {import('./api.js').Filter} Filter */
 /** @typedef {import('./api.js').Folder} Folder */
@@ -97,25 +97,18 @@ export class Filters extends EventTarget {
     this.expanded = new Set();
     /** @type {HTMLElement} */ (dialog.querySelector('[data-action="clear"]')).addEventListener('click', () => this.set(noFilter()));
     dialog.querySelectorAll('[data-action="close"]').forEach((b) => b.addEventListener('click', () => this.close()));
-    // Esc closes the dialog natively; the page scrolls again either way.
-    dialog.addEventListener('close', () => document.documentElement.classList.remove('sheet-open'));
-    dialog.addEventListener('click', (e) => {
-      // A click on the backdrop (outside the sheet) closes it.
-      if (e.target === dialog) this.close();
-    });
+    this.sheet = sheet(dialog);
   }
 
   /** Opens the sheet. */
   open() {
     this.render();
-    if (!this.dialog.open) this.dialog.showModal();
-    document.documentElement.classList.add('sheet-open');
+    this.sheet.open();
   }
 
   /** Closes the sheet. */
   close() {
-    if (this.dialog.open) this.dialog.close();
-    document.documentElement.classList.remove('sheet-open');
+    this.sheet.close();
   }
 
   /**

@@ -2,7 +2,7 @@
 // A share link's page (/s/TOKEN): opens the link, asking its password when it has one, then
 // shows only what was shared; says plainly when the link has expired or was revoked.
 
-import { ApiError, openShare, setShareView } from './api.js';
+import { ApiError, request, setShareView } from './api.js';
 import { openDoor } from './login.js';
 
 /**
@@ -76,3 +76,18 @@ function ended(err) {
 
 // The link was revoked or expired while the page was open.
 window.addEventListener('spis:share-ended', () => ended(new ApiError('', 410, 'unknown_share')));
+
+/**
+ * Opens a share link (with its password, when it has one).
+ * @param {string} token
+ * @param {string} [password]
+ * @returns {Promise<import('./api.js').GuestShare>}
+ */
+function openShare(token, password) {
+  return request('/api/guest', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    credentials: 'same-origin',
+    body: JSON.stringify(password ? { token, password } : { token }),
+  });
+}

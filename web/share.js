@@ -4,11 +4,52 @@
 // visible; nothing is public until "Create link" is pressed. "Shared links" lists them with
 // their views and revokes them.
 
-import { createShare, listShares, revokeShare } from './api.js';
-import { h, icon, plural, toast } from './ui.js';
+import { ApiError, request } from './api.js';
+import { h, icon, plural, sheet, toast } from './ui.js';
 
-/** @typedef {import('./api.js').Share} Share */
 /** @typedef {{ids: string[]} | {dir: string} | {year: number, month: number}} What */
+
+/**
+ * A share link as the household sees it.
+ * @typedef {{id: string, title: string, kind: 'items'|'folder'|'month', ids?: string[], dir?: string,
+ *   year?: number, month?: number, count: number, created: string, expires: string|null,
+ *   expired: boolean, password: boolean, downloads: boolean, views: number, url: string}} Share
+ */
+
+/**
+ * Makes a share link of a selection (`ids`), a folder (`dir`) or a month (`year`, `month`).
+ * @param {{ids?: string[], dir?: string, year?: number, month?: number, title?: string,
+ *   expires_days: number, password?: string, downloads: boolean}} body
+ * @returns {Promise<Share>}
+ */
+function createShare(body) {
+  return request('/api/shares', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/**
+ * The share links, newest first.
+ * @returns {Promise<{items: Share[]}>}
+ */
+function listShares() {
+  return request('/api/shares', { cache: 'no-store' });
+}
+
+/**
+ * Revokes a share link: it stops working at once.
+ * @param {string} id
+ * @returns {Promise<void>}
+ */
+async function revokeShare(id) {
+  const res = await fetch(`/api/shares/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  if (!res.ok && res.status !== 404) {
+    const body = await res.json().catch(() => null);
+    throw new ApiError(body?.error || `HTTP ${res.status}`, res.status, body?.code || 'http');
+  }
+}
 
 /**
  * The full address of a share link.
@@ -71,10 +112,7 @@ export class ShareDialog {
       e.preventDefault();
       this.create();
     });
-    dialog.addEventListener('close', () => document.documentElement.classList.remove('sheet-open'));
-    dialog.addEventListener('click', (e) => {
-      if (e.target === dialog) this.close();
-    });
+    this.sheet = sheet(dialog);
   }
 
   /**
@@ -88,8 +126,7 @@ export class ShareDialog {
     this.form.reset();
     this.part('what').textContent = `Anyone with the link will see ${label}${'ids' in what ? '' : ', and what is added to it later'}, until the link expires or you revoke it. Nothing is shared until you create the link.`;
     this.step(false);
-    if (!this.dialog.open) this.dialog.showModal();
-    document.documentElement.classList.add('sheet-open');
+    this.sheet.open();
   }
 
   /** @param {boolean} done whether the link exists (its box and buttons), else the choices */
@@ -134,8 +171,7 @@ export class ShareDialog {
   }
 
   close() {
-    if (this.dialog.open) this.dialog.close();
-    document.documentElement.classList.remove('sheet-open');
+    this.sheet.close();
   }
 }
 
@@ -146,15 +182,11 @@ export class SharesView {
     this.dialog = dialog;
     this.body = /** @type {HTMLElement} */ (dialog.querySelector('.sheet-body'));
     for (const b of dialog.querySelectorAll('[data-ss="close"]')) b.addEventListener('click', () => this.close());
-    dialog.addEventListener('close', () => document.documentElement.classList.remove('sheet-open'));
-    dialog.addEventListener('click', (e) => {
-      if (e.target === dialog) this.close();
-    });
+    this.sheet = sheet(dialog);
   }
 
   async open() {
-    if (!this.dialog.open) this.dialog.showModal();
-    document.documentElement.classList.add('sheet-open');
+    this.sheet.open();
     this.body.replaceChildren(h('p', { class: 'trash-note', text: 'Loading…' }));
     try {
       this.render((await listShares()).items);
@@ -218,7 +250,6 @@ export class SharesView {
   }
 
   close() {
-    if (this.dialog.open) this.dialog.close();
-    document.documentElement.classList.remove('sheet-open');
+    this.sheet.close();
   }
 }

@@ -4,7 +4,7 @@
 // deletes for good only after a confirmation.
 
 import { deleteForGood, listTrash, restoreFromTrash, trashItems } from './api.js';
-import { formatSize, h, icon, plural, toast } from './ui.js';
+import { formatSize, h, icon, plural, sheet, toast } from './ui.js';
 
 /** @typedef {import('./api.js').Item} Item */
 /** @typedef {import('./api.js').TrashEntry} TrashEntry */
@@ -79,16 +79,12 @@ export class TrashView {
     on('close', () => this.close());
     on('restore-all', () => this.restore(this.entries));
     on('empty', () => this.empty());
-    dialog.addEventListener('close', () => document.documentElement.classList.remove('sheet-open'));
-    dialog.addEventListener('click', (e) => {
-      if (e.target === dialog) this.close();
-    });
+    this.sheet = sheet(dialog);
   }
 
   /** Opens the sheet and loads what is in the trash. */
   async open() {
-    if (!this.dialog.open) this.dialog.showModal();
-    document.documentElement.classList.add('sheet-open');
+    this.sheet.open();
     this.body.replaceChildren(h('p', { class: 'trash-note', text: 'Loading…' }));
     try {
       const t = await listTrash();
@@ -102,8 +98,7 @@ export class TrashView {
   }
 
   close() {
-    if (this.dialog.open) this.dialog.close();
-    document.documentElement.classList.remove('sheet-open');
+    this.sheet.close();
   }
 
   render() {

@@ -39,6 +39,31 @@ export function icon(name) {
 }
 
 /**
+ * Wires a `<dialog class="sheet">`: a click on its backdrop closes it, and the page scrolls again
+ * however it closes (Esc included).
+ * @param {HTMLDialogElement} dialog
+ * @returns {{open: () => void, close: () => void}}
+ */
+export function sheet(dialog) {
+  const root = document.documentElement;
+  const close = () => {
+    if (dialog.open) dialog.close();
+    root.classList.remove('sheet-open');
+  };
+  dialog.addEventListener('close', () => root.classList.remove('sheet-open'));
+  dialog.addEventListener('click', (e) => {
+    if (e.target === dialog) close();
+  });
+  return {
+    open() {
+      if (!dialog.open) dialog.showModal();
+      root.classList.add('sheet-open');
+    },
+    close,
+  };
+}
+
+/**
  * The height of the sticky top bar (app bar, filter chips, offline banner), in pixels.
  * @returns {number}
  */
