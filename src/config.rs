@@ -286,15 +286,20 @@ pub(crate) struct UrlOpts {
     /// Fill the box and crop the middle (with --height) instead of fitting inside it.
     #[arg(long)]
     pub cover: bool,
-    /// PNG instead of JPEG.
-    #[arg(long)]
-    pub png: bool,
+    /// The encoding: jpeg, png, avif, or auto (AVIF to browsers that take it, else JPEG; the
+    /// answer varies by the Accept header, so a cache in front must too).
+    #[arg(long, default_value = "jpeg", value_parser = parse_wanted)]
+    pub format: crate::imgurl::Wanted,
     /// The URL is refused (403) after this many days; without it, it works until url.key changes.
     #[arg(long, value_name = "DAYS")]
     pub expires_days: Option<u64>,
     /// What goes before the path: the address the site reaches spis by (https://photos.example.org).
     #[arg(long, default_value = "", value_name = "URL")]
     pub base: String,
+}
+
+fn parse_wanted(s: &str) -> Result<crate::imgurl::Wanted, String> {
+    crate::imgurl::Wanted::parse(s.as_bytes()).map_err(str::to_owned)
 }
 
 /// `spis token ...`

@@ -3,7 +3,8 @@
 //!
 //! `<size>` is `w800`, `w800-h600`, either with `-e<unix seconds>` for an expiry; `<fit>` is
 //! `contain` or `cover`; the path is the photo's own (percent-encoded as in any URL) followed by
-//! the output format's extension (`Blog/2024/IMG_1.jpg.jpeg`). The signature is HMAC-SHA256, with
+//! the output format's extension (`Blog/2024/IMG_1.jpg.jpeg`): `.jpeg`, `.png`, `.avif`, or
+//! `.auto` for AVIF to browsers that say they take it and JPEG to the rest (with `Vary: Accept`). The signature is HMAC-SHA256, with
 //! a key of its own in the state dir, over the URL text after the signature, exactly as sent:
 //! there is nothing to canonicalize. In the folder given by `public_dir` the signature may be `_`.
 //!
@@ -28,6 +29,58 @@ pub(crate) fn load_key(state_dir: &Path) -> anyhow::Result<UrlKey> {
     UrlKey::load_or_make(&state_dir.join(KEY_FILE))
 }
 
+/// The encoding a URL or query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    Is(Encoding),
+    /// AVIF where the `Accept` header names it, else JPEG.
+    Auto,
+}
+
+impl Wanted {
+    /// `jpeg` (or `jpg`), `png`, `avif` or `auto`; WebP is refused with the reason.
+    pub(crate) fn parse(s: &[u8]) -> Result<Wanted, &'static str> {
+        match s {
+            b"jpeg" | b"jpg" => Ok(Wanted::Is(Encoding::Jpeg)),
+            b"png" => Ok(Wanted::Is(Encoding::Png)),
+            b"avif" => Ok(Wanted::Is(Encoding::Avif)),
+            b"auto" => Ok(Wanted::Auto),
+            b"webp" => Err("WebP is not made (no lossy WebP encoder in pure Rust): ask for avif or auto"),
+            _ => Err("the format is jpeg, png, avif or auto"),
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Wanted::Is(Encoding::Jpeg) => "jpeg",
+            Wanted::Is(Encoding::Png) => "png",
+            Wanted::Is(Encoding::Avif) => "avif",
+            Wanted::Auto => "auto",
+        }
+    }
+
+    /// The encoding to make, given whether the client takes AVIF.
+    pub(crate) fn pick(self, takes_avif: bool) -> Encoding {
+        match self {
+            Wanted::Is(e) => e,
+            Wanted::Auto if takes_avif => Encoding::Avif,
+            Wanted::Auto => Encoding::Jpeg,
+        }
+    }
+}
+
+/// Whether an `Accept` header names `image/avif` with a quality above zero. Wildcards do not
+/// count: `*/*` (curl, old browsers) gets JPEG.
+pub(crate) fn accepts_avif(accept: &[u8]) -> bool {
+    accept.split(|&b| b == b',').any(|range| {
+        let mut parts = range.split(|&b| b == b';').map(<[u8]>::trim_ascii);
+        let kind = parts.next().unwrap_or_default();
+        let zero =
+            parts.any(|p| p.strip_prefix(b"q=").is_some_and(|q| q.iter().all(|&b| b == b'0' || b == b'.')));
+        kind.eq_ignore_ascii_case(b"image/avif") && !zero
+    })
+}
+
 /// What an image URL asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ImgRequest {
@@ -36,7 +89,7 @@ pub(crate) struct ImgRequest {
     /// Unix seconds after which the URL is refused.
     pub expires: Option<i64>,
     pub fit: Fit,
-    pub encoding: Encoding,
+    pub wanted: Wanted,
     /// The photo: folder and name, decoded.
     pub dir: Vec<u8>,
     pub name: Vec<u8>,
@@ -98,22 +151,17 @@ impl ImgRequest {
             parts.push(decoded);
         }
         let last = parts.pop().expect("not empty");
-        let dot =
-            last.iter().rposition(|&b| b == b'.').ok_or_else(|| bad("the path ends in .jpeg or .png"))?;
-        let encoding = match &last[dot + 1..] {
-            b"jpeg" | b"jpg" => Encoding::Jpeg,
-            b"png" => Encoding::Png,
-            b"webp" | b"avif" | b"auto" => {
-                return Err(bad("WebP and AVIF are not made yet: ask for .jpeg or .png"));
-            }
-            _ => return Err(bad("the path ends in the format: .jpeg or .png")),
-        };
+        let dot = last
+            .iter()
+            .rposition(|&b| b == b'.')
+            .ok_or_else(|| bad("the path ends in the format: .jpeg, .png, .avif or .auto"))?;
+        let wanted = Wanted::parse(&last[dot + 1..]).map_err(bad)?;
         let name = last[..dot].to_vec();
         if name.is_empty() || !name.contains(&b'.') {
             return Err(bad("the path is the photo's own name, then the format: IMG_1.jpg.jpeg"));
         }
         let expires = expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX));
-        Ok(ImgRequest { width, height, expires, fit, encoding, dir: parts.join(&b'/'), name })
+        Ok(ImgRequest { width, height, expires, fit, wanted, dir: parts.join(&b'/'), name })
     }
 }
 
@@ -133,10 +181,7 @@ pub(crate) fn signed_path(key: Option<&UrlKey>, rel: &str, req: &UrlSpec) -> Str
         Fit::Contain => "contain",
         Fit::Cover => "cover",
     };
-    let ext = match req.encoding {
-        Encoding::Jpeg => "jpeg",
-        Encoding::Png => "png",
-    };
+    let ext = req.wanted.name();
     let path: Vec<String> = rel
         .trim_matches('/')
         .split('/')
@@ -154,7 +199,7 @@ pub(crate) struct UrlSpec {
     pub height: Option<u32>,
     pub expires: Option<i64>,
     pub fit: Fit,
-    pub encoding: Encoding,
+    pub wanted: Wanted,
 }
 
 #[cfg(test)]
@@ -164,7 +209,7 @@ mod tests {
     const SIZES: &[u32] = &[320, 800, 1600];
 
     fn spec(width: u32) -> UrlSpec {
-        UrlSpec { width, height: None, expires: None, fit: Fit::Contain, encoding: Encoding::Jpeg }
+        UrlSpec { width, height: None, expires: None, fit: Fit::Contain, wanted: Wanted::Is(Encoding::Jpeg) }
     }
 
     #[test]
@@ -189,7 +234,7 @@ mod tests {
         let r = ImgRequest::parse(segments, SIZES).unwrap();
         assert_eq!((r.width, r.height, r.expires), (800, Some(320), Some(1_900_000_000)));
         assert_eq!((r.dir.as_slice(), r.name.as_slice()), (&b"Blog/2024 Trip"[..], &b"IMG 1.jpg"[..]));
-        assert_eq!(r.encoding, Encoding::Jpeg);
+        assert_eq!(r.wanted, Wanted::Is(Encoding::Jpeg));
     }
 
     #[test]
@@ -205,6 +250,7 @@ mod tests {
             "w800/stretch/a.jpg.jpeg",
             "w800/contain/a.jpg.gif",
             "w800/contain/a.jpg.webp",
+            "w800/contain/a.jpg.AVIF",
             "w800/contain/a.jpeg",
             "w800/contain/..%2Fsecret.jpg.jpeg",
             "w800/contain/%2e%2e/a.jpg.jpeg",
@@ -213,6 +259,35 @@ mod tests {
         ] {
             assert!(matches!(parse(bad), Err(UrlError::Malformed(_))), "{bad}: {:?}", parse(bad));
         }
-        assert_eq!(parse("w320/cover/x/y.png.png").unwrap().encoding, Encoding::Png);
+        assert_eq!(parse("w320/cover/x/y.png.png").unwrap().wanted, Wanted::Is(Encoding::Png));
+        assert_eq!(parse("w320/cover/x/y.png.avif").unwrap().wanted, Wanted::Is(Encoding::Avif));
+        assert_eq!(parse("w320/cover/x/y.png.auto").unwrap().wanted, Wanted::Auto);
+        let webp = parse("w320/cover/x/y.png.webp");
+        assert!(matches!(&webp, Err(UrlError::Malformed(why)) if why.contains("no lossy WebP")), "{webp:?}");
+    }
+
+    #[test]
+    fn avif_is_chosen_only_when_the_accept_header_names_it() {
+        for (accept, avif) in [
+            // Chrome, Firefox and Safari as they send it for <img>.
+            ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", true),
+            ("image/avif,image/webp,*/*", true),
+            (
+                "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+                true,
+            ),
+            ("Image/AVIF ; q=0.9", true),
+            ("*/*", false),
+            ("image/*", false),
+            ("image/webp,*/*;q=0.8", false),
+            ("image/avif;q=0", false),
+            ("image/avif;q=0.000, image/jpeg", false),
+            ("image/avifx", false),
+            ("", false),
+        ] {
+            assert_eq!(accepts_avif(accept.as_bytes()), avif, "{accept}");
+            assert_eq!(Wanted::Auto.pick(avif), if avif { Encoding::Avif } else { Encoding::Jpeg });
+        }
+        assert_eq!(Wanted::Is(Encoding::Png).pick(true), Encoding::Png);
     }
 }

@@ -223,7 +223,7 @@ fn token(config: &Config, action: TokenAction) -> anyhow::Result<()> {
 
 /// `spis url sign|srcset`: image URLs for a static site.
 fn url(config: &Config, action: config::UrlAction) -> anyhow::Result<()> {
-    use thumbs::render::{Encoding, Fit};
+    use thumbs::render::Fit;
     let (path, opts, widths) = match &action {
         config::UrlAction::Sign { path, width, opts } => (path, opts, vec![*width]),
         config::UrlAction::Srcset { path, opts } => (path, opts, config.resize_sizes.clone()),
@@ -254,7 +254,7 @@ fn url(config: &Config, action: config::UrlAction) -> anyhow::Result<()> {
             height,
             expires,
             fit: if opts.cover { Fit::Cover } else { Fit::Contain },
-            encoding: if opts.png { Encoding::Png } else { Encoding::Jpeg },
+            wanted: opts.format,
         };
         let url =
             format!("{}{}", opts.base.trim_end_matches('/'), imgurl::signed_path(key.as_ref(), rel, &spec));

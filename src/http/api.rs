@@ -18,6 +18,7 @@ use super::error::ApiError;
 use super::file::{self, FileInfo};
 use super::{App, Body, full};
 use crate::fs::RelPath;
+use crate::imgurl::Wanted;
 use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
 use crate::library::{FavoriteError, Filter, Index, Item, Library, Order, id};
@@ -365,26 +366,43 @@ pub(super) async fn rendition(
     })
 }
 
-/// `GET /api/media/{id}/resize?w=&h=&fit=contain|cover&format=jpeg|png`: one picture for a
-/// box, for static sites. Sizes must come from the configured list, so the cache stays bounded.
+/// `GET /api/media/{id}/resize?w=&h=&fit=contain|cover&format=jpeg|png|avif|auto`: one picture
+/// for a box, for static sites. Sizes must come from the configured list, so the cache stays
+/// bounded.
 pub(super) async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let ResizeQuery { w, h, fit, encoding } =
+    let ResizeQuery { w, h, fit, wanted } =
         ResizeQuery::parse(req.uri().query(), &app.thumbs.opts().resize_sizes)?;
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
-    let (encoded, content_type) = resized(app, item, dir, (w, h), fit, encoding).await?;
+    let encoding = negotiate(wanted, req.headers());
+    let encoded = resized(app, item, dir, (w, h), fit, encoding).await?;
     // The URL names no file version: caches revalidate after an hour (the ETag does name it).
-    Ok(file::serve_bytes(
+    let mut resp = file::serve_bytes(
         req.method(),
         req.headers(),
         encoded.bytes.clone(),
-        content_type,
+        encoding.mime(),
         &encoded.etag,
         "public, max-age=3600",
-    ))
+    );
+    vary_on_accept(&mut resp, wanted);
+    Ok(resp)
+}
+
+/// The encoding to make for what was asked and the request's `Accept` header.
+pub(super) fn negotiate(wanted: Wanted, headers: &hyper::HeaderMap) -> render::Encoding {
+    let accept = headers.get(header::ACCEPT).map_or(&b""[..], |v| v.as_bytes());
+    wanted.pick(crate::imgurl::accepts_avif(accept))
+}
+
+/// With `auto` the answer depends on `Accept`, and a cache in front has to know it.
+pub(super) fn vary_on_accept(resp: &mut Response<Body>, wanted: Wanted) {
+    if wanted == Wanted::Auto {
+        resp.headers_mut().append(header::VARY, header::HeaderValue::from_static("Accept"));
+    }
 }
 
 /// An item's picture for a box, made (or found cached) off the async threads within the decode
-/// slots, with its media type: `/resize` and the `/img` URLs.
+/// slots: `/resize` and the `/img` URLs.
 pub(super) async fn resized(
     app: &App,
     item: Item,
@@ -392,13 +410,9 @@ pub(super) async fn resized(
     size: (u32, u32),
     fit: render::Fit,
     encoding: render::Encoding,
-) -> Result<(Arc<crate::thumbs::Encoded>, &'static str), ApiError> {
-    let content_type = match encoding {
-        render::Encoding::Jpeg => "image/jpeg",
-        render::Encoding::Png => "image/png",
-    };
+) -> Result<Arc<crate::thumbs::Encoded>, ApiError> {
     if let Some(hit) = app.thumbs.resized_cached(&item, size, fit, encoding) {
-        return Ok((hit, content_type));
+        return Ok(hit);
     }
     let made = {
         let _slot = app.thumbs.decode_slot().await;
@@ -407,8 +421,7 @@ pub(super) async fn resized(
             .await
             .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
     };
-    let encoded = made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))?;
-    Ok((encoded, content_type))
+    made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))
 }
 
 /// The box for a width and an optional height: without a height it is as tall as it needs to
@@ -451,7 +464,7 @@ pub(super) struct ResizeQuery {
     /// `u16::MAX` when no height is asked: the box is as tall as it needs to be.
     h: u32,
     fit: render::Fit,
-    encoding: render::Encoding,
+    wanted: Wanted,
 }
 
 impl ResizeQuery {
@@ -462,8 +475,8 @@ impl ResizeQuery {
                 ApiError::bad(name, format!("one of {}", list.join(", ")))
             })
         };
-        let (mut w, mut h, mut fit, mut encoding) =
-            (None, None, render::Fit::Contain, render::Encoding::Jpeg);
+        let (mut w, mut h, mut fit, mut wanted) =
+            (None, None, render::Fit::Contain, Wanted::Is(render::Encoding::Jpeg));
         for (key, value) in query_pairs(query) {
             let v = value.as_ref();
             match key.as_ref() {
@@ -477,18 +490,14 @@ impl ResizeQuery {
                     }
                 }
                 "format" => {
-                    encoding = match v {
-                        "jpeg" => render::Encoding::Jpeg,
-                        "png" => render::Encoding::Png,
-                        _ => return Err(ApiError::bad("format", "jpeg or png")),
-                    }
+                    wanted = Wanted::parse(v.as_bytes()).map_err(|why| ApiError::bad("format", why))?
                 }
                 other => return Err(ApiError::UnknownParameter(other.chars().take(64).collect())),
             }
         }
         let w = w.ok_or_else(|| ApiError::bad("w", "required: the width of the box"))?;
         let (h, fit) = open_box(h, fit);
-        Ok(ResizeQuery { w, h, fit, encoding })
+        Ok(ResizeQuery { w, h, fit, wanted })
     }
 }
 
@@ -737,14 +746,27 @@ mod tests {
         let q = ResizeQuery::parse(Some("w=640&h=320&fit=cover&format=png"), &sizes).unwrap();
         assert_eq!(
             q,
-            ResizeQuery { w: 640, h: 320, fit: render::Fit::Cover, encoding: render::Encoding::Png }
+            ResizeQuery {
+                w: 640,
+                h: 320,
+                fit: render::Fit::Cover,
+                wanted: Wanted::Is(render::Encoding::Png)
+            }
         );
         // No height: as tall as needed, and covering means fitting.
         let q = ResizeQuery::parse(Some("fit=cover&w=320"), &sizes).unwrap();
-        assert_eq!((q.h, q.fit, q.encoding), (65535, render::Fit::Contain, render::Encoding::Jpeg));
-        for bad in
-            ["", "h=320", "w=1", "w=640&h=100", "w=x", "w=640&fit=fill", "w=640&format=gif", "w=640&q=9"]
-        {
+        assert_eq!((q.h, q.fit, q.wanted), (65535, render::Fit::Contain, Wanted::Is(render::Encoding::Jpeg)));
+        for bad in [
+            "",
+            "h=320",
+            "w=1",
+            "w=640&h=100",
+            "w=x",
+            "w=640&fit=fill",
+            "w=640&format=gif",
+            "w=640&format=webp",
+            "w=640&q=9",
+        ] {
             assert!(ResizeQuery::parse(Some(bad), &sizes).is_err(), "{bad}");
         }
     }

@@ -52,7 +52,8 @@ pub(super) async fn serve(
             || ApiError::UnknownMedia(String::from_utf8_lossy(&r.name).chars().take(64).collect()),
         )?;
     let (h, fit) = api::open_box(r.height, r.fit);
-    let (encoded, content_type) = api::resized(app, item, dir, (r.width, h), fit, r.encoding).await?;
+    let encoding = api::negotiate(r.wanted, req.headers());
+    let encoded = api::resized(app, item, dir, (r.width, h), fit, encoding).await?;
     // An expiring URL is not cached past its expiry.
     let cache = match r.expires {
         None => IMMUTABLE.to_owned(),
@@ -62,10 +63,11 @@ pub(super) async fn serve(
         req.method(),
         req.headers(),
         encoded.bytes.clone(),
-        content_type,
+        encoding.mime(),
         &encoded.etag,
         "",
     );
+    api::vary_on_accept(&mut resp, r.wanted);
     resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache.parse().expect("ASCII"));
     // Any site may show these pictures: that is what they are for.
     resp.headers_mut()

@@ -284,9 +284,13 @@ pub(crate) const ROUTES: &[Spec] = &[
                     "Fit inside the box, or cover it and crop the middle",
                     &["contain", "cover"],
                 ),
-                Param::choice("format", "Encoding", &["jpeg", "png"]),
+                Param::choice(
+                    "format",
+                    "Encoding; auto is AVIF when Accept names image/avif, else JPEG (Vary: Accept)",
+                    &["jpeg", "png", "avif", "auto"],
+                ),
             ])
-            .reply(Reply::Binary(&["image/jpeg", "image/png"])),
+            .reply(Reply::Binary(&["image/jpeg", "image/png", "image/avif"])),
     },
     Spec {
         route: Route::Thumb,
@@ -457,12 +461,14 @@ pub(crate) const ROUTES: &[Spec] = &[
         access: Public,
         label: "img",
         doc: Doc::new(
-            "A picture for a static site: /img/SIGNATURE/w800[-h600][-eEXPIRY]/contain|cover/PATH.jpeg|png, \
-             where PATH is the photo's own path below the media folder and SIGNATURE comes from \
-             `spis url sign` (or is `_` inside public_dir); 403 for a bad or expired signature, sizes \
-             only from resize_sizes; cacheable for a year",
+            "A picture for a static site: \
+             /img/SIGNATURE/w800[-h600][-eEXPIRY]/contain|cover/PATH.jpeg|png|avif|auto, where PATH \
+             is the photo's own path below the media folder and SIGNATURE comes from `spis url sign` \
+             (or is `_` inside public_dir); `.auto` is AVIF when Accept names image/avif, else JPEG \
+             (Vary: Accept); 403 for a bad or expired signature, sizes only from resize_sizes; \
+             cacheable for a year",
         )
-        .reply(Reply::Binary(&["image/jpeg", "image/png"])),
+        .reply(Reply::Binary(&["image/jpeg", "image/png", "image/avif"])),
     },
     // Share links: guests see a selection, a folder or a month, and nothing else.
     Spec {

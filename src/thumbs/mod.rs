@@ -625,7 +625,8 @@ impl Drop for Completion<'_> {
 fn parse_key(key: &str) -> Option<(u64, u32)> {
     let rest = key
         .strip_suffix(&format!("-p{PIPELINE_VERSION}.jpg"))
-        .or_else(|| key.strip_suffix(&format!("-p{PIPELINE_VERSION}.png")))?;
+        .or_else(|| key.strip_suffix(&format!("-p{PIPELINE_VERSION}.png")))
+        .or_else(|| key.strip_suffix(&format!("-p{PIPELINE_VERSION}.avif")))?;
     let (rest, which) = rest.rsplit_once('-')?;
     let resized = which.strip_prefix('r').is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric()));
     if Rendition::parse(which).is_none() && !resized {
@@ -715,10 +716,7 @@ fn resize_key(item: &Item, (w, h): (u32, u32), fit: render::Fit, encoding: rende
         render::Fit::Contain => 'f',
         render::Fit::Cover => 'c',
     };
-    let ext = match encoding {
-        render::Encoding::Jpeg => "jpg",
-        render::Encoding::Png => "png",
-    };
+    let ext = encoding.ext();
     format!(
         "{}-{}-r{w}x{h}{fit}-p{PIPELINE_VERSION}.{ext}",
         id::encode(item.id),

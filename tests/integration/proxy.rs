@@ -19,10 +19,6 @@ pub(crate) struct Nginx {
 impl Nginx {
     /// Renders `spis template nginx` for `upstreams` and starts nginx on a free 127.0.0.1 port.
     pub(crate) fn start(upstreams: &[&str]) -> Nginx {
-        assert!(Path::new("/usr/sbin/nginx").exists(), "nginx is not installed (make test installs it)");
-        let dir = tempfile::tempdir().unwrap();
-        // Workers run as nobody when the master is root: they need to reach the temp dirs.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let port = free_port();
         let rendered = Command::new(env!("CARGO_BIN_EXE_spis"))
             .args(["template", "nginx", "--no-tls", "--server-name", "127.0.0.1"])
@@ -34,7 +30,21 @@ impl Nginx {
             .output()
             .unwrap();
         assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
-        std::fs::write(dir.path().join("spis.conf"), &rendered.stdout).unwrap();
+        Nginx::start_with(port, &String::from_utf8(rendered.stdout).unwrap())
+    }
+
+    /// Starts nginx on `port` with `conf` as the contents of its `http` block (a `conf.d` file).
+    /// `@DIR@` in it is replaced by a temporary directory that nginx's workers may write.
+    pub(crate) fn start_with(port: u16, conf: &str) -> Nginx {
+        assert!(Path::new("/usr/sbin/nginx").exists(), "nginx is not installed (make test installs it)");
+        let dir = tempfile::tempdir().unwrap();
+        // Workers run as nobody when the master is root: they need to reach the temp dirs.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::write(
+            dir.path().join("spis.conf"),
+            conf.replace("@DIR@", &dir.path().display().to_string()),
+        )
+        .unwrap();
         let d = dir.path().display();
         let mut temps = String::new();
         for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
@@ -88,7 +98,7 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
