@@ -67,9 +67,10 @@ card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU ra
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
 
-bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails and signed URLs vs vips and nginx; live latency; zip, uploads; Lighthouse performance
+bench: ## Benchmarks: 100k-photo index, list latency, RSS; thumbnails and signed URLs vs vips and nginx; AVIF vs vips; live latency; zip, uploads; Lighthouse performance
 	scripts/bench.sh
 	scripts/bench/thumbs.sh
+	scripts/bench/avif.sh
 	scripts/bench/live.sh
 	scripts/bench/transfer.sh
 	scripts/bench/lighthouse.sh

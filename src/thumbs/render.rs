@@ -187,8 +187,8 @@ pub(crate) enum Fit {
 pub(crate) enum Encoding {
     Jpeg,
     Png,
-    /// AV1 in HEIF (rav1e through ravif, pure Rust). A quarter of the JPEG's bytes or less for
-    /// the same picture, at several times the CPU: see [`AVIF_SPEED`].
+    /// AV1 in HEIF (rav1e through ravif, pure Rust): a quarter to two thirds of the JPEG's bytes
+    /// for the same picture, at several times the CPU: see [`AVIF_SPEED`].
     Avif,
 }
 
@@ -211,16 +211,17 @@ impl Encoding {
     }
 }
 
-/// rav1e's fastest preset. Measured on one x86_64 core without assembly, an 800 x 533 photo:
-/// 246 ms and 10.3 KB at speed 10, 763 ms and 8.5 KB at speed 8. Made on a Pi, the slower
-/// presets cost seconds a picture for a sixth fewer bytes.
-const AVIF_SPEED: u8 = 10;
+/// ravif's speed (1 slow ..= 10 fast). Measured on one x86_64 core, release, 640 px pictures,
+/// SSIM of the luma against the lossless resize (BENCHMARKS.md, "AVIF"): speed 10 takes 0.18 s
+/// and needs about 1.5 times the bytes of speed 8 for the same SSIM; speed 8 takes 0.53 s;
+/// 7 and 6 are no smaller. An AVIF is made once per URL and cached, so bytes win.
+const AVIF_SPEED: u8 = 8;
 
-/// The AVIF quality (ravif's 1..=100 scale) for a JPEG quality: ravif's scale sits about 20
-/// below JPEG's for the same picture (q80 JPEG and q60 AVIF are both "good": see BENCHMARKS.md,
-/// where the two are compared by SSIM against the source).
+/// The AVIF quality (ravif's 1..=100 scale) for the JPEG quality. At q80 JPEG and q70 AVIF
+/// (speed 8) a detailed picture has the same SSIM in 0.61 of the bytes; a smooth camera photo
+/// 0.28 of the bytes at a slightly lower SSIM.
 fn avif_quality(jpeg_quality: u8) -> f32 {
-    f32::from(jpeg_quality.saturating_sub(20).clamp(1, 100))
+    f32::from(jpeg_quality.saturating_sub(10).clamp(1, 100))
 }
 
 /// One picture for a `width` x `height` box (static-site use), oriented, never enlarged: with
