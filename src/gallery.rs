@@ -51,6 +51,7 @@ impl Gallery {
             quality: 80,
             memory_bytes: config.thumb_cache_mb << 20,
             workers: config.thumb_workers,
+            avif: config.thumb_avif,
             resize_sizes: config.resize_sizes.clone(),
             limits: render::Limits::sane_defaults(),
             decoder_timeout: config.decoder_timeout,

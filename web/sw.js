@@ -109,7 +109,16 @@ async function shell(req, event) {
 async function fromCacheFirst(req, cacheName, store, event) {
   const cache = await caches.open(cacheName);
   const hit = await cache.match(req, { ignoreVary: true });
-  if (hit) return hit;
+  if (hit) {
+    // A JPEG thumbnail sent while its AVIF was being made is not `immutable`: shown, and asked
+    // for again behind it, so the smaller picture replaces it once it exists.
+    if (store && !(hit.headers.get('cache-control') || '').includes('immutable')) {
+      event.waitUntil(fetch(req, { cache: 'no-cache' }).then((res) => {
+        if ((res.headers.get('cache-control') || '').includes('immutable')) return cache.put(req, res);
+      }).catch(() => {}));
+    }
+    return hit;
+  }
   const res = await fetch(req);
   // Placeholders (for files that cannot be decoded yet) say so and are not kept.
   if (store && res.ok && res.status === 200 && !res.headers.has('x-spis-placeholder')) {

@@ -137,6 +137,7 @@ fn thumbnail_status(thumbs: &Thumbs) -> serde_json::Value {
             "per_second": (progress.per_second * 10.0).round() / 10.0,
             "eta_s": progress.eta_s,
         },
+        "avif": { "total": n(&t.avif_total), "done": n(&t.avif_done) },
         "decoders": {
             "heif": thumbs.tools().heif.is_some(),
             "ffmpeg": thumbs.tools().ffmpeg.is_some(),
@@ -331,6 +332,33 @@ pub(super) async fn rendition(
 ) -> Result<Response<Body>, ApiError> {
     let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let kind = item.kind();
+    // Thumbnails come in AVIF too, once the background pass has made them: the answer then
+    // depends on `Accept`, and a JPEG sent for want of the AVIF is not cached for good.
+    let negotiated = which == Rendition::Thumb && app.thumbs.opts().avif;
+    let wants_avif = negotiated && negotiate(Wanted::Auto, req.headers()) == render::Encoding::Avif;
+    if wants_avif {
+        let avif = match app.thumbs.avif_cached(&item) {
+            Some(hit) => Some(hit),
+            None => {
+                let (thumbs, item) = (Arc::clone(&app.thumbs), item.clone());
+                tokio::task::spawn_blocking(move || thumbs.avif_blocking(&item))
+                    .await
+                    .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
+            }
+        };
+        if let Some(r) = avif {
+            let mut resp = file::serve_bytes(
+                req.method(),
+                req.headers(),
+                r.bytes.clone(),
+                "image/avif",
+                &r.etag,
+                "public, max-age=31536000, immutable",
+            );
+            vary_on_accept(&mut resp, Wanted::Auto);
+            return Ok(resp);
+        }
+    }
     let served = match app.thumbs.cached(&item, which) {
         Some(hit) => Served::Ready(hit),
         None => {
@@ -348,15 +376,22 @@ pub(super) async fn rendition(
         }
     };
     Ok(match served {
-        Served::Ready(r) => file::serve_bytes(
-            req.method(),
-            req.headers(),
-            r.bytes.clone(),
-            "image/jpeg",
-            &r.etag,
-            // The URL carries the file and pipeline version, so a cached copy is never stale.
-            "public, max-age=31536000, immutable",
-        ),
+        Served::Ready(r) => {
+            let mut resp = file::serve_bytes(
+                req.method(),
+                req.headers(),
+                r.bytes.clone(),
+                "image/jpeg",
+                &r.etag,
+                // The URL carries the file and pipeline version, so a cached copy is never stale;
+                // but an AVIF may come for it later.
+                if wants_avif { "public, max-age=3600" } else { "public, max-age=31536000, immutable" },
+            );
+            if negotiated {
+                vary_on_accept(&mut resp, Wanted::Auto);
+            }
+            resp
+        }
         Served::Placeholder(reason) => Response::builder()
             .header(header::CONTENT_TYPE, "image/svg+xml")
             .header(header::CACHE_CONTROL, "no-cache")

@@ -137,6 +137,7 @@ const LIST_PAGING: &[Param] = &[
     Param::choice("order", "Newest first (desc, the default) or oldest first", &["desc", "asc"]),
 ];
 const PICTURE: Reply = Reply::Binary(&["image/jpeg", "image/svg+xml"]);
+const THUMB: Reply = Reply::Binary(&["image/jpeg", "image/avif", "image/svg+xml"]);
 
 /// Every route, read top to bottom.
 pub(crate) const ROUTES: &[Spec] = &[
@@ -298,7 +299,11 @@ pub(crate) const ROUTES: &[Spec] = &[
         methods: GET,
         access: Shared,
         label: "thumb",
-        doc: Doc::new("The 400 px thumbnail (a placeholder picture when none can be made)").reply(PICTURE),
+        doc: Doc::new(
+            "The 400 px thumbnail: AVIF when Accept names image/avif and the background pass has made \
+             it, else JPEG (Vary: Accept; with --thumb-avif); a placeholder picture when none can be made",
+        )
+        .reply(THUMB),
     },
     Spec {
         route: Route::Preview,

@@ -66,6 +66,8 @@ pub(crate) struct ThumbOpts {
     pub memory_bytes: usize,
     /// Background workers; 0 makes renditions only on request.
     pub workers: usize,
+    /// Also make an AVIF of each thumbnail, from its preview, once the JPEGs are made.
+    pub avif: bool,
     /// The only widths and heights `/resize` makes, so nobody can fill the disk with variants.
     pub resize_sizes: Vec<u32>,
     pub limits: render::Limits,
@@ -105,6 +107,9 @@ pub(crate) struct ThumbStats {
     pub background_done: AtomicU64,
     /// Milliseconds since start when the background pass began (0: not yet).
     pub background_started_ms: AtomicU64,
+    /// The AVIF pass after it: items to look at, and looked at so far.
+    pub avif_total: AtomicU64,
+    pub avif_done: AtomicU64,
 }
 
 /// How far the background pass is.
@@ -234,6 +239,43 @@ impl Thumbs {
             self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
         }
         hit
+    }
+
+    /// The AVIF of an item's thumbnail if it is in memory (the fast path, safe on the runtime).
+    pub(crate) fn avif_cached(&self, item: &Item) -> Option<Arc<Encoded>> {
+        let hit = lock(&self.memory).get(&avif_key(item));
+        if hit.is_some() {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// The AVIF of an item's thumbnail from memory or disk, if the AVIF pass made it already
+    /// (never made on request: an encode takes too long for someone waiting on a Pi). Blocks.
+    pub(crate) fn avif_blocking(&self, item: &Item) -> Option<Arc<Encoded>> {
+        self.lookup(avif_key(item))
+    }
+
+    /// Makes the AVIF of an item's thumbnail from its preview on disk (a 4x downscale of a
+    /// q80 JPEG hides its artifacts, and costs a small decode instead of the original's). Not
+    /// made when there is no preview yet or the AVIF exists.
+    fn make_avif(&self, item: &Item, keep: Keep) {
+        let key = avif_key(item);
+        if self.disk.contains(&key) {
+            return;
+        }
+        let Ok(Some(preview)) = self.disk.get(&cache_key(item, Rendition::Preview)) else { return };
+        let (px, quality, limits) = (self.opts.thumb_px, self.opts.quality, self.opts.limits.clone());
+        let made = bounded(limits.max_decode_time, move || {
+            let (fit, avif) = (render::Fit::Contain, render::Encoding::Avif);
+            render::resize(&preview, Format::Jpeg, 1, None, (px, px), fit, avif, quality, &limits)
+        });
+        match made {
+            Ok(out) => {
+                self.remember(key, out.jpeg, keep);
+            }
+            Err(e) => tracing::warn!(id = %id::encode(item.id), error = %e, "no AVIF thumbnail"),
+        }
     }
 
     /// Waits for one of the slots that bound concurrent on-request decodes and disk reads.
@@ -496,6 +538,10 @@ impl Thumbs {
             }
             if let Ok(r) = self.make(&item, &dir, Keep::InMemory) {
                 made(r.thumbhash);
+                // The AVIF only when nothing else waits: a camera's next snapshot goes first.
+                if self.opts.avif && lock(&self.fresh).is_empty() {
+                    self.make_avif(&item, Keep::InMemory);
+                }
             }
         }
     }
@@ -536,24 +582,57 @@ impl Thumbs {
             .background_started_ms
             .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
         tracing::info!(items = todo.len(), workers, "making thumbnails in the background");
-        let next = AtomicU64::new(0);
         let started = Instant::now();
+        self.on_workers(todo, &self.stats.background_done, true, |id| {
+            if let Some((item, dir)) = locate(id)
+                && !self.cached_on_disk(&item)
+                && let Ok(r) = self.make(&item, &dir, Keep::OnDiskOnly)
+            {
+                made(r.thumbhash);
+            }
+        });
+        tracing::info!(
+            items = todo.len(),
+            decoded = self.stats.decoded.load(Ordering::Relaxed),
+            failed = self.stats.failed.load(Ordering::Relaxed),
+            seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+            "thumbnails done"
+        );
+        if !self.opts.avif {
+            return;
+        }
+        // Every JPEG first, so the whole grid shows; then the smaller thumbnails, newest first.
+        self.stats.avif_total.store(todo.len() as u64, Ordering::Relaxed);
+        let started = Instant::now();
+        self.on_workers(todo, &self.stats.avif_done, false, |id| {
+            if let Some((item, _)) = locate(id)
+                && self.can_render(item.format)
+            {
+                self.make_avif(&item, Keep::OnDiskOnly);
+            }
+        });
+        tracing::info!(
+            items = todo.len(),
+            seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+            "AVIF thumbnails done"
+        );
+    }
+
+    /// Runs `work` for each id of `todo` in order on the background workers (low priority),
+    /// counting in `done`, and returns when all are done; `log` says the progress every 10 s.
+    fn on_workers(&self, todo: &[u64], done: &AtomicU64, log: bool, work: impl Fn(u64) + Sync) {
+        let next = AtomicU64::new(0);
         std::thread::scope(|s| {
-            let threads: Vec<_> = (0..workers)
+            let threads: Vec<_> = (0..self.opts.workers)
                 .map(|n| {
-                    let (next, locate, made) = (&next, &locate, &made);
+                    let (next, work) = (&next, &work);
                     std::thread::Builder::new()
                         .name(format!("spis-thumb-{n}"))
                         .spawn_scoped(s, move || {
                             lower_priority();
                             while let Some(&id) = todo.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
-                                if let Some((item, dir)) = locate(id)
-                                    && !self.cached_on_disk(&item)
-                                    && let Ok(r) = self.make(&item, &dir, Keep::OnDiskOnly)
-                                {
-                                    made(r.thumbhash);
-                                }
-                                self.stats.background_done.fetch_add(1, Ordering::Relaxed);
+                                work(id);
+                                done.fetch_add(1, Ordering::Relaxed);
                             }
                         })
                         .expect("spawning a thumbnail worker")
@@ -562,7 +641,7 @@ impl Thumbs {
             let mut last_log = Instant::now();
             while !threads.iter().all(|t| t.is_finished()) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
-                if last_log.elapsed() >= std::time::Duration::from_secs(10) {
+                if log && last_log.elapsed() >= std::time::Duration::from_secs(10) {
                     last_log = Instant::now();
                     let p = self.background_progress();
                     tracing::info!(
@@ -575,13 +654,6 @@ impl Thumbs {
                 }
             }
         });
-        tracing::info!(
-            items = todo.len(),
-            decoded = self.stats.decoded.load(Ordering::Relaxed),
-            failed = self.stats.failed.load(Ordering::Relaxed),
-            seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
-            "thumbnails done"
-        );
     }
 
     /// Removes from the disk cache every entry but those of `current` (id, file version) and of
@@ -724,6 +796,14 @@ fn resize_key(item: &Item, (w, h): (u32, u32), fit: render::Fit, encoding: rende
     )
 }
 
+/// The AVIF of a thumbnail: its JPEG's key with another extension.
+fn avif_key(item: &Item) -> String {
+    let mut key = cache_key(item, Rendition::Thumb);
+    key.truncate(key.len() - "jpg".len());
+    key.push_str("avif");
+    key
+}
+
 /// id, file version, rendition and pipeline version: a new file version or pipeline is a new key.
 fn cache_key(item: &Item, which: Rendition) -> String {
     format!(
@@ -817,6 +897,7 @@ mod tests {
             quality: 80,
             memory_bytes: 1 << 20,
             workers: 0,
+            avif: false,
             resize_sizes: vec![],
             limits: render::Limits::sane_defaults(),
             decoder_timeout: std::time::Duration::from_secs(30),
@@ -907,6 +988,8 @@ mod tests {
         }
         let resized = resize_key(&item, (640, 480), render::Fit::Cover, render::Encoding::Png);
         assert_eq!(parse_key(&resized), Some((42, id::version_u32(10, 20))));
+        assert!(avif_key(&item).ends_with("-thumb-p1.avif"), "{}", avif_key(&item));
+        assert_eq!(parse_key(&avif_key(&item)), Some((42, id::version_u32(10, 20))));
         for stale in
             ["AAAAAAAAAAA-0000000a-thumb-p0.jpg", ".tmp", "x-y-thumb-p1.jpg", "AAAAAAAAAAA-zz-thumb-p1.jpg"]
         {

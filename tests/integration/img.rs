@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::util::{Dirs, PLAIN_JPEG, Reply, Server, agent, copy_from_corpus, read, spis_cli};
 
 /// What Chrome sends for an `<img>`.
-const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+pub(crate) const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
 fn start(args: &[&str]) -> (Dirs, Server) {
     let dirs = Dirs::new();
@@ -28,7 +28,7 @@ fn get_accepting(server: &Server, path: &str, accept: &str) -> Reply {
 }
 
 /// An AVIF decoded by libheif (the oracle: not our code), as RGB.
-fn decode_avif(avif: &[u8]) -> image::RgbImage {
+pub(crate) fn decode_avif(avif: &[u8]) -> image::RgbImage {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
     std::fs::write(&input, avif).unwrap();

@@ -234,21 +234,26 @@ fn the_background_pass_sweeps_stale_cache_entries() {
     // Left over from a file that changed, and from an older pipeline.
     let shard = dirs.state.join("cache/A");
     std::fs::create_dir_all(&shard).unwrap();
-    let stale =
-        ["AAAAAAAAAAA-00000000-thumb-p1.jpg", "AAAAAAAAAAA-00000000-preview-p0.jpg"].map(|n| shard.join(n));
+    let stale = [
+        "AAAAAAAAAAA-00000000-thumb-p1.jpg",
+        "AAAAAAAAAAA-00000000-preview-p0.jpg",
+        "AAAAAAAAAAA-00000000-thumb-p1.avif",
+    ]
+    .map(|n| shard.join(n));
     for path in &stale {
         std::fs::write(path, b"old").unwrap();
     }
     let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
     server.wait_indexed();
     wait_until("stale entries are swept", || stale.iter().all(|p| !p.exists()));
+    wait_until("the AVIF pass is done", || server.json("/api/status")["thumbnails"]["avif"]["done"] == 1);
     let entries: usize = std::fs::read_dir(dirs.state.join("cache"))
         .unwrap()
         .map(|d| d.unwrap().path())
         .filter(|shard| shard.is_dir())
         .map(|shard| std::fs::read_dir(shard).unwrap().count())
         .sum();
-    assert_eq!(entries, 2, "the current thumbnail and preview stay");
+    assert_eq!(entries, 3, "the current thumbnail, its AVIF and the preview stay");
 }
 
 #[test]
@@ -447,4 +452,59 @@ fn every_corpus_file_gets_a_thumbnail_or_a_placeholder_in_bounded_time() {
     let slowest = outcomes.iter().max_by_key(|(_, _, t)| *t).unwrap();
     assert!(slowest.2 < std::time::Duration::from_secs(30), "{} took {:?}", slowest.0, slowest.2);
     assert_eq!(server.get("/api/health").status, 200, "still answering");
+}
+
+#[test]
+fn grid_thumbnails_come_in_avif_to_browsers_that_accept_it_once_the_pass_made_them() {
+    use crate::img::{CHROME_ACCEPT, decode_avif};
+    use crate::util::{agent, read};
+    let asking = |server: &Server, url: &str, accept: &str, etag: Option<&str>| {
+        let mut req = agent().get(server.url(url)).header("Accept", accept);
+        if let Some(etag) = etag {
+            req = req.header("If-None-Match", etag);
+        }
+        read(req.call().unwrap())
+    };
+    let (dirs, server) = one_photo();
+    let url = server.item_named("a.jpg")["thumb"].as_str().unwrap().to_owned();
+    // No background pass, so no AVIF: a browser that wants one gets the JPEG, not for good.
+    let jpeg = asking(&server, &url, CHROME_ACCEPT, None);
+    assert_eq!(jpeg.header("content-type"), Some("image/jpeg"));
+    assert_eq!(jpeg.header("cache-control"), Some("public, max-age=3600"));
+    assert!(jpeg.header("vary").is_some_and(|v| v.contains("Accept")), "{:?}", jpeg.header("vary"));
+    let plain = asking(&server, &url, "*/*", None);
+    assert_eq!(plain.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(plain.body, jpeg.body);
+    drop(server);
+
+    // The background pass makes every JPEG, then the AVIFs from the previews.
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
+    server.wait_indexed();
+    wait_until("the AVIF pass is done", || server.json("/api/status")["thumbnails"]["avif"]["done"] == 1);
+    let jpeg_etag = jpeg.header("etag").unwrap();
+    let avif = asking(&server, &url, CHROME_ACCEPT, Some(jpeg_etag));
+    assert_eq!(
+        (avif.status, avif.header("content-type")),
+        (200, Some("image/avif")),
+        "not a 304 for the JPEG's ETag"
+    );
+    assert_eq!(avif.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert!(avif.header("vary").is_some_and(|v| v.contains("Accept")));
+    assert_ne!(avif.header("etag"), Some(jpeg_etag));
+    let (from_avif, from_jpeg) = (decode_avif(&avif.body), decode(&jpeg.body));
+    assert_eq!(from_avif.dimensions(), from_jpeg.dimensions(), "the same 400 px picture");
+    let diff = difference(&from_avif, &from_jpeg);
+    assert!(diff < 6.0, "the AVIF shows the thumbnail's picture: mean difference {diff:.2}");
+    assert!(avif.body.len() < jpeg.body.len(), "AVIF {} bytes, JPEG {}", avif.body.len(), jpeg.body.len());
+    let again = asking(&server, &url, CHROME_ACCEPT, avif.header("etag"));
+    assert_eq!(again.status, 304);
+    assert_eq!(asking(&server, &url, "image/webp,*/*;q=0.8", None).body, jpeg.body, "JPEG to the others");
+    drop(server);
+
+    // Switched off: JPEG for everyone, for good, and nothing varies.
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "0", "--thumb-avif", "false"]);
+    server.wait_indexed();
+    let r = asking(&server, &url, CHROME_ACCEPT, None);
+    assert_eq!((r.header("content-type"), r.header("vary")), (Some("image/jpeg"), None));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
 }

@@ -28,7 +28,8 @@ before(async () => {
   // The first screen's thumbnails exist, as on a gallery in use.
   await waitUntil('thumbnails are made', async () => {
     const s = await (await fetch(server.url('/api/status'), { headers: { Cookie: cookie } })).json();
-    return s.thumbnails.background.done >= Math.min(s.thumbnails.background.total, 60);
+    const first = Math.min(s.thumbnails.background.total, 60);
+    return s.thumbnails.background.done >= first && s.thumbnails.avif.done >= first;
   }, 120000);
   const made = await fetch(server.url('/api/shares'), {
     method: 'POST',
