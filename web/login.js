@@ -13,6 +13,8 @@ let shown = null;
  * @returns {Promise<void>}
  */
 export async function ensureSession() {
+  // The server marks the page it sends a logged-in household (one round trip fewer).
+  if (document.documentElement.dataset.session === 'in') return;
   let state;
   try {
     const res = await fetch('/api/session', { cache: 'no-store', credentials: 'same-origin' });

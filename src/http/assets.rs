@@ -70,6 +70,17 @@ struct Asset {
     etag: String,
 }
 
+impl Asset {
+    fn new(mime: &'static str, body: Bytes) -> Asset {
+        let gzip = is_text(mime).then(|| gzip(&body)).filter(|g| g.len() < body.len());
+        let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
+        Asset { mime, body, gzip, etag }
+    }
+}
+
+/// The key of `index.html` as served to a logged-in household (`<html data-session="in">`).
+const SESSION_PAGE: &str = "index.html (session)";
+
 /// The web app as served: its version and its files by path.
 #[derive(Debug)]
 pub(super) struct Bundle {
@@ -100,7 +111,7 @@ impl Bundle {
             .map(|(p, _)| format!("{prefix}/{p}"))
             .collect();
         let precache = serde_json::to_string(&precache).expect("strings serialize");
-        let files = files
+        let mut files = files
             .into_iter()
             .map(|(path, bytes)| {
                 let mime = mime(&path);
@@ -113,11 +124,15 @@ impl Bundle {
                 } else {
                     bytes.into()
                 };
-                let gzip = is_text(mime).then(|| gzip(&body)).filter(|g| g.len() < body.len());
-                let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
-                (path, Asset { mime, body, gzip, etag })
+                (path, Asset::new(mime, body))
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        // The page as a logged-in household gets it: marked, so it skips asking whether it is
+        // (one round trip fewer before the first screen).
+        if let Some(page) = files.get("index.html").map(|a| String::from_utf8_lossy(&a.body).into_owned()) {
+            let marked = page.replacen("<html ", "<html data-session=\"in\" ", 1);
+            files.insert(SESSION_PAGE.to_owned(), Asset::new(mime("index.html"), marked.into()));
+        }
         Bundle { version, files }
     }
 
@@ -150,8 +165,14 @@ impl Bundle {
     }
 }
 
-/// Serves a web app path (`segments` of the URL path), or `None` when it is not one.
-pub(super) fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> Option<Response<Body>> {
+/// Serves a web app path (`segments` of the URL path), or `None` when it is not one. `session`:
+/// the request may see the household's gallery (its page then says so, see [`SESSION_PAGE`]).
+pub(super) fn serve(
+    source: &Source,
+    segments: &[&str],
+    headers: &HeaderMap,
+    session: bool,
+) -> Option<Response<Body>> {
     let loaded;
     let bundle = match source {
         Source::Embedded => Bundle::embedded(),
@@ -174,12 +195,18 @@ pub(super) fn serve(source: &Source, segments: &[&str], headers: &HeaderMap) -> 
     if ROOT_FILES.contains(&path.as_str()) && segments.first() == Some(&"assets") {
         return None;
     }
-    let asset = bundle.files.get(&path)?;
+    let asset = match (segments, session) {
+        ([""], true) => bundle.files.get(SESSION_PAGE)?,
+        _ => bundle.files.get(&path)?,
+    };
     let cache = if immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
     let mut resp = Response::builder()
         .header(header::CACHE_CONTROL, cache)
         .header(header::ETAG, &asset.etag)
-        .header(header::VARY, "Accept-Encoding")
+        .header(
+            header::VARY,
+            if path == "index.html" { "Accept-Encoding, Cookie" } else { "Accept-Encoding" },
+        )
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if path == "index.html" {
         resp = resp

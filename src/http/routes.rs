@@ -692,7 +692,9 @@ async fn checked(
         }
         Matched::Unknown => Err(ApiError::NoRoute(path.to_owned())),
         Matched::App if *method == Method::GET || *method == Method::HEAD => {
-            Ok(assets::serve(&app.web, segments, req.headers()).unwrap_or_else(assets::not_found_page))
+            let session = matches!(caller, Caller::Anyone | Caller::Session | Caller::Token);
+            Ok(assets::serve(&app.web, segments, req.headers(), session)
+                .unwrap_or_else(assets::not_found_page))
         }
         Matched::App => Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: GET.allow }),
     }

@@ -80,6 +80,38 @@ fn first_run_asks_for_a_password_then_only_logged_in_clients_get_in() {
     post(&server, "/api/login", r#"{"password":"wrong horse"}"#, &[]).assert_error(401, "wrong_password");
 }
 
+/// The page a logged-in household gets says so (`<html data-session="in">`), so the app skips
+/// its `/api/session` round trip; anyone else, a guest's share page and a forged cookie get the
+/// plain page, which asks. The two are different representations: their own ETags, and
+/// `Vary: Cookie` so no cache hands one to the other.
+#[test]
+fn the_page_tells_a_logged_in_household_that_it_is() {
+    const MARK: &str = "<html data-session=\"in\" ";
+    let (_dirs, server) = start(&[]);
+    let page = |headers: &[(&str, &str)]| {
+        let r = get(&server, "/", headers);
+        assert_eq!(r.status, 200);
+        assert!(r.header("vary").is_some_and(|v| v.contains("Cookie")), "{:?}", r.header("vary"));
+        (String::from_utf8(r.body.clone()).unwrap().contains(MARK), r.header("etag").unwrap().to_owned())
+    };
+    let (marked, anonymous_etag) = page(&[]);
+    assert!(!marked, "no session yet");
+    let cookie = session_cookie(&post(&server, "/api/setup", r#"{"password":"correct horse"}"#, &[]));
+    let (marked, household_etag) = page(&[("Cookie", &cookie)]);
+    assert!(marked, "logged in");
+    assert_ne!(anonymous_etag, household_etag);
+    assert_eq!(get(&server, "/", &[("If-None-Match", &anonymous_etag), ("Cookie", &cookie)]).status, 200);
+    assert_eq!(get(&server, "/", &[("If-None-Match", &household_etag), ("Cookie", &cookie)]).status, 304);
+    assert!(!page(&[("Cookie", &format!("{cookie}x"))]).0, "a forged cookie");
+    assert!(!page(&[]).0, "still not without the cookie");
+    let share = get(&server, "/s/AAAAAAAAAAAAAAAAAAAAAA", &[("Cookie", &cookie)]);
+    assert!(!String::from_utf8(share.body).unwrap().contains(MARK), "a share link's page opens the link");
+    // With access control off, everyone is the household.
+    let dirs = Dirs::new();
+    let open = Server::start(&dirs.media, &dirs.state, &[]);
+    assert!(String::from_utf8(open.get("/").body).unwrap().contains(MARK));
+}
+
 #[test]
 fn forged_and_stale_sessions_are_refused() {
     let (_dirs, server) = start(&[]);
