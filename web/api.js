@@ -151,6 +151,7 @@ export function listMedia(filter, { year, month, cursor, limit = PAGE, signal } 
  * @returns {Promise<Facets>}
  */
 export function getFacets(filter) {
+  // Unfiltered, this is the URL the server preloads with the page (FIRST_FACETS in assets.rs).
   return request(`/api/facets?${apiParams(filter)}`);
 }
 

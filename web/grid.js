@@ -413,6 +413,7 @@ export class Grid extends EventTarget {
     this.releasing = true;
     Promise.race([Promise.all(waiting), new Promise((done) => setTimeout(done, 3000))]).then(() => {
       this.firstScreen = null;
+      this.root.classList.remove('first-screen');
       this.schedule();
     });
   }

@@ -81,6 +81,10 @@ impl Asset {
 /// The key of `index.html` as served to a logged-in household (`<html data-session="in">`).
 const SESSION_PAGE: &str = "index.html (session)";
 
+/// A preload of what the unfiltered gallery asks for first: exactly the URL and the CORS mode of
+/// `getFacets(noFilter)` in web/api.js, or the browser fetches it twice.
+const FIRST_FACETS: &str = "</api/facets?>; rel=preload; as=fetch; crossorigin";
+
 /// The web app as served: its version and its files by path.
 #[derive(Debug)]
 pub(super) struct Bundle {
@@ -166,12 +170,14 @@ impl Bundle {
 }
 
 /// Serves a web app path (`segments` of the URL path), or `None` when it is not one. `session`:
-/// the request may see the household's gallery (its page then says so, see [`SESSION_PAGE`]).
+/// the request may see the household's gallery (its page then says so, see [`SESSION_PAGE`]);
+/// `unfiltered`: the URL has no query, so the page will ask for [`FIRST_FACETS`].
 pub(super) fn serve(
     source: &Source,
     segments: &[&str],
     headers: &HeaderMap,
     session: bool,
+    unfiltered: bool,
 ) -> Option<Response<Body>> {
     let loaded;
     let bundle = match source {
@@ -217,6 +223,10 @@ pub(super) fn serve(
                 "permissions-policy",
                 "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
             );
+    }
+    if session && unfiltered && segments == [""] {
+        // The gallery's first request, started with the page instead of after its scripts.
+        resp = resp.header(header::LINK, FIRST_FACETS);
     }
     if file::etag_matches_request(headers, asset.etag.trim_matches('"')) {
         return Some(resp.status(StatusCode::NOT_MODIFIED).body(full(Bytes::new())).expect("valid headers"));

@@ -693,7 +693,8 @@ async fn checked(
         Matched::Unknown => Err(ApiError::NoRoute(path.to_owned())),
         Matched::App if *method == Method::GET || *method == Method::HEAD => {
             let session = matches!(caller, Caller::Anyone | Caller::Session | Caller::Token);
-            Ok(assets::serve(&app.web, segments, req.headers(), session)
+            let unfiltered = req.uri().query().is_none_or(str::is_empty);
+            Ok(assets::serve(&app.web, segments, req.headers(), session, unfiltered)
                 .unwrap_or_else(assets::not_found_page))
         }
         Matched::App => Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: GET.allow }),

@@ -102,6 +102,15 @@ fn the_page_tells_a_logged_in_household_that_it_is() {
     assert_ne!(anonymous_etag, household_etag);
     assert_eq!(get(&server, "/", &[("If-None-Match", &anonymous_etag), ("Cookie", &cookie)]).status, 200);
     assert_eq!(get(&server, "/", &[("If-None-Match", &household_etag), ("Cookie", &cookie)]).status, 304);
+    // The marked, unfiltered page preloads its first request; a filtered one does not guess.
+    let link =
+        |path: &str, headers: &[(&str, &str)]| get(&server, path, headers).header("link").map(str::to_owned);
+    assert_eq!(
+        link("/", &[("Cookie", &cookie)]).as_deref(),
+        Some("</api/facets?>; rel=preload; as=fetch; crossorigin")
+    );
+    assert_eq!(link("/?year=2024", &[("Cookie", &cookie)]), None);
+    assert_eq!(link("/", &[]), None, "not before the login");
     assert!(!page(&[("Cookie", &format!("{cookie}x"))]).0, "a forged cookie");
     assert!(!page(&[]).0, "still not without the cookie");
     let share = get(&server, "/s/AAAAAAAAAAAAAAAAAAAAAA", &[("Cookie", &cookie)]);

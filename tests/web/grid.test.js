@@ -15,8 +15,17 @@ after(async () => {
 test('the first screen shows loaded thumbnails under month headers, light enough', async () => {
   const g = await guardedContext(env.browser, PHONE);
   const page = await g.context.newPage();
+  const asked = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/api/')) asked.push(new URL(r.url()).pathname);
+  });
   await page.goto(env.server.url('/'));
   await thumbsLoaded(page, 9);
+  // The page knew its session, and the facets it preloaded were used: asked for once, no more.
+  assert.equal(asked.filter((p) => p === '/api/session').length, 0, asked.join(' '));
+  assert.equal(asked.filter((p) => p === '/api/facets').length, 1, asked.join(' '));
+  const initiators = await page.evaluate(() => performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/facets')).map((r) => r.initiatorType));
+  assert.deepEqual(initiators, ['link'], 'the preload, not a fetch from the scripts');
   const items = await allItems(env.server);
   // Newest first: the first tile is the newest item, under its month's header.
   const seen = await onScreen(page);

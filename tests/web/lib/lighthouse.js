@@ -34,6 +34,9 @@ export async function audit(url, { name, formFactor = 'mobile', headers, categor
     const report = Array.isArray(result.report) ? result.report : [result.report];
     fs.writeFileSync(path.join(REPORT_DIR, `${name}-${formFactor}.html`), report[0]);
     fs.writeFileSync(path.join(REPORT_DIR, `${name}-${formFactor}.json`), report[1]);
+    // LIGHTHOUSE_TRACE=1: also the page's performance trace, for Chromium's Performance panel.
+    const trace = /** @type {any} */ (result.artifacts)?.Trace;
+    if (process.env.LIGHTHOUSE_TRACE === '1' && trace) fs.writeFileSync(path.join(REPORT_DIR, `${name}-${formFactor}.trace.json`), JSON.stringify(trace));
     /** @type {Record<string, number>} */
     const scores = {};
     const failing = [];
