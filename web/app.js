@@ -12,7 +12,6 @@ import { Scrubber } from './scrubber.js';
 import { Selection } from './select.js';
 import { Timeline } from './timeline.js';
 import { formatCount, plural, toast } from './ui.js';
-import { Uploads, wireUploads } from './upload.js';
 
 /** @typedef {import('./api.js').Item} Item */
 
@@ -65,7 +64,14 @@ const openTrash = () => {
   trashView ||= import('./trash.js').then(({ TrashView }) => new TrashView(/** @type {HTMLDialogElement} */ ($('#trash')), () => timeline));
   return trashView.then((t) => t.open());
 };
-wireUploads(new Uploads($('#uploads')));
+// The uploads' own code (upload.js) arrives with the first files, off the first screen.
+/** @type {Promise<import('./upload.js').Uploads>|undefined} */
+let uploads;
+wireUploads((files) => {
+  const list = [...files];
+  uploads ||= import('./upload.js').then(({ Uploads }) => new Uploads($('#uploads')));
+  uploads.then((u) => u.add(list));
+});
 
 history.scrollRestoration = 'manual';
 
@@ -427,3 +433,50 @@ if ('serviceWorker' in navigator) {
 
 // The viewer's code arrives once the first screen is done, so the first tap opens it at once.
 addEventListener('load', () => setTimeout(getViewer, 500));
+
+/**
+ * Wires the Upload button, drag and drop over the page, and files shared to the app.
+ * @param {(files: Iterable<File>) => void} add
+ */
+function wireUploads(add) {
+  const input = /** @type {HTMLInputElement} */ (document.getElementById('upload-input'));
+  /** @type {HTMLElement} */ (document.getElementById('upload-btn')).addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    if (input.files) add(input.files);
+    input.value = '';
+  });
+  const drop = /** @type {HTMLElement} */ (document.getElementById('drop'));
+  let depth = 0;
+  // A share link's guest adds nothing.
+  const hasFiles = (/** @type {DragEvent} */ e) => !currentShare() && !!e.dataTransfer?.types.includes('Files');
+  addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    depth++;
+    drop.hidden = false;
+  });
+  addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    depth = Math.max(0, depth - 1);
+    if (!depth) drop.hidden = true;
+  });
+  addEventListener('dragover', (e) => {
+    if (hasFiles(e)) e.preventDefault();
+  });
+  addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    drop.hidden = true;
+    if (e.dataTransfer?.files.length) add(e.dataTransfer.files);
+  });
+  // "Share -> spis" on a phone: the service worker kept the shared files and opened /?shared=1.
+  const params = new URLSearchParams(location.search);
+  if (params.has('shared') && navigator.serviceWorker) {
+    navigator.serviceWorker.addEventListener('message', (e) => {
+      if (e.data?.type === 'shared-files' && e.data.files?.length) add(e.data.files);
+    });
+    navigator.serviceWorker.ready.then((reg) => reg.active?.postMessage({ type: 'take-shared-files' }));
+    params.delete('shared');
+    history.replaceState(history.state, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
+  }
+}

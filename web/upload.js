@@ -5,7 +5,6 @@
 // phone's Share sheet (the service worker hands them over). New items reach the grid through the
 // live updates, as any new file does.
 
-import { currentShare } from './api.js';
 import { h, icon, plural, toast } from './ui.js';
 
 /** Bytes per PATCH: small enough to show progress and lose little to a dropped connection. */
@@ -285,52 +284,5 @@ export class Uploads {
     /** @type {HTMLElement} */ (this.panel.querySelector('[data-u="pause-all"]')).hidden = !active;
     /** @type {HTMLElement} */ (this.panel.querySelector('[data-u="resume-all"]')).hidden =
       active || !this.transfers.some((t) => t.state === 'paused' || t.state === 'failed');
-  }
-}
-
-/**
- * Wires the Upload button, drag and drop over the page, and files shared to the app.
- * @param {Uploads} uploads
- */
-export function wireUploads(uploads) {
-  const input = /** @type {HTMLInputElement} */ (document.getElementById('upload-input'));
-  /** @type {HTMLElement} */ (document.getElementById('upload-btn')).addEventListener('click', () => input.click());
-  input.addEventListener('change', () => {
-    if (input.files) uploads.add(input.files);
-    input.value = '';
-  });
-  const drop = /** @type {HTMLElement} */ (document.getElementById('drop'));
-  let depth = 0;
-  // A share link's guest adds nothing.
-  const hasFiles = (/** @type {DragEvent} */ e) => !currentShare() && !!e.dataTransfer?.types.includes('Files');
-  addEventListener('dragenter', (e) => {
-    if (!hasFiles(e)) return;
-    depth++;
-    drop.hidden = false;
-  });
-  addEventListener('dragleave', (e) => {
-    if (!hasFiles(e)) return;
-    depth = Math.max(0, depth - 1);
-    if (!depth) drop.hidden = true;
-  });
-  addEventListener('dragover', (e) => {
-    if (hasFiles(e)) e.preventDefault();
-  });
-  addEventListener('drop', (e) => {
-    if (!hasFiles(e)) return;
-    e.preventDefault();
-    depth = 0;
-    drop.hidden = true;
-    if (e.dataTransfer?.files.length) uploads.add(e.dataTransfer.files);
-  });
-  // "Share -> spis" on a phone: the service worker kept the shared files and opened /?shared=1.
-  const params = new URLSearchParams(location.search);
-  if (params.has('shared') && navigator.serviceWorker) {
-    navigator.serviceWorker.addEventListener('message', (e) => {
-      if (e.data?.type === 'shared-files' && e.data.files?.length) uploads.add(e.data.files);
-    });
-    navigator.serviceWorker.ready.then((reg) => reg.active?.postMessage({ type: 'take-shared-files' }));
-    params.delete('shared');
-    history.replaceState(history.state, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
   }
 }

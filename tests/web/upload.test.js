@@ -79,7 +79,7 @@ test('an upload paused mid-file on a slow phone connection resumes where it stop
   const chooser = page.waitForEvent('filechooser');
   await page.locator('#upload-btn').click();
   await (await chooser).setFiles([path.join(files, 'IMG_7003.JPG')]);
-  await page.waitForFunction(() => document.querySelector('.up-row progress').value > 200000, null, { timeout: 30000 });
+  await page.waitForFunction(() => (document.querySelector('.up-row progress')?.value ?? 0) > 200000, null, { timeout: 30000 });
   await page.locator('.up-row [data-u="pause"]').click();
   await page.waitForFunction(() => document.querySelector('.up-row').dataset.state === 'paused', null, { timeout: 5000 });
   assert.match(await page.locator('.up-row .up-state').textContent(), /^Paused at/);
