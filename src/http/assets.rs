@@ -328,6 +328,7 @@ mod tests {
         let on_disk: Vec<String> = Bundle::from_dir(&web)
             .files
             .into_keys()
+            .filter(|k| k != SESSION_PAGE)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
