@@ -51,8 +51,12 @@ for i in $(seq 0 239); do
   cp "$CORPUS/$src" "$MEDIA/f$((i % 12))/p$i.${src##*.}"
 done
 
+# No AVIF pass: it encodes in the background for minutes (240 photos, debug build), and its
+# allocator high-water mark climbs through that time whatever the requests do, so the leak check
+# below could not tell it from a leak (seen: 82 -> 96 MiB, flat for the last 20 s). This soak is
+# about the request paths; the pass's memory belongs to the RSS benchmark (issue 17).
 "$BIN" --media "$MEDIA" --state-dir "$RUN/state" --listen 127.0.0.1:0 --no-auth --rate-limit 0 \
-  --thumb-cache-mb 8 --thumb-workers 1 --log info >"$RUN/out" 2>"$RUN/log" &
+  --thumb-cache-mb 8 --thumb-workers 1 --thumb-avif false --log info >"$RUN/out" 2>"$RUN/log" &
 PID=$!
 BASE=""
 for _ in $(seq 300); do

@@ -267,7 +267,7 @@ fn retention_removes_what_is_older_than_its_folders_age_and_nothing_else() {
     server.wait_indexed();
     wait_until("the old snapshots go", || server.names() == ["Cameras/door/new.jpg", "Family/ancient.jpg"]);
     assert!(!dirs.media.join("Cameras/door/old.jpg").exists() && !dirs.media.join(".trash").exists());
-    assert!(server.log().contains("retention removed a file"), "logged");
+    wait_until("the removal is logged", || server.log().contains("retention removed a file"));
     // A bad rule stops the start with a sentence naming it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spis"))
         .args(["--media"])
