@@ -23,7 +23,7 @@ use crate::library::dates::{self, DateSource};
 use crate::library::probe::{Format, Kind};
 use crate::library::{FavoriteError, Filter, Index, Item, Library, Order, id};
 use crate::shares::Link;
-use crate::thumbs::{Rendition, RenditionUrl, Served, Thumbs, render};
+use crate::thumbs::{Encoded, Rendition, RenditionUrl, Served, Thumbs, render};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
@@ -336,6 +336,13 @@ pub(super) async fn rendition(
     // depends on `Accept`, and a JPEG sent for want of the AVIF is not cached for good.
     let negotiated = which == Rendition::Thumb && app.thumbs.opts().avif;
     let wants_avif = negotiated && negotiate(Wanted::Auto, req.headers()) == render::Encoding::Avif;
+    let answer = |r: &Encoded, mime: &'static str, cache: &'static str| {
+        let mut resp = file::serve_bytes(req.method(), req.headers(), r.bytes.clone(), mime, &r.etag, cache);
+        if negotiated {
+            vary_on_accept(&mut resp, Wanted::Auto);
+        }
+        resp
+    };
     if wants_avif {
         let avif = match app.thumbs.avif_cached(&item) {
             Some(hit) => Some(hit),
@@ -347,16 +354,7 @@ pub(super) async fn rendition(
             }
         };
         if let Some(r) = avif {
-            let mut resp = file::serve_bytes(
-                req.method(),
-                req.headers(),
-                r.bytes.clone(),
-                "image/avif",
-                &r.etag,
-                "public, max-age=31536000, immutable",
-            );
-            vary_on_accept(&mut resp, Wanted::Auto);
-            return Ok(resp);
+            return Ok(answer(&r, "image/avif", "public, max-age=31536000, immutable"));
         }
     }
     let served = match app.thumbs.cached(&item, which) {
@@ -376,22 +374,13 @@ pub(super) async fn rendition(
         }
     };
     Ok(match served {
-        Served::Ready(r) => {
-            let mut resp = file::serve_bytes(
-                req.method(),
-                req.headers(),
-                r.bytes.clone(),
-                "image/jpeg",
-                &r.etag,
-                // The URL carries the file and pipeline version, so a cached copy is never stale;
-                // but an AVIF may come for it later.
-                if wants_avif { "public, max-age=3600" } else { "public, max-age=31536000, immutable" },
-            );
-            if negotiated {
-                vary_on_accept(&mut resp, Wanted::Auto);
-            }
-            resp
-        }
+        // The URL carries the file and pipeline version, so a cached copy is never stale; but an
+        // AVIF may come for it later.
+        Served::Ready(r) => answer(
+            &r,
+            "image/jpeg",
+            if wants_avif { "public, max-age=3600" } else { "public, max-age=31536000, immutable" },
+        ),
         Served::Placeholder(reason) => Response::builder()
             .header(header::CONTENT_TYPE, "image/svg+xml")
             .header(header::CACHE_CONTROL, "no-cache")

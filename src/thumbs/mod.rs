@@ -234,7 +234,12 @@ impl Thumbs {
 
     /// The rendition if it is in memory: the fast path, safe to call on the async runtime.
     pub(crate) fn cached(&self, item: &Item, which: Rendition) -> Option<Arc<Encoded>> {
-        let hit = lock(&self.memory).get(&cache_key(item, which));
+        self.memory_hit(&cache_key(item, which))
+    }
+
+    /// An output by key if it is in memory, counted as a memory hit.
+    fn memory_hit(&self, key: &str) -> Option<Arc<Encoded>> {
+        let hit = lock(&self.memory).get(key);
         if hit.is_some() {
             self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -243,11 +248,7 @@ impl Thumbs {
 
     /// The AVIF of an item's thumbnail if it is in memory (the fast path, safe on the runtime).
     pub(crate) fn avif_cached(&self, item: &Item) -> Option<Arc<Encoded>> {
-        let hit = lock(&self.memory).get(&avif_key(item));
-        if hit.is_some() {
-            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
-        }
-        hit
+        self.memory_hit(&avif_key(item))
     }
 
     /// The AVIF of an item's thumbnail from memory or disk, if the AVIF pass made it already
@@ -345,11 +346,7 @@ impl Thumbs {
         fit: render::Fit,
         encoding: render::Encoding,
     ) -> Option<Arc<Encoded>> {
-        let hit = lock(&self.memory).get(&resize_key(item, size, fit, encoding));
-        if hit.is_some() {
-            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
-        }
-        hit
+        self.memory_hit(&resize_key(item, size, fit, encoding))
     }
 
     pub(crate) fn resized_blocking(
