@@ -447,9 +447,10 @@ fn write_tokens(path: &Path, entries: &[TokenEntry]) -> anyhow::Result<()> {
 const SHORT_TAG_BYTES: usize = 16;
 
 /// A key of its own (a file in the state dir) that signs short tokens: HMAC-SHA256 cut to
-/// 128 bits, in URL-safe base64. Image URLs and share links each have one.
+/// 128 bits, in URL-safe base64. Image URLs and share links each have one. Kept as the HMAC
+/// state after the key, so a check (one per `/img` request) hashes only the message.
 #[derive(Clone)]
-pub(crate) struct SigningKey([u8; 32]);
+pub(crate) struct SigningKey(HmacSha256);
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -460,16 +461,20 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// The key in `path`, made when there is none (see [`load_or_make_key`]).
     pub(crate) fn load_or_make(path: &Path) -> anyhow::Result<SigningKey> {
-        Ok(SigningKey(load_or_make_key(path)?))
+        Ok(SigningKey::keyed(&load_or_make_key(path)?))
     }
 
     #[cfg(test)]
     pub(crate) fn from_bytes(bytes: [u8; 32]) -> SigningKey {
-        SigningKey(bytes)
+        SigningKey::keyed(&bytes)
+    }
+
+    fn keyed(key: &[u8; 32]) -> SigningKey {
+        SigningKey(HmacSha256::new_from_slice(key).expect("HMAC takes any key length"))
     }
 
     fn mac(&self, message: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.0.clone();
         mac.update(message);
         mac
     }

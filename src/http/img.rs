@@ -35,7 +35,7 @@ pub(super) async fn serve(
         if !inside {
             return Err(ApiError::BadSignature("unsigned, and not in the public folder"));
         }
-    } else if !app.url_key.verify(signature, rest.join("/").as_bytes()) {
+    } else if !app.url_key.verify(signature, signed_part(req.uri().path(), signature, rest).as_bytes()) {
         return Err(ApiError::BadSignature("the signature does not match this URL"));
     }
     let r = parsed.map_err(|e| match e {
@@ -73,4 +73,33 @@ pub(super) async fn serve(
     resp.headers_mut()
         .insert("cross-origin-resource-policy", hyper::header::HeaderValue::from_static("cross-origin"));
     Ok(resp)
+}
+
+/// What the signature covers: the path after `/img/<signature>/`, as sent (a slice of it, not a
+/// copy, on the hot path of a CDN origin).
+fn signed_part<'a>(path: &'a str, signature: &str, rest: &[&str]) -> std::borrow::Cow<'a, str> {
+    let after = path.trim_start_matches('/').strip_prefix("img/").and_then(|p| p.strip_prefix(signature));
+    match after.and_then(|p| p.strip_prefix('/')) {
+        Some(part) => part.into(),
+        None => rest.join("/").into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signed_part;
+
+    #[test]
+    fn the_signed_part_is_the_path_after_the_signature() {
+        let rest = ["w320", "contain", "a b", "c.jpg.webp"];
+        assert_eq!(
+            signed_part("/img/SIG/w320/contain/a b/c.jpg.webp", "SIG", &rest),
+            "w320/contain/a b/c.jpg.webp"
+        );
+        assert_eq!(
+            signed_part("//img/SIG/w320/contain/a b/c.jpg.webp", "SIG", &rest),
+            "w320/contain/a b/c.jpg.webp"
+        );
+        assert_eq!(signed_part("/img/SIG", "SIG", &[]), "");
+    }
 }
