@@ -16,6 +16,8 @@ command -v heif-convert >/dev/null 2>&1 || command -v heif-dec >/dev/null 2>&1 |
 # The static aarch64 binary is smoke-tested under user-mode QEMU; readelf checks it is static.
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
+# scripts/static.sh fetches zig (the allocator's C compiler) from PyPI with pip.
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

@@ -20,6 +20,8 @@ zig_version=0.17.1
 zig_dir="${SPIS_CACHE:-/var/cache/spis-ci}/zig-$zig_version"
 if [ ! -x "$zig_dir/ziglang/zig" ]; then
     echo "static.sh: fetching zig $zig_version from PyPI into $zig_dir" >&2
+    python3 -m pip --version >/dev/null 2>&1 ||
+        { echo "static.sh: pip is needed to fetch zig: apt-get install python3-pip" >&2; exit 1; }
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$zig_dir.tmp" "ziglang==$zig_version"
     rm -rf "$zig_dir" && mv "$zig_dir.tmp" "$zig_dir"
 fi
