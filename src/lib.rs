@@ -25,6 +25,8 @@ mod zip;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod memcopy;
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};

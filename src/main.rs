@@ -6,6 +6,30 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// On x86_64 musl, a `memcpy` for short copies instead of musl's `rep movsq` (see `memcopy`).
+///
+/// # Safety
+/// As `memcpy`.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller's promise, as for memcpy.
+    unsafe { spis::memcopy::copy(dst, src, n) };
+    dst
+}
+
+/// musl's `memmove` jumps into its own `memcpy`, so it is replaced with it.
+///
+/// # Safety
+/// As `memmove`.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller's promise, as for memmove.
+    unsafe { spis::memcopy::copy_overlapping(dst, src, n) };
+    dst
+}
+
 fn main() -> std::process::ExitCode {
     spis::main()
 }
