@@ -5,19 +5,20 @@
 //! has been checked against the file's length, and nothing from the file name reaches a header
 //! unescaped. The caller resolves ids to paths and opens the file; this module never sees a path.
 
-use std::io::{self, SeekFrom};
+use std::future::Future as _;
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use httpdate::HttpDate;
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use tokio::fs::File;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use super::Body;
 use super::error::ApiError;
@@ -47,7 +48,7 @@ pub(crate) struct FileInfo<'a> {
 pub(crate) async fn serve(
     method: &Method,
     headers: &HeaderMap,
-    mut file: File,
+    file: File,
     info: &FileInfo<'_>,
 ) -> Response<Body> {
     let head = *method == Method::HEAD;
@@ -85,12 +86,7 @@ pub(crate) async fn serve(
     if head || len == 0 {
         return response;
     }
-    if start > 0
-        && let Err(e) = file.seek(SeekFrom::Start(start)).await
-    {
-        return ApiError::Io(e).into_response();
-    }
-    *response.body_mut() = FileBody { file, remaining: len, buf: BytesMut::new() }.boxed_unsync();
+    *response.body_mut() = FileBody::new(file.into_std().await, start, len).boxed_unsync();
     response
 }
 
@@ -209,13 +205,41 @@ fn list_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-/// Streams `remaining` bytes from the file's current position, one CHUNK per frame, so memory
-/// stays bounded whatever the file size and a disconnect stops the reading (the body is dropped).
+/// Streams `remaining` bytes from `offset`, one CHUNK per frame, so memory stays bounded whatever
+/// the file size and a disconnect stops the reading (the body is dropped). Each chunk is read by
+/// `pread` on the blocking pool straight into the buffer that becomes the frame (no copy through
+/// an intermediate buffer, nothing zero-filled first), and the next read starts as soon as a frame
+/// is handed out, so reading the disk overlaps writing the socket.
 #[derive(Debug)]
 struct FileBody {
-    file: File,
+    file: Arc<std::fs::File>,
+    offset: u64,
+    /// Bytes not yet handed out, the read in flight included.
     remaining: u64,
-    buf: BytesMut,
+    /// The read in flight: the chunk at `offset`.
+    next: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
+}
+
+impl FileBody {
+    fn new(file: std::fs::File, offset: u64, len: u64) -> FileBody {
+        let mut body = FileBody { file: Arc::new(file), offset, remaining: len, next: None };
+        body.start_read();
+        body
+    }
+
+    /// Starts reading the chunk at `offset`, unless everything has been read.
+    fn start_read(&mut self) {
+        if self.remaining == 0 {
+            return;
+        }
+        let want = usize::try_from(self.remaining).map_or(CHUNK, |r| r.min(CHUNK));
+        let (file, offset) = (Arc::clone(&self.file), self.offset);
+        self.next = Some(tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), offset)?;
+            Ok(Bytes::from(buf))
+        }));
+    }
 }
 
 impl hyper::body::Body for FileBody {
@@ -227,28 +251,24 @@ impl hyper::body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        if this.remaining == 0 {
+        let Some(read) = this.next.as_mut() else {
             return Poll::Ready(None);
-        }
-        let want = usize::try_from(this.remaining).map_or(CHUNK, |r| r.min(CHUNK));
-        // Zero-filled once per chunk (not per poll) so the read needs no unsafe; the buffer keeps
-        // its size across Pending, and its allocation is reused once hyper drops the last frame.
-        if this.buf.len() != want {
-            this.buf.clear();
-            this.buf.resize(want, 0);
-        }
-        let mut read = ReadBuf::new(&mut this.buf);
-        ready!(Pin::new(&mut this.file).poll_read(cx, &mut read))?;
-        let n = read.filled().len();
-        if n == 0 {
+        };
+        let chunk = ready!(Pin::new(read).poll(cx));
+        this.next = None;
+        let chunk = chunk.map_err(io::Error::other)??;
+        if chunk.is_empty() {
             // Content-Length is already on the wire: fail the connection rather than send less.
+            this.remaining = 0;
             return Poll::Ready(Some(Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "file shrank while it was being sent",
             ))));
         }
-        this.remaining -= n as u64;
-        Poll::Ready(Some(Ok(Frame::data(this.buf.split_to(n).freeze()))))
+        this.offset += chunk.len() as u64;
+        this.remaining -= chunk.len() as u64;
+        this.start_read();
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -257,6 +277,15 @@ impl hyper::body::Body for FileBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        // A client gone mid-file: the read in flight finishes on its own; nothing waits for it.
+        if let Some(read) = self.next.take() {
+            read.abort();
+        }
     }
 }
 
@@ -599,9 +628,9 @@ mod tests {
     async fn body_streams_in_bounded_chunks() {
         let data = noise(3 * CHUNK + 123);
         let tmp = temp_file(&data);
-        let file = File::open(tmp.path()).await.unwrap();
+        let file = std::fs::File::open(tmp.path()).unwrap();
         let len = data.len() as u64;
-        let (sizes, bytes) = collect(FileBody { file, remaining: len, buf: BytesMut::new() }).await;
+        let (sizes, bytes) = collect(FileBody::new(file, 0, len)).await;
         assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
         assert_eq!(bytes.unwrap(), data);
     }
@@ -609,8 +638,8 @@ mod tests {
     #[tokio::test]
     async fn body_fails_instead_of_sending_less_than_promised() {
         let tmp = temp_file(&noise(1000));
-        let file = File::open(tmp.path()).await.unwrap();
-        let (_, result) = collect(FileBody { file, remaining: 2000, buf: BytesMut::new() }).await;
+        let file = std::fs::File::open(tmp.path()).unwrap();
+        let (_, result) = collect(FileBody::new(file, 0, 2000)).await;
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }
