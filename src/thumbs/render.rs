@@ -48,6 +48,12 @@ pub(crate) struct Limits {
     /// thread of its own and stops waiting; pure Rust cannot stop a decoder midway. Default 20 s:
     /// a 100 MP photo takes 2-3 s here.
     pub max_decode_time: std::time::Duration,
+    /// Most bytes the renders in flight may hold together, by [`estimate_bytes`] plus their
+    /// files, whatever the number of workers and requests: the caller (`thumbs`) waits for room
+    /// before it starts one, and one larger than this runs alone. Default 32 MiB: two 12 MP
+    /// camera photos at once (each about 14 MB at the preview's 1/2 scale, with its file), or
+    /// one alongside many small ones, so the 3 workers of a Pi add at most this to the index.
+    pub decode_budget_bytes: u64,
 }
 
 impl Limits {
@@ -57,6 +63,7 @@ impl Limits {
             max_pixels: 100_000_000,
             max_decode_bytes: 512 << 20,
             max_decode_time: std::time::Duration::from_secs(20),
+            decode_budget_bytes: 32 << 20,
         }
     }
 }
@@ -171,6 +178,50 @@ pub(crate) fn render(
         tiny = tiny.orient(orientation);
     }
     Ok(Renditions { outputs: outputs.into_iter().flatten().collect(), thumbhash: tiny.thumbhash() })
+}
+
+/// About the most bytes [`render`] holds at once for `bytes` and a largest target of `long_side`,
+/// read from the header alone (0 when the header says nothing usable; the render then fails
+/// early). For the caller's budget of decodes in flight. A scaled JPEG: its scaled pixels twice
+/// (the decoder's planes and its output), a progressive one also its coefficients (two bytes a
+/// sample at full size); anything else its RGBA pixels twice (the decode and the conversion);
+/// then the largest target's pixels, made while its source is still held.
+pub(crate) fn estimate_bytes(bytes: &[u8], format: Format, long_side: u32) -> u64 {
+    let target = |w: u64, h: u64| {
+        let (w, h) = fitted_size(w as u32, h as u32, long_side.max(1));
+        u64::from(w) * u64::from(h) * 3
+    };
+    if format == Format::Jpeg {
+        let mut decoder = jpeg_decoder::Decoder::new(bytes);
+        if decoder.read_info().is_err() {
+            return 0;
+        }
+        let Some(info) = decoder.info() else { return 0 };
+        let (w, h) = (u64::from(info.width), u64::from(info.height));
+        let channels = info.pixel_format.pixel_bytes() as u64;
+        let coefficients = if info.coding_process == CodingProcess::DctProgressive { 2 * w * h * channels } else { 0 };
+        // The decoder's scale: the smallest of 1/8, 1/4, 1/2 and 1 that keeps the long side at
+        // least `long_side` (none for lossless).
+        let long = w.max(h);
+        let mut denominator = 8;
+        while denominator > 1 && long.div_ceil(denominator) < u64::from(long_side) {
+            denominator /= 2;
+        }
+        if info.coding_process == CodingProcess::Lossless {
+            denominator = 1;
+        }
+        let (sw, sh) = (w.div_ceil(denominator), h.div_ceil(denominator));
+        return 2 * sw * sh * channels + coefficients + target(sw, sh);
+    }
+    match imagesize::blob_size(bytes) {
+        // A hostile header may claim any size: the render refuses it, the sum only saturates.
+        Ok(size) => {
+            let (w, h) = (size.width as u64, size.height as u64);
+            let (tw, th) = (w.min(u64::from(u32::MAX)), h.min(u64::from(u32::MAX)));
+            w.saturating_mul(h).saturating_mul(8).saturating_add(target(tw, th))
+        }
+        Err(_) => 0,
+    }
 }
 
 /// How a picture meets a box in [`resize`].
@@ -504,13 +555,25 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
     // own and sends it every row through a channel: about 10 % more CPU than decoding in one
     // thread (measured: 70 -> 64 CPU ms a 12 MP photo, one core), and no faster on two cores. Its
     // rayon worker is the only other choice it offers; inside a one-thread pool that worker's
-    // "parallel" rows all run on that one thread, so the decode is a plain sequential one.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .thread_name(|_| "spis-jpeg".into())
-        .build()
-        .map_err(|e| RenderError::Corrupt(format!("cannot start the decode thread: {e}")))?;
-    let data = pool.install(|| decoder.decode()).map_err(corrupt)?;
+    // "parallel" rows all run on that one thread, so the decode is a plain sequential one. The
+    // pool is the calling thread's, kept for its next decode (a thread per decode would give each
+    // decode a fresh allocator heap).
+    thread_local! {
+        static POOL: std::cell::OnceCell<Result<rayon::ThreadPool, String>> = const { std::cell::OnceCell::new() };
+    }
+    let data = POOL.with(|pool| {
+        let pool = pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "spis-jpeg".into())
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        match pool {
+            Ok(pool) => pool.install(|| decoder.decode()).map_err(corrupt),
+            Err(e) => Err(RenderError::Corrupt(format!("cannot start the decode thread: {e}"))),
+        }
+    })?;
     let info = decoder.info().ok_or_else(|| RenderError::Corrupt("no frame header".into()))?;
     let (width, height) = (info.width.into(), info.height.into());
     let image = match info.pixel_format {
@@ -774,6 +837,26 @@ mod tests {
             8 => turn_clockwise(turn_clockwise(turn_clockwise(rows))),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn estimates_follow_the_scale_the_decoder_picks() {
+        // Canon EOS 1000D: 3888x2592 baseline. The 1600 px preview decodes at 1/2 (1944x1296),
+        // a 400 px thumbnail alone at 1/8 (486x324).
+        let photo = corpus("drewnoakes-metadata-extractor-images/jpg/Canon EOS 1000D.jpg");
+        let preview = estimate_bytes(&photo, Format::Jpeg, 1600);
+        assert_eq!(preview, 2 * 1944 * 1296 * 3 + 1600 * 1067 * 3);
+        assert_eq!(estimate_bytes(&photo, Format::Jpeg, 400), 2 * 486 * 324 * 3 + 400 * 267 * 3);
+        // Progressive: every coefficient at full size on top.
+        let progressive = corpus("image-rs-jpeg-decoder/tests/reftest/images/mozilla/jpg-progressive.jpg");
+        let mut decoder = jpeg_decoder::Decoder::new(&progressive[..]);
+        decoder.read_info().unwrap();
+        let info = decoder.info().unwrap();
+        let (w, h) = (u64::from(info.width), u64::from(info.height));
+        assert!(estimate_bytes(&progressive, Format::Jpeg, 1600) >= 2 * w * h * 3);
+        // No usable header: nothing to reserve beyond the file.
+        assert_eq!(estimate_bytes(b"not a picture", Format::Png, 400), 0);
+        assert_eq!(estimate_bytes(b"\xff\xd8 broken", Format::Jpeg, 400), 0);
     }
 
     #[test]
