@@ -40,7 +40,12 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) {
             }
             65..=128 => {
                 let head = [load(src), load(src.add(16)), load(src.add(32)), load(src.add(48))];
-                let tail = [load(src.add(n - 64)), load(src.add(n - 48)), load(src.add(n - 32)), load(src.add(n - 16))];
+                let tail = [
+                    load(src.add(n - 64)),
+                    load(src.add(n - 48)),
+                    load(src.add(n - 32)),
+                    load(src.add(n - 16)),
+                ];
                 for (i, v) in head.into_iter().enumerate() {
                     store(dst.add(16 * i), v);
                 }
@@ -157,7 +162,11 @@ mod tests {
                     let mut dst = vec![0xAAu8; n + 64];
                     // SAFETY: both ranges are in bounds and in different allocations.
                     unsafe { copy(dst.as_mut_ptr().add(dst_off), src.as_ptr().add(src_off), n) };
-                    assert_eq!(&dst[dst_off..dst_off + n], &src[src_off..src_off + n], "n={n} {src_off}/{dst_off}");
+                    assert_eq!(
+                        &dst[dst_off..dst_off + n],
+                        &src[src_off..src_off + n],
+                        "n={n} {src_off}/{dst_off}"
+                    );
                     assert!(dst[..dst_off].iter().all(|&b| b == 0xAA), "wrote before, n={n}");
                     assert!(dst[dst_off + n..].iter().all(|&b| b == 0xAA), "wrote past, n={n}");
                 }

@@ -1002,7 +1002,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn the_decode_budget_makes_a_render_wait_for_room_and_lets_an_oversize_one_run_alone() {
         let budget = Arc::new(Budget::new(100));

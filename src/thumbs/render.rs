@@ -199,7 +199,8 @@ pub(crate) fn estimate_bytes(bytes: &[u8], format: Format, long_side: u32) -> u6
         let Some(info) = decoder.info() else { return 0 };
         let (w, h) = (u64::from(info.width), u64::from(info.height));
         let channels = info.pixel_format.pixel_bytes() as u64;
-        let coefficients = if info.coding_process == CodingProcess::DctProgressive { 2 * w * h * channels } else { 0 };
+        let coefficients =
+            if info.coding_process == CodingProcess::DctProgressive { 2 * w * h * channels } else { 0 };
         // The decoder's scale: the smallest of 1/8, 1/4, 1/2 and 1 that keeps the long side at
         // least `long_side` (none for lossless).
         let long = w.max(h);
