@@ -42,13 +42,10 @@ HEIF_DEC="$(command -v heif-dec || command -v heif-convert)"
 VENV="${SPIS_CACHE:-/var/cache/spis-ci}/numpy-2.2.6"
 ensure_venv avif.sh "$VENV" "numpy==2.2.6"
 
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  BIN="$BENCH_BIN"
-else
-  say "building the release binary"
-  (cd "$ROOT" && cargo build --release --locked --quiet)
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/spis"
-fi
+# The binary that ships (scripts/bench/common.sh).
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
+bench_binaries shipped
 
 # Camera photos and two wallpapers (smooth skies, fine detail): 9-12 MP.
 PHOTOS=(

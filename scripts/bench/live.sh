@@ -14,6 +14,7 @@ RUN="$(mktemp -d "${TMPDIR:-/tmp}/spis-bench-live.XXXXXX")"
 trap 'rm -rf "$RUN"' EXIT
 
 say() { echo "bench-live: $*" >&2; }
+die() { echo "bench-live: $*" >&2; exit 1; }
 
 need_apt() { # need_apt PACKAGE: install a Debian package when `check` fails
   local pkg=$1
@@ -26,13 +27,10 @@ need_apt() { # need_apt PACKAGE: install a Debian package when `check` fails
 need_apt python3-websockets /usr/bin/python3 -c "import websockets"
 need_apt libvips-tools command -v vipsthumbnail
 
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  BIN="$BENCH_BIN"
-else
-  say "building the release binary"
-  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/spis"
-fi
+# The binary that ships, and the glibc build (scripts/bench/common.sh).
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
+bench_binaries both
 
 # Baseline 12 MP-class camera photos, as a surveillance camera or phone writes them.
 PHOTOS=(

@@ -54,11 +54,19 @@ def alive(pid: int) -> bool:
 def cmd_wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     status = None
+    # The first page of the gallery: how long a phone opening it after a reboot waits for photos.
+    first_page_ms, first_page_items = None, 0
     while time.monotonic() < deadline:
         if not alive(args.pid):
             print(f"tools.py: the server (pid {args.pid}) exited while indexing", file=sys.stderr)
             return 1
         try:
+            if first_page_ms is None:
+                code, body = get(args.url.rstrip("/") + "/api/media?limit=100", timeout=2.0)
+                items = json.loads(body).get("items", []) if code == 200 else []
+                if items:
+                    first_page_ms = (time.time_ns() - args.start_ns) / 1e6
+                    first_page_items = len(items)
             code, body = get(args.url.rstrip("/") + "/api/status", timeout=2.0)
             if code == 200:
                 status = json.loads(body)
@@ -75,6 +83,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
     wall_ms = (time.time_ns() - args.start_ns) / 1e6
     ix, meta = status["indexing"], status["metadata"]
     print(f"wall_ms={wall_ms:.0f}")
+    print(f"first_page_ms={first_page_ms if first_page_ms is not None else wall_ms:.0f}")
+    print(f"first_page_items={first_page_items}")
     print(f"elapsed_ms={ix['elapsed_ms']}")
     print(f"items={status['items']}")
     print(f"errors={ix.get('errors', 0)}")

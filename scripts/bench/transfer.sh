@@ -9,7 +9,7 @@
 # A benchmark, not a test: it prints ratios against its goals and exits 0 on a miss. Only
 # 127.0.0.1 is used; every loop is bounded. Installs nginx and curl with apt when missing.
 #
-#   BENCH_BIN=path  a binary built earlier (default: the release build)
+#   BENCH_BIN=path  a binary built earlier (default: the static musl build, which ships)
 #   BENCH_DIR=/tmp/spis-bench  where the run's files go (on the disk being measured)
 set -euo pipefail
 
@@ -42,13 +42,10 @@ need nginx nginx-light
 need curl curl
 need python3 python3
 
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  BIN="$BENCH_BIN"
-else
-  say "building the release binary"
-  (cd "$ROOT" && cargo build --release --locked --quiet)
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/spis"
-fi
+# The binary that ships (scripts/bench/common.sh).
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
+bench_binaries shipped
 [[ -x "$BIN" ]] || die "no spis binary at $BIN"
 
 # start_spis MEDIA STATE: sets PID and BASE.
