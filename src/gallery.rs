@@ -92,6 +92,13 @@ impl Gallery {
                     )
                 })
                 .expect("spawning the new-file thumbnail thread");
+            if self.thumbs.opts().avif {
+                let (lib, thumbs) = (Arc::clone(&self.lib), Arc::clone(&self.thumbs));
+                std::thread::Builder::new()
+                    .name("spis-avif-new".into())
+                    .spawn(move || thumbs.run_fresh_avif(|id| lib.locate(id)))
+                    .expect("spawning the new-file AVIF thread");
+            }
         }
         let (uploads, lib) = (Arc::clone(&self.uploads), Arc::clone(&self.lib));
         let (trash_days, retention, floor) =

@@ -169,6 +169,9 @@ pub(crate) struct Thumbs {
     /// Ids of files that just arrived, made ahead of the background backlog.
     fresh: Mutex<std::collections::VecDeque<u64>>,
     fresh_ready: Condvar,
+    /// Ids of new files whose JPEG renditions are made, waiting for their AVIF thumbnail.
+    fresh_avif: Mutex<std::collections::VecDeque<u64>>,
+    fresh_avif_ready: Condvar,
 }
 
 impl std::fmt::Debug for Job {
@@ -199,6 +202,8 @@ impl Thumbs {
             ),
             fresh: Mutex::new(std::collections::VecDeque::new()),
             fresh_ready: Condvar::new(),
+            fresh_avif: Mutex::new(std::collections::VecDeque::new()),
+            fresh_avif_ready: Condvar::new(),
         })
     }
 
@@ -544,10 +549,38 @@ impl Thumbs {
             }
             if let Ok(r) = self.make(&item, &dir, Keep::InMemory) {
                 made(r.thumbhash);
-                // The AVIF only when nothing else waits: a camera's next snapshot goes first.
-                if self.opts.avif && lock(&self.fresh).is_empty() {
-                    self.make_avif(&item, Keep::InMemory);
+                // The AVIF on a thread of its own at low priority: an encode takes several times
+                // a decode, and a camera's next snapshot must not wait behind it (made here, it
+                // put 400 ms between a snapshot and its thumbnail instead of 70).
+                if self.opts.avif {
+                    let mut q = lock(&self.fresh_avif);
+                    // Newest first; past the bound the oldest waits for the next background pass.
+                    if q.len() >= FRESH_AVIF_QUEUE {
+                        q.pop_back();
+                    }
+                    q.push_front(id);
+                    self.fresh_avif_ready.notify_one();
                 }
+            }
+        }
+    }
+
+    /// Makes the AVIF thumbnails of new files queued by [`Thumbs::run_fresh`], newest first, at
+    /// a lowered priority. Runs for good.
+    pub(crate) fn run_fresh_avif(&self, locate: impl Fn(u64) -> Option<(Item, Vec<u8>)>) -> ! {
+        lower_priority();
+        loop {
+            let id = {
+                let mut q = lock(&self.fresh_avif);
+                loop {
+                    match q.pop_front() {
+                        Some(id) => break id,
+                        None => q = self.fresh_avif_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+                    }
+                }
+            };
+            if let Some((item, _)) = locate(id) {
+                self.make_avif(&item, Keep::InMemory);
             }
         }
     }
@@ -737,6 +770,10 @@ fn bounded<T: Send + 'static>(
 }
 
 type DecodeJob = Box<dyn FnOnce() + Send>;
+
+/// New files waiting for their AVIF thumbnail at most (past it, the oldest waits for the next
+/// background pass).
+const FRESH_AVIF_QUEUE: usize = 256;
 
 /// Decode threads waiting for a job, by a number of their own. They are kept, not made per
 /// render: on the static builds each new thread gets a fresh mimalloc heap, and the memory a

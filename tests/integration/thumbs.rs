@@ -508,3 +508,31 @@ fn grid_thumbnails_come_in_avif_to_browsers_that_accept_it_once_the_pass_made_th
     assert_eq!((r.header("content-type"), r.header("vary")), (Some("image/jpeg"), None));
     assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
 }
+
+#[test]
+fn a_new_photo_gets_its_jpeg_thumbnail_first_and_its_avif_soon_after() {
+    use crate::img::CHROME_ACCEPT;
+    use crate::util::{agent, read};
+    let (dirs, server) = one_photo();
+    drop(server);
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "1"]);
+    server.wait_indexed();
+    wait_until("the AVIF pass is done", || server.json("/api/status")["thumbnails"]["avif"]["done"] == 1);
+
+    // A camera's snapshot, after the pass: made by the new-file path, the AVIF on its own thread.
+    copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "b.jpg")]);
+    let mut url = String::new();
+    wait_until("b.jpg is listed with its thumbhash", || {
+        let listed = server.all_items("", 500).into_iter().find(|i| i["name"] == "b.jpg");
+        listed.is_some_and(|item| {
+            url = item["thumb"].as_str().unwrap_or_default().to_owned();
+            item["thumbhash"].is_string()
+        })
+    });
+    let jpeg = server.get(&url);
+    assert_eq!((jpeg.status, jpeg.header("content-type")), (200, Some("image/jpeg")));
+    wait_until("b.jpg's AVIF thumbnail", || {
+        let r = read(agent().get(server.url(&url)).header("Accept", CHROME_ACCEPT).call().unwrap());
+        r.header("content-type") == Some("image/avif")
+    });
+}
