@@ -45,5 +45,12 @@ for i in "${!PHOTOS[@]}"; do
   cp "$CORPUS/${PHOTOS[$i]}" "$RUN/photos/$(printf 'p%02d.jpg' "$i")"
 done
 
+echo "The shipped binary: $BIN"
 /usr/bin/python3 "$ROOT/scripts/bench/live.py" --bin "$BIN" --photos "$RUN/photos" \
   --count "${BENCH_LIVE_COUNT:-100}" --vips
+if [[ "$GLIBC_BIN" != none ]]; then
+  echo
+  echo "The glibc build beside it, same photos: $GLIBC_BIN"
+  /usr/bin/python3 "$ROOT/scripts/bench/live.py" --bin "$GLIBC_BIN" --photos "$RUN/photos" \
+    --count "${BENCH_LIVE_COUNT:-100}"
+fi
