@@ -282,7 +282,8 @@ impl hyper::body::Body for FileBody {
 
 impl Drop for FileBody {
     fn drop(&mut self) {
-        // A client gone mid-file: the read in flight finishes on its own; nothing waits for it.
+        // A client gone mid-file: a read not started yet never starts; one under way finishes
+        // and its chunk is dropped.
         if let Some(read) = self.next.take() {
             read.abort();
         }

@@ -534,15 +534,7 @@ impl Thumbs {
         made: impl Fn(HashRecord),
     ) -> ! {
         loop {
-            let id = {
-                let mut q = lock(&self.fresh);
-                loop {
-                    match q.pop_front() {
-                        Some(id) => break id,
-                        None => q = self.fresh_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
-                    }
-                }
-            };
+            let id = next_in(&self.fresh, &self.fresh_ready);
             let Some((item, dir)) = locate(id) else { continue };
             if !self.can_render(item.format) || self.cached_on_disk(&item) {
                 continue;
@@ -570,15 +562,7 @@ impl Thumbs {
     pub(crate) fn run_fresh_avif(&self, locate: impl Fn(u64) -> Option<(Item, Vec<u8>)>) -> ! {
         lower_priority();
         loop {
-            let id = {
-                let mut q = lock(&self.fresh_avif);
-                loop {
-                    match q.pop_front() {
-                        Some(id) => break id,
-                        None => q = self.fresh_avif_ready.wait(q).unwrap_or_else(|p| p.into_inner()),
-                    }
-                }
-            };
+            let id = next_in(&self.fresh_avif, &self.fresh_avif_ready);
             if let Some((item, _)) = locate(id) {
                 self.make_avif(&item, Keep::InMemory);
             }
@@ -769,6 +753,17 @@ fn bounded<T: Send + 'static>(
     }
 }
 
+/// The id at the front of `queue`, waiting on `ready` until there is one.
+fn next_in(queue: &Mutex<std::collections::VecDeque<u64>>, ready: &Condvar) -> u64 {
+    let mut q = lock(queue);
+    loop {
+        match q.pop_front() {
+            Some(id) => return id,
+            None => q = ready.wait(q).unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+
 type DecodeJob = Box<dyn FnOnce() + Send>;
 
 /// New files waiting for their AVIF thumbnail at most (past it, the oldest waits for the next
@@ -776,9 +771,9 @@ type DecodeJob = Box<dyn FnOnce() + Send>;
 const FRESH_AVIF_QUEUE: usize = 256;
 
 /// Decode threads waiting for a job, by a number of their own. They are kept, not made per
-/// render: on the static builds each new thread gets a fresh mimalloc heap, and the memory a
-/// render's thread frees as it exits lingers beside the next render's (a pass over 12 MP photos
-/// peaked at 78 MiB with a thread per render, against 52 MiB on glibc).
+/// render (with jpeg-decoder's pool, two new threads a photo): 50 baseline 12 MP photos, index
+/// and both renditions, took 3.96 s instead of 4.44 s on the static build. The peak RSS did not
+/// change (BENCHMARKS.md).
 static IDLE_DECODERS: Mutex<Vec<(u64, std::sync::mpsc::Sender<DecodeJob>)>> = Mutex::new(Vec::new());
 /// How long a decode thread waits for another job before it ends.
 const DECODER_IDLE: std::time::Duration = std::time::Duration::from_secs(60);

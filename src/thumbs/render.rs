@@ -557,8 +557,7 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
     // thread (measured: 70 -> 64 CPU ms a 12 MP photo, one core), and no faster on two cores. Its
     // rayon worker is the only other choice it offers; inside a one-thread pool that worker's
     // "parallel" rows all run on that one thread, so the decode is a plain sequential one. The
-    // pool is the calling thread's, kept for its next decode (a thread per decode would give each
-    // decode a fresh allocator heap).
+    // pool is the calling thread's, kept for its next decode instead of a new thread each time.
     thread_local! {
         static POOL: std::cell::OnceCell<Result<rayon::ThreadPool, String>> = const { std::cell::OnceCell::new() };
     }
