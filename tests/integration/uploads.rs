@@ -315,8 +315,10 @@ fn a_put_cut_short_by_kill_9_leaves_no_visible_file_and_its_temp_is_swept() {
         std::fs::File::options().write(true).open(&f).unwrap().set_modified(an_hour_ago).unwrap();
     }
     let server = Server::start(&dirs.media, &dirs.state, &[]);
-    wait_until("the temp file is swept", || files(&dirs.media).is_empty());
-    assert!(records(&dirs.state).is_empty());
+    // The temp file goes first, its record just after: wait for both rather than race the second.
+    wait_until("the temp file and its record are swept", || {
+        files(&dirs.media).is_empty() && records(&dirs.state).is_empty()
+    });
     // Logged just after the file is gone: wait for it rather than race it.
     wait_until("the sweep is logged", || server.log().contains("abandoned upload removed"));
 }
