@@ -48,7 +48,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 # shellcheck disable=SC1091 # checked on its own (make lint)
 . "$REPO/scripts/card/apt.sh"
 host_tools genimage=genimage mcopy=mtools mkfs.vfat=dosfstools mke2fs=e2fsprogs \
-	fdtput=device-tree-compiler depmod=kmod cpio=cpio xz=xz-utils dpkg-deb=dpkg \
+	fdtput=device-tree-compiler depmod=kmod cpio=cpio readelf=binutils xz=xz-utils dpkg-deb=dpkg \
 	systemd-sysusers=systemd systemctl=systemd
 
 # --- packages ---------------------------------------------------------------------------------
@@ -234,44 +234,20 @@ cp "$KDIR/usr/lib/linux-image-$KVER/broadcom/$DTB_NAME" "$DTB"
 # Bluetooth away from it; here Bluetooth stays off).
 fdtput -t s "$DTB" /soc/usb@7e980000 dr_mode host
 fdtput -r "$DTB" /soc/serial@7e201000/bluetooth
-cp "$BOARD/cmdline.txt" "$BOARD/spis.toml" "$BOARD/wifi.conf" "$STAGE/rpi-firmware/"
-{
-	cat "$BOARD/config.txt"
-	printf '\n# Debian-built card (make card): Debian'"'"'s kernel loads the SD/eMMC driver from an initramfs.\n'
-	printf 'initramfs initrd.img followkernel\n'
-} >"$STAGE/rpi-firmware/config.txt"
-
-INITRD=$WORK/initrd
-mkdir -p "$INITRD/bin" "$INITRD/modules"
-cp "$ROOT/usr/bin/busybox" "$INITRD/bin/busybox"
-install -m 0755 "$REPO/scripts/card/init" "$INITRD/init"
-MODDIR=$ROOT/usr/lib/modules/$KVER
-: >"$INITRD/modules/load-order"
+cp "$BOARD/cmdline.txt" "$BOARD/config.txt" "$BOARD/spis.toml" "$BOARD/wifi.conf" "$STAGE/rpi-firmware/"
 # The SD and eMMC hosts (sdhci-iproc), what their probe waits for (regulators, the firmware's
-# GPIO expander and reset controller), ext4 for the root filesystem; built-in ones are skipped.
-for m in fixed gpio-regulator bcm2835-mailbox raspberrypi gpio-raspberrypi-exp reset-raspberrypi \
-	sdhci sdhci-pltfm sdhci-iproc mmc_block crc32c_generic ext4; do
-	grep -qE "/${m//-/[-_]}\.ko\$" "$MODDIR/modules.builtin" && continue
-	dep=$(grep -E "/${m//-/[-_]}\.ko(\.[a-z]+)?:" "$MODDIR/modules.dep") || die "module $m not in $KVER"
-	for f in $(echo "${dep#*:}" | tr ' ' '\n' | tac) "${dep%%:*}"; do
-		b=$(basename "$f")
-		grep -qx "$b" "$INITRD/modules/load-order" && continue
-		cp "$MODDIR/$f" "$INITRD/modules/$b"
-		echo "$b" >>"$INITRD/modules/load-order"
-	done
-done
-(cd "$INITRD" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -9) >"$STAGE/initrd.img"
+# GPIO expander and reset controller), ext4 for the root filesystem.
+"$REPO/scripts/card/initramfs.sh" "$ROOT" "$STAGE/initrd.img" "$ROOT/usr/lib/modules/$KVER" \
+	fixed gpio-regulator bcm2835-mailbox raspberrypi gpio-raspberrypi-exp reset-raspberrypi \
+	sdhci sdhci-pltfm sdhci-iproc mmc_block crc32c_generic ext4 || die "initramfs.sh failed"
 
 # --- the partitions and the card, with Buildroot's genimage.cfg -------------------------------
 log "making rootfs.ext4 (mke2fs -d, read-only on the card)"
 size=$(($(du -sm "$ROOT" | cut -f1) * 110 / 100 + 32))
 mke2fs -q -t ext4 -L spis-root -E root_owner=0:0 -d "$ROOT" "$STAGE/rootfs.ext4" "${size}M" >/dev/null
-# The Debian card has one file more on the boot partition than Buildroot's: the initramfs.
-sed 's/^\(\t*\)"Image"$/\1"initrd.img",\n\1"Image"/' "$BOARD/genimage.cfg" >"$WORK/genimage.cfg"
-grep -q '"initrd.img"' "$WORK/genimage.cfg" || die "genimage.cfg has no \"Image\" line to add initrd.img to"
 log "genimage: boot.vfat, data.ext4, spis-cm4.img"
 mkdir -p "$WORK/genroot" "$WORK/gentmp" "$OUT"
-genimage --config "$WORK/genimage.cfg" --rootpath "$WORK/genroot" --tmppath "$WORK/gentmp" \
+genimage --config "$BOARD/genimage.cfg" --rootpath "$WORK/genroot" --tmppath "$WORK/gentmp" \
 	--inputpath "$STAGE" --outputpath "$STAGE" >"$WORK/genimage.log" 2>&1 ||
 	{ cat "$WORK/genimage.log" >&2; die "genimage failed"; }
 mv "$STAGE/sdcard.img" "$OUT/spis-cm4.img"

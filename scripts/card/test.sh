@@ -132,7 +132,7 @@ log "card: $((flashed >> 20)) MiB image grown to $CARD_SIZE; data partition $((D
 BOOTFS="$CARD@@$((BOOT_START * 512))"
 DATAFS="$CARD?offset=$((DATA_START * 512))"
 
-# The boot partition's kernel, device tree, initramfs (the Debian card has one) and command line.
+# The boot partition's kernel, device tree, initramfs (both of our cards have one) and command line.
 for f in Image bcm2711-rpi-cm4.dtb cmdline.txt spis.toml wifi.conf; do
 	mcopy -n -i "$BOOTFS" "::$f" "$WORK/$f" || die "the boot partition has no $f"
 done
