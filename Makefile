@@ -67,13 +67,14 @@ card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU ra
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
 
-bench: ## Benchmarks, shipped binary beside glibc: 100k-photo index, list latency, RSS; the same on SD-card-speed storage; thumbnails and signed URLs vs vips and nginx; AVIF vs vips; live latency; zip, uploads; Lighthouse performance
+bench: ## Benchmarks, shipped binary beside glibc: 100k-photo index, list latency, RSS; the same on SD-card-speed storage; thumbnails and signed URLs vs vips and nginx; AVIF vs vips; live latency; zip, uploads; HTTPS vs nginx; Lighthouse performance
 	scripts/bench.sh
 	scripts/bench/slow.sh
 	scripts/bench/thumbs.sh
 	scripts/bench/avif.sh
 	scripts/bench/live.sh
 	scripts/bench/transfer.sh
+	scripts/bench/tls.sh
 	scripts/bench/lighthouse.sh
 
 fuzz: ## Fuzz the header parsers, dates, queries and the thumbnail pipeline, FUZZ_SECONDS (60) each

@@ -21,6 +21,8 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# HTTPS: the tests offer old protocols and weak ciphers with openssl s_client.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # exiftool is the reference the dates taken over the photo corpus are compared with.
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 # Zip downloads are checked with Info-ZIP's unzip -t (and Python's zipfile).

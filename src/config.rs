@@ -75,6 +75,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("retention", Described("none: files are kept until deleted")),
         ("retention_free_mb", Described("none")),
         ("public_dir", Described("none: every image URL is signed")),
+        ("tls", Fixed(r#""auto""#)),
     ]
 };
 
@@ -512,6 +513,56 @@ pub(crate) struct Opts {
     /// URLs (`/img/_/w800/contain/DIR/NAME.jpeg`), e.g. a blog's photos.
     #[arg(long, env = "SPIS_PUBLIC_DIR", global = true, value_name = "DIR")]
     pub public_dir: Option<String>,
+
+    /// HTTPS, on the same port as HTTP: `auto` makes the device its own certificate authority in
+    /// the state dir and a certificate for its names (each phone trusts it once: README,
+    /// HTTPS at home); `cert=FILE,key=FILE` serves a certificate of your own (PEM, read again when it
+    /// changes); `off` serves plain HTTP only.
+    #[arg(long, env = "SPIS_TLS", global = true, value_name = "auto|off|cert=FILE,key=FILE")]
+    pub tls: Option<TlsMode>,
+}
+
+/// `tls`: where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TlsMode {
+    Off,
+    /// The device's own CA (see `crate::tls`).
+    Auto,
+    /// The user's own certificate chain and key, PEM.
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TlsMode, String> {
+        match s.trim() {
+            "off" => return Ok(TlsMode::Off),
+            "auto" => return Ok(TlsMode::Auto),
+            _ => {}
+        }
+        let (mut cert, mut key) = (None, None);
+        for part in s.split(',') {
+            match part.trim().split_once('=') {
+                Some(("cert", f)) if !f.is_empty() => cert = Some(PathBuf::from(f)),
+                Some(("key", f)) if !f.is_empty() => key = Some(PathBuf::from(f)),
+                _ => return Err(format!("tls: {s:?} is not auto, off or cert=FILE,key=FILE")),
+            }
+        }
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(TlsMode::Files { cert, key }),
+            _ => Err(format!("tls: {s:?} needs both cert=FILE and key=FILE")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TlsMode, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `retention`: (folder below the media folder, maximum age) pairs.
@@ -695,6 +746,7 @@ pub(crate) struct Config {
     pub retention: Retention,
     pub retention_free_bytes: Option<u64>,
     pub public_dir: Option<String>,
+    pub tls: TlsMode,
     /// Why the --config file was not used, when spis started from --config-fallback instead.
     pub config_error: Option<String>,
 }
@@ -783,6 +835,7 @@ impl Config {
             retention: pick!(retention).unwrap_or_default(),
             retention_free_bytes: pick!(retention_free_mb).map(|mb| mb.saturating_mul(1 << 20)),
             public_dir: pick!(public_dir).map(|d| d.trim_matches('/').to_owned()).filter(|d| !d.is_empty()),
+            tls: fixed!(tls),
             config_error: None,
         };
         config.validate()?;

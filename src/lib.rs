@@ -20,6 +20,7 @@ mod shares;
 mod systemd;
 mod template;
 mod thumbs;
+mod tls;
 mod upload;
 mod zip;
 
@@ -96,6 +97,9 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
     } else if auth.needs_setup() {
         tracing::info!("no password yet: the first visit to the web app chooses one");
     }
+    let tls = tls::Tls::start(&config.tls, &config.state_dir, &config.hostname, config.listen.ip())
+        .context("setting up HTTPS (tls; off turns it off)")?
+        .map(std::sync::Arc::new);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("spis-http")
@@ -117,7 +121,11 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             queue: config.watch_queue,
             max_watches: config.max_watches,
         });
-        tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&library)));
+        tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&library), tls.clone()));
+        if let Some(tls) = &tls {
+            tracing::info!(%addr, "HTTPS on the same port");
+            tokio::spawn(refresh_tls(std::sync::Arc::clone(tls)));
+        }
         let systemd = std::sync::Arc::new(systemd);
         systemd.send(&format!("READY=1\nSTATUS=serving {} on http://{addr}", library.fs.root().display()));
         if let Some(every) = systemd.watchdog_every {
@@ -147,6 +155,7 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
             header_timeout: config.header_timeout,
             max_header_bytes: config.max_header_bytes,
             config_error: config.config_error.clone(),
+            tls,
             url_key: imgurl::load_key(&config.state_dir)
                 .context("reading or making url.key (the key that signs image URLs) in the state dir")?,
             public_dir: config.public_dir.clone(),
@@ -186,13 +195,38 @@ async fn shutdown_signal() {
     }
 }
 
-/// On SIGHUP (`systemctl reload spis`): watch and list the whole media folder again.
-async fn reload_on_sighup(library: std::sync::Arc<library::Library>) {
+/// Renews the certificate, or reads the user's again, when it is due or has changed.
+async fn refresh_tls(tls: std::sync::Arc<tls::Tls>) {
+    let mut tick = tokio::time::interval(tls::REFRESH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        refresh_tls_once(std::sync::Arc::clone(&tls)).await;
+    }
+}
+
+async fn refresh_tls_once(tls: std::sync::Arc<tls::Tls>) {
+    match tokio::task::spawn_blocking(move || tls.refresh()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(
+            error = %format!("{e:#}"),
+            "the TLS certificate could not be renewed or read; the one in use stays"
+        ),
+        Err(e) => tracing::warn!(error = %e, "renewing the TLS certificate failed"),
+    }
+}
+
+/// On SIGHUP (`systemctl reload spis`, e.g. from certbot's deploy hook): watch and list the whole
+/// media folder again, and read the TLS certificate again if it changed.
+async fn reload_on_sighup(library: std::sync::Arc<library::Library>, tls: Option<std::sync::Arc<tls::Tls>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: watching and rescanning the whole media folder");
         library.request_rescan();
+        if let Some(tls) = &tls {
+            refresh_tls_once(std::sync::Arc::clone(tls)).await;
+        }
     }
 }
 

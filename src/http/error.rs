@@ -14,6 +14,10 @@ pub(super) enum ApiError {
     UnknownMedia(String),
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    #[error(
+        "this server has no certificate authority of its own to trust (tls is off, or a certificate of the owner's own is served)"
+    )]
+    NoLocalCa,
     #[error("method {method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("invalid parameter `{name}`: {reason}")]
@@ -139,6 +143,7 @@ impl ApiError {
         match self {
             ApiError::UnknownMedia(_) => (StatusCode::NOT_FOUND, "unknown_media"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::NoLocalCa => (StatusCode::NOT_FOUND, "no_local_ca"),
             ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::UnknownParameter(_) => (StatusCode::BAD_REQUEST, "unknown_parameter"),

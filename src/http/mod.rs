@@ -17,6 +17,7 @@ mod openapi;
 mod routes;
 mod session;
 mod share;
+mod tls;
 mod trash;
 mod upload;
 mod zip;
@@ -82,6 +83,8 @@ pub(crate) struct App {
     sockets: tokio::sync::watch::Sender<usize>,
     /// See [`HttpOpts::config_error`].
     config_error: Option<String>,
+    /// See [`HttpOpts::tls`].
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 pub(crate) use events::event_json;
@@ -140,7 +143,13 @@ pub(crate) struct HttpOpts {
     pub url_key: crate::imgurl::UrlKey,
     pub public_dir: Option<String>,
     pub shares: Arc<crate::shares::Shares>,
+    /// HTTPS on the same port, unless `tls = "off"`.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
+
+/// Whether a request came over TLS: in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Secure(pub bool);
 
 pub(crate) async fn serve(
     gallery: &crate::gallery::Gallery,
@@ -172,6 +181,7 @@ pub(crate) async fn serve(
         shutdown: tokio::sync::watch::channel(false).0,
         sockets: tokio::sync::watch::channel(0).0,
         config_error: opts.config_error,
+        tls: opts.tls,
     });
     // Each connection task holds a clone; when all are gone, every connection has finished.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
@@ -203,24 +213,28 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (alive, mut stopping) = (alive.clone(), app.shutdown.subscribe());
-        let app = Arc::clone(&app);
-        let service = service_fn(move |req| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(routes::route(&app, req, peer).await) }
-        });
-        let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let (alive, stopping) = (alive.clone(), app.shutdown.subscribe());
+        let (app, http) = (Arc::clone(&app), http.clone());
+        let header_timeout = opts.header_timeout;
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = async { stopping.wait_for(|&s| s).await.map(|_| ()) } => {
-                    // Finish the request in flight, then close instead of keeping the connection alive.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let io = match &app.tls {
+                Some(tls) => match Io::accept(stream, tls, header_timeout).await {
+                    Ok(io) => io,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "no request: the connection went or the TLS handshake failed");
+                        return;
+                    }
+                },
+                None => Io::Plain(stream),
             };
-            if let Err(e) = result {
+            let secure = Secure(matches!(io, Io::Tls(_)));
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let app = Arc::clone(&app);
+                req.extensions_mut().insert(secure);
+                async move { Ok::<_, Infallible>(routes::route(&app, req, peer).await) }
+            });
+            let conn = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+            if let Err(e) = drive(conn, stopping).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(alive);
@@ -240,6 +254,117 @@ pub(crate) async fn serve(
         tracing::warn!("some connections did not finish in time and were closed");
     }
     Ok(())
+}
+
+/// Serves a connection until it ends; on shutdown, finishes the request in flight and then closes
+/// instead of keeping the connection alive.
+async fn drive<S>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<TokioIo<Io>, S>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { stopping.wait_for(|&s| s).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
+}
+
+/// A connection: plain HTTP, or HTTP inside TLS, told apart by its first byte.
+#[derive(Debug)]
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Io {
+    /// Waits (up to `timeout`, as for request headers) for the first byte; a TLS handshake record
+    /// is answered with TLS, anything else is plain HTTP.
+    async fn accept(
+        stream: tokio::net::TcpStream,
+        tls: &crate::tls::Tls,
+        timeout: Duration,
+    ) -> std::io::Result<Io> {
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "nothing sent in time");
+        let mut first = [0u8; 1];
+        let n = tokio::time::timeout(timeout, stream.peek(&mut first)).await.map_err(|_| timed_out())??;
+        if n == 0 || first[0] != crate::tls::HANDSHAKE_RECORD {
+            return Ok(Io::Plain(stream));
+        }
+        let tls =
+            tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await.map_err(|_| timed_out())??;
+        Ok(Io::Tls(Box::new(tls)))
+    }
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// The peer address type handlers receive (for logs now, rate limits later).

@@ -505,6 +505,19 @@ fn schemas() -> Value {
             "required": ["required", "setup", "logged_in"],
             "properties": { "required": boolean, "setup": boolean, "logged_in": boolean },
         },
+        "Tls": {
+            "type": "object",
+            "required": ["tls", "secure", "ca"],
+            "properties": {
+                "tls": { "enum": ["auto", "own", "off"] },
+                "secure": boolean,
+                "ca": {
+                    "type": ["object", "null"],
+                    "required": ["name", "fingerprint_sha256", "not_after"],
+                    "properties": { "name": string, "fingerprint_sha256": string, "not_after": string },
+                },
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "ready"],

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::guard::{self, Caller};
 use super::openapi::{Doc, Param, Reply};
 use super::{
-    App, Body, Peer, api, assets, events, img, metrics, openapi, session, share, trash, upload, zip,
+    App, Body, Peer, api, assets, events, img, metrics, openapi, session, share, tls, trash, upload, zip,
 };
 use crate::library::id;
 use crate::thumbs::Rendition;
@@ -55,6 +55,9 @@ pub(crate) enum Route {
     Shares,
     ShareEntry,
     Guest,
+    Tls,
+    CaCert,
+    CaProfile,
 }
 
 /// Who may call a route.
@@ -516,6 +519,37 @@ pub(crate) const ROUTES: &[Spec] = &[
         .reply(Reply::Json("Guest"))
         .delete_reply(Reply::NoContent),
     },
+    // HTTPS at home: what a phone needs to trust the device's own certificate authority.
+    Spec {
+        route: Route::Tls,
+        path: &["api", "tls"],
+        methods: GET,
+        access: Public,
+        label: "tls",
+        doc: Doc::new(
+            "Whether this connection is HTTPS, and the fingerprint of the device's own certificate \
+             authority to compare with what the phone shows when trusting it",
+        )
+        .reply(Reply::Json("Tls")),
+    },
+    Spec {
+        route: Route::CaCert,
+        path: &["spis-ca.crt"],
+        methods: GET,
+        access: Public,
+        label: "ca_cert",
+        doc: Doc::new("The device's certificate authority (DER), for Android, macOS, Windows and Linux to trust")
+            .reply(Reply::Binary(&["application/x-x509-ca-cert"])),
+    },
+    Spec {
+        route: Route::CaProfile,
+        path: &["spis-ca.mobileconfig"],
+        methods: GET,
+        access: Public,
+        label: "ca_profile",
+        doc: Doc::new("The device's certificate authority as an iOS and iPadOS configuration profile")
+            .reply(Reply::Binary(&["application/x-apple-aspen-config"])),
+    },
 ];
 
 /// Metric slots after the table's: the web app's pages and assets, and unknown API paths.
@@ -591,7 +625,8 @@ pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer
         app.lib.sync_replicas();
     }
     let mut resp = if app.limiter.allow(ip) {
-        let https = guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
+        let https = req.extensions().get::<super::Secure>().is_some_and(|s| s.0)
+            || guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
         checked(app, &mut req, &path, &segments, matched, Client { ip, https })
             .await
             .unwrap_or_else(ApiError::into_response)
@@ -762,6 +797,9 @@ async fn dispatch(
         Route::Shares => share::list(app).await,
         Route::ShareEntry => share::revoke(app, raw_id.unwrap_or("")).await,
         Route::Guest => share::guest(app, req, client.ip, client.https).await,
+        Route::Tls => Ok(tls::status(app, client.https)),
+        Route::CaCert => tls::ca_cert(app),
+        Route::CaProfile => tls::ca_profile(app),
     }
 }
 

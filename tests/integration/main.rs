@@ -17,6 +17,7 @@ mod replicas;
 mod shares;
 mod startup;
 mod thumbs;
+mod tls;
 mod trash;
 mod uploads;
 mod util;

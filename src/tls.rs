@@ -1,0 +1,531 @@
+//! HTTPS, on the same port as plain HTTP: a connection whose first byte is 22 (a TLS handshake
+//! record) is TLS, anything else is HTTP. rustls with ring as its crypto provider.
+//!
+//! `tls = "auto"`: the device's own certificate authority, made on its first start in the state
+//! dir (`tls/ca.pem`: the CA's key and certificate in one file, created atomically, so replicas
+//! sharing the state dir all use the first one written), and a certificate it issues for the
+//! device's names (`tls/server.pem`): `<hostname>.local`, `spis.local`, `<hostname>`,
+//! `localhost`, and the device's loopback and private addresses. The CA is name-constrained to
+//! such names and addresses, so a phone that trusts it trusts it for nothing else, whoever gets
+//! the key. The certificate is issued again 30 days before it expires and whenever the device
+//! has an address the certificate lacks (a new DHCP lease); a replica that finds a new one on
+//! disk loads it.
+//!
+//! `tls = "cert=FILE,key=FILE"`: a certificate of the user's own (certbot, `tailscale cert`),
+//! PEM, read again when either file changes.
+//!
+//! Why ring and not a pure-Rust provider: graviola needs the ARMv8 crypto extensions, which the
+//! CM4's BCM2711 lacks, and rustls-rustcrypto is an alpha that says not to use it in production.
+//! ring is compiled by the same C compiler as the allocator (scripts/check-pure-rust.sh).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::config::TlsMode;
+use crate::fs::private;
+
+/// How long a certificate the local CA issues is valid: within what Apple accepts of a server
+/// certificate (398 days).
+const SERVER_DAYS: u64 = 397;
+/// Issued again when less than this is left.
+const RENEW_BEFORE_DAYS: u64 = 30;
+/// How long the local CA is valid.
+const CA_DAYS: u64 = 3650;
+/// At most this many names on a certificate (a replica adds its own to what is there).
+const MAX_NAMES: usize = 32;
+const DAY: u64 = 86_400;
+
+/// The first byte of every TLS connection: a handshake record.
+pub(crate) const HANDSHAKE_RECORD: u8 = 22;
+
+/// What changes when a file is rewritten ([`private::version`]).
+type FileVersion = Option<(Option<SystemTime>, u64)>;
+
+/// The server side of TLS: the certificate in use, and where it comes from.
+#[derive(Debug)]
+pub(crate) struct Tls {
+    config: Arc<rustls::ServerConfig>,
+    current: Arc<Current>,
+    source: Source,
+    /// The version of the files the certificate was read from.
+    version: Mutex<Vec<FileVersion>>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Local { dir: PathBuf, hostname: String, listen: IpAddr, ca_der: Vec<u8> },
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// The certificate handed to every handshake, swapped when it is renewed or reloaded.
+#[derive(Debug)]
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)))
+    }
+}
+
+impl Tls {
+    /// TLS as `mode` says, or `None` for `off`.
+    pub(crate) fn start(
+        mode: &TlsMode,
+        state_dir: &Path,
+        hostname: &str,
+        listen: IpAddr,
+    ) -> anyhow::Result<Option<Tls>> {
+        // Deprecated in rustls 0.23.48 for its lack of a post-quantum key exchange (X25519MLKEM768,
+        // which only the aws-lc-rs provider has): see the module comment.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let source = match mode {
+            TlsMode::Off => return Ok(None),
+            TlsMode::Files { cert, key } => Source::Files { cert: cert.clone(), key: key.clone() },
+            TlsMode::Auto => {
+                let dir = state_dir.join("tls");
+                let ca = load_or_make_ca(&dir, hostname)?;
+                Source::Local { dir, hostname: hostname.to_owned(), listen, ca_der: ca.cert_der }
+            }
+        };
+        let (key, files) = source.load(&provider)?;
+        let current = Arc::new(Current(RwLock::new(Arc::new(key))));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS 1.2 and 1.3 with ring")?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(Tls { config: Arc::new(config), current, source, version: Mutex::new(files) }))
+    }
+
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config))
+    }
+
+    /// The local CA's certificate (DER), for phones to trust; `None` with a certificate of the
+    /// user's own.
+    pub(crate) fn ca_der(&self) -> Option<&[u8]> {
+        match &self.source {
+            Source::Local { ca_der, .. } => Some(ca_der),
+            Source::Files { .. } => None,
+        }
+    }
+
+    /// Renews or reloads the certificate when needed: run every few minutes (blocking: files, and
+    /// a signature when a certificate is issued).
+    pub(crate) fn refresh(&self) -> anyhow::Result<()> {
+        let provider = self.config.crypto_provider();
+        let mut version = self.version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: Vec<_> = self.source.files().iter().map(|p| private::version(p)).collect();
+        let stale = match &self.source {
+            Source::Local { dir, hostname, listen, .. } => {
+                // A replica may have issued one that covers its addresses too.
+                let server = dir.join("server.pem");
+                let wanted = names(hostname, *listen);
+                let on_disk = read_server(&server)?;
+                let ok = on_disk.as_ref().is_some_and(|s| s.covers(&wanted) && !s.expiring());
+                !ok || now != *version
+            }
+            Source::Files { .. } => now != *version,
+        };
+        if !stale {
+            return Ok(());
+        }
+        let (key, files) = self.source.load(provider)?;
+        *self.current.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
+        *version = files;
+        tracing::info!("TLS certificate loaded anew");
+        Ok(())
+    }
+}
+
+impl Source {
+    fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Source::Local { dir, .. } => vec![dir.join("server.pem")],
+            Source::Files { cert, key } => vec![cert.clone(), key.clone()],
+        }
+    }
+
+    /// The certificate to serve now (issued first if it is missing, expiring or lacks a name),
+    /// and the versions of the files it came from.
+    fn load(
+        &self,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> anyhow::Result<(CertifiedKey, Vec<FileVersion>)> {
+        let (chain, key) = match self {
+            Source::Files { cert, key } => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
+                if chain.is_empty() {
+                    bail!("{} has no certificate (PEM, BEGIN CERTIFICATE)", cert.display());
+                }
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("reading the TLS key {}", key.display()))?;
+                (chain, key)
+            }
+            Source::Local { dir, hostname, listen, .. } => {
+                let server = dir.join("server.pem");
+                let wanted = names(hostname, *listen);
+                let on_disk = read_server(&server)?;
+                let pem = match on_disk {
+                    Some(s) if s.covers(&wanted) && !s.expiring() => s.pem,
+                    other => {
+                        // Keep the names another replica put on it.
+                        let mut all = other.map(|s| s.names).unwrap_or_default();
+                        for n in wanted {
+                            if !all.contains(&n) {
+                                all.push(n);
+                            }
+                        }
+                        all.truncate(MAX_NAMES);
+                        let ca = load_or_make_ca(dir, hostname)?;
+                        let pem = issue(&ca, &all)?;
+                        private::write(&server, pem.as_bytes())
+                            .with_context(|| format!("writing {}", server.display()))?;
+                        tracing::info!(names = %all.join(", "), "issued a TLS certificate with the local CA");
+                        pem
+                    }
+                };
+                let chain = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+                let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())?;
+                (chain, key)
+            }
+        };
+        let files = self.files().iter().map(|p| private::version(p)).collect();
+        let key = CertifiedKey::from_der(chain, key, provider)
+            .context("the TLS key does not match its certificate")?;
+        Ok((key, files))
+    }
+}
+
+/// The local CA: its certificate, and the PEM of its key and certificate.
+struct Ca {
+    cert_der: Vec<u8>,
+    pem: String,
+}
+
+fn load_or_make_ca(dir: &Path, hostname: &str) -> anyhow::Result<Ca> {
+    let path = dir.join("ca.pem");
+    if let Some(bytes) =
+        private::read_optional(&path).with_context(|| format!("reading {}", path.display()))?
+    {
+        let pem = String::from_utf8(bytes).with_context(|| format!("{} is damaged", path.display()))?;
+        let cert = CertificateDer::from_pem_slice(pem.as_bytes())
+            .with_context(|| format!("{} has no certificate: delete it to make a new CA", path.display()))?;
+        return Ok(Ca { cert_der: cert.to_vec(), pem });
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::default();
+    let short = data_encoding::HEXUPPER.encode(&crate::auth::random::<3>());
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, format!("{hostname}.local (spis CA {short})"));
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "spis");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: permitted(hostname),
+        excluded_subtrees: Vec::new(),
+    });
+    (params.not_before, params.not_after) = validity(CA_DAYS)?;
+    let cert = params.self_signed(&key)?;
+    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
+    // Replicas starting together: the first CA written is everyone's.
+    if private::create_new(&path, pem.as_bytes()).with_context(|| format!("writing {}", path.display()))? {
+        tracing::info!(ca = %path.display(), "made the local certificate authority for HTTPS");
+        return Ok(Ca { cert_der: cert.der().to_vec(), pem });
+    }
+    load_or_make_ca(dir, hostname)
+}
+
+/// What the CA may vouch for: `.local` names, the device's bare name, `localhost`, and loopback,
+/// private, shared (Tailscale's 100.64/10) and link-local addresses.
+fn permitted(hostname: &str) -> Vec<rcgen::GeneralSubtree> {
+    use rcgen::{CidrSubnet, GeneralSubtree};
+    let mut names = vec!["local".to_owned(), "localhost".to_owned()];
+    if hostname != "local" && hostname != "localhost" {
+        names.push(hostname.to_owned());
+    }
+    let mut out: Vec<_> = names.into_iter().map(GeneralSubtree::DnsName).collect();
+    for (ip, prefix) in PRIVATE_NETS {
+        out.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*ip, *prefix)));
+    }
+    out
+}
+
+const PRIVATE_NETS: &[(IpAddr, u8)] = &[
+    (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8),
+    (IpAddr::V4(Ipv4Addr::new(172, 16, 0, 0)), 12),
+    (IpAddr::V4(Ipv4Addr::new(192, 168, 0, 0)), 16),
+    (IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
+    (IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+    (IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+    (IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
+];
+
+fn is_private(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    PRIVATE_NETS.iter().any(|&(net, bits)| match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    })
+}
+
+/// The names a certificate for this device carries: its `.local` name and bare name, `spis.local`,
+/// `localhost`, and its loopback and private addresses (a public one would break the CA's name
+/// constraints, and is what a certificate of the user's own is for).
+fn names(hostname: &str, listen: IpAddr) -> Vec<String> {
+    let mut out = vec![
+        format!("{hostname}.local"),
+        "spis.local".to_owned(),
+        hostname.to_owned(),
+        "localhost".to_owned(),
+    ];
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    if listen.is_unspecified() {
+        ips.extend(local_addresses());
+    } else {
+        ips.push(listen);
+    }
+    for ip in ips.into_iter().filter(|ip| is_private(*ip)) {
+        out.push(ip.to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|n| seen.insert(n.clone()));
+    out
+}
+
+/// The addresses of this machine's interfaces (getifaddrs(3)).
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list it allocated, freed below by freeifaddrs.
+    if unsafe { libc::getifaddrs(&raw mut head) } != 0 {
+        return out;
+    }
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list, valid until freeifaddrs; an address is a sockaddr_in
+        // when its family is AF_INET and a sockaddr_in6 when AF_INET6.
+        unsafe {
+            let addr = (*p).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*addr.cast::<libc::sockaddr_in>();
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*addr.cast::<libc::sockaddr_in6>();
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            p = (*p).ifa_next;
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+fn validity(days: u64) -> anyhow::Result<(time::OffsetDateTime, time::OffsetDateTime)> {
+    let now = crate::auth::unix_now();
+    // An hour back, for clocks a little behind.
+    let from = time::OffsetDateTime::from_unix_timestamp(now.saturating_sub(3600).try_into()?)?;
+    let until = time::OffsetDateTime::from_unix_timestamp(now.saturating_add(days * DAY).try_into()?)?;
+    Ok((from, until))
+}
+
+/// A certificate for `names` signed by the CA: the PEM of its key, itself and the CA.
+fn issue(ca: &Ca, names: &[String]) -> anyhow::Result<String> {
+    let ca_key = rcgen::KeyPair::from_pem(&ca.pem).context("the local CA's key")?;
+    let issuer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der.clone()), ca_key)
+        .context("the local CA's certificate")?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names[0].clone());
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    (params.not_before, params.not_after) = validity(SERVER_DAYS)?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(format!("{}{}{}", key.serialize_pem(), cert.pem(), pem_cert(&ca.cert_der)))
+}
+
+/// A certificate as PEM (the CA's, for `.crt` downloads).
+pub(crate) fn pem_cert(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// The server certificate on disk: what it says of itself.
+struct Server {
+    pem: String,
+    names: Vec<String>,
+    not_after: i64,
+}
+
+impl Server {
+    fn covers(&self, wanted: &[String]) -> bool {
+        wanted.iter().all(|n| self.names.contains(n))
+    }
+
+    fn expiring(&self) -> bool {
+        let now = i64::try_from(crate::auth::unix_now()).unwrap_or(i64::MAX);
+        self.not_after - now < i64::try_from(RENEW_BEFORE_DAYS * DAY).unwrap_or(0)
+    }
+}
+
+fn read_server(path: &Path) -> anyhow::Result<Option<Server>> {
+    let Some(bytes) = private::read_optional(path).with_context(|| format!("reading {}", path.display()))?
+    else {
+        return Ok(None);
+    };
+    let Ok(pem) = String::from_utf8(bytes) else { return Ok(None) };
+    let Ok(cert) = CertificateDer::from_pem_slice(pem.as_bytes()) else { return Ok(None) };
+    let Ok((_, x509)) = x509_parser::parse_x509_certificate(&cert) else { return Ok(None) };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = x509.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => names.push((*d).to_owned()),
+                x509_parser::extensions::GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(*b).expect("4 bytes"))),
+                        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(*b).expect("16 bytes"))),
+                        _ => continue,
+                    };
+                    names.push(ip.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    let not_after = x509.validity().not_after.timestamp();
+    Ok(Some(Server { pem, names, not_after }))
+}
+
+/// A certificate's subject common name and its expiry (Unix seconds).
+pub(crate) fn describe(der: &[u8]) -> (String, i64) {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, x509)) => {
+            let cn = x509.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("spis");
+            (cn.to_owned(), x509.validity().not_after.timestamp())
+        }
+        Err(_) => ("spis".to_owned(), 0),
+    }
+}
+
+/// The SHA-256 of a certificate as the trust dialogs of phones show it: `AB:CD:...`.
+pub(crate) fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(der);
+    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// How often the certificate is checked for renewal, for new addresses and for new files.
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_those_the_ca_may_name() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.9",
+            "172.31.255.1",
+            "192.168.1.20",
+            "100.101.102.103",
+            "::1",
+            "fd12::1",
+            "::ffff:192.168.0.2",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2001:db8::1", "100.128.0.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_names_are_the_devices_and_only_private_addresses() {
+        let n = names("kitchen", "192.168.1.20".parse().unwrap());
+        assert_eq!(&n[..4], ["kitchen.local", "spis.local", "kitchen", "localhost"]);
+        assert!(n.contains(&"192.168.1.20".to_owned()) && n.contains(&"127.0.0.1".to_owned()));
+        let public = names("spis", "203.0.113.5".parse().unwrap());
+        assert!(!public.contains(&"203.0.113.5".to_owned()));
+        assert_eq!(public.iter().filter(|n| *n == "spis.local").count(), 1, "no name twice");
+    }
+
+    #[test]
+    fn a_ca_is_made_once_and_its_certificate_names_the_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls =
+            Tls::start(&TlsMode::Auto, dir.path(), "kitchen", "127.0.0.1".parse().unwrap()).unwrap().unwrap();
+        let ca = tls.ca_der().unwrap().to_vec();
+        let again =
+            Tls::start(&TlsMode::Auto, dir.path(), "kitchen", "127.0.0.1".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(again.ca_der().unwrap(), ca, "the CA is kept");
+        let server = read_server(&dir.path().join("tls/server.pem")).unwrap().unwrap();
+        assert!(server.covers(&["kitchen.local".into(), "127.0.0.1".into(), "localhost".into()]));
+        assert!(!server.expiring());
+        let (_, x509) = x509_parser::parse_x509_certificate(&ca).unwrap();
+        assert!(x509.is_ca());
+        let nc = x509.name_constraints().unwrap().expect("the CA is name-constrained");
+        assert!(nc.critical);
+    }
+
+    #[test]
+    fn a_new_address_gets_a_new_certificate_that_keeps_the_old_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let first =
+            Tls::start(&TlsMode::Auto, dir.path(), "spis", "10.0.0.5".parse().unwrap()).unwrap().unwrap();
+        drop(first);
+        let second =
+            Tls::start(&TlsMode::Auto, dir.path(), "spis", "10.0.0.6".parse().unwrap()).unwrap().unwrap();
+        second.refresh().unwrap();
+        let server = read_server(&dir.path().join("tls/server.pem")).unwrap().unwrap();
+        assert!(server.covers(&["10.0.0.5".into(), "10.0.0.6".into()]), "{:?}", server.names);
+    }
+
+    #[test]
+    fn fingerprints_are_colon_separated_hex() {
+        assert_eq!(fingerprint(b"").len(), 32 * 3 - 1);
+        assert!(fingerprint(b"").starts_with("E3:B0:C4:42"));
+    }
+}
