@@ -133,7 +133,7 @@ run_wrk "$SPIS_TLS" "$RUN/spis-paths.txt" -H "Connection: close"
 SH_RPS=$RPS SH_P50=$P50 SH_P99=$P99 SH_ERR=$ERR
 run_wrk "$NGINX_TLS" "$RUN/nginx-paths.txt" -H "Connection: close"
 NH_RPS=$RPS NH_P50=$P50 NH_P99=$P99 NH_ERR=$ERR
-PROTO="$(curl -ksS -o /dev/null -w '%{ssl_version}' "$SPIS_TLS/api/health" 2>/dev/null || true)"
+PROTO="$(curl -ksv -o /dev/null "$SPIS_TLS/api/health" 2>&1 | sed -n 's/.*SSL connection using \([^ ]*\) \/ \([^ ]*\).*/\1 \2/p' | head -n1)"
 HWM="$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/${PIDS[0]}/status")"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
