@@ -4,6 +4,7 @@
 
 import { connection, currentShare, filterParams, getFacets, getItem, getStatus, isOffline } from './api.js';
 import { ensureSession } from './login.js';
+import { offerHttps } from './secure.js';
 import { markFavorites } from './favorites.js';
 import { Filters, describe, filterSearch, noFilter, readFilter, sameFilter } from './filters.js';
 import { Grid } from './grid.js';
@@ -401,7 +402,11 @@ new ResizeObserver(([entry]) => {
 // A share link's page (/s/TOKEN) opens the link instead, and shows only what it shares.
 // Not a top-level await: the code below must still see the page's load event.
 const token = location.pathname.startsWith('/s/') ? location.pathname.slice(3) : null;
-(token ? import('./guest.js').then(({ ensureGuest }) => ensureGuest(token)) : ensureSession()).then(() => {
+// First, over plain HTTP by name, HTTPS if this device trusts the server (secure.js).
+offerHttps().then(async () => {
+  if (token) await import('./guest.js').then(({ ensureGuest }) => ensureGuest(token));
+  else await ensureSession();
+}).then(() => {
   filters.update(filter);
   load({ restoreY: history.state?.y });
   startLive();

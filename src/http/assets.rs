@@ -38,6 +38,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("login.js", include_bytes!("../../web/login.js")),
     ("manifest.webmanifest", include_bytes!("../../web/manifest.webmanifest")),
     ("scrubber.js", include_bytes!("../../web/scrubber.js")),
+    ("secure.js", include_bytes!("../../web/secure.js")),
     ("select.js", include_bytes!("../../web/select.js")),
     ("share.js", include_bytes!("../../web/share.js")),
     ("style.css", include_bytes!("../../web/style.css")),

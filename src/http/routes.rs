@@ -620,13 +620,13 @@ pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let matched = Matched::parse(&segments);
+    let secure = req.extensions().get::<super::Secure>().is_some_and(|s| s.0);
     let ip = guard::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
     if segments.first() == Some(&"api") {
         app.lib.sync_replicas();
     }
     let mut resp = if app.limiter.allow(ip) {
-        let https = req.extensions().get::<super::Secure>().is_some_and(|s| s.0)
-            || guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
+        let https = secure || guard::is_https(peer.ip(), req.headers(), &app.trusted_proxies);
         checked(app, &mut req, &path, &segments, matched, Client { ip, https })
             .await
             .unwrap_or_else(ApiError::into_response)
@@ -642,6 +642,13 @@ pub(super) async fn route(app: &Arc<App>, mut req: Request<Incoming>, peer: Peer
     h.entry(hyper::header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(hyper::header::HeaderValue::from_static("nosniff"));
     h.entry(hyper::header::REFERRER_POLICY).or_insert(hyper::header::HeaderValue::from_static("same-origin"));
+    // Over spis's own TLS only (a proxy in front decides for itself): a browser that got this far
+    // trusts the certificate, and keeps to HTTPS for 30 days. Browsers ignore it on a certificate
+    // error and for IP addresses, so a device still reaches http://ADDRESS/ to trust a new CA.
+    if secure {
+        h.entry(hyper::header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(hyper::header::HeaderValue::from_static("max-age=2592000"));
+    }
     app.metrics.record(matched.slot(), resp.status(), started.elapsed());
     tracing::debug!(
         %peer, %method, path, status = resp.status().as_u16(),

@@ -64,6 +64,21 @@ fn https_get(
     Ok((status, body))
 }
 
+/// The head of an answer over TLS (status line and headers).
+fn https_head(server: &Server, config: &Arc<rustls::ClientConfig>, name: &str, path: &str) -> String {
+    let addr = server.base.trim_start_matches("http://");
+    let tcp = TcpStream::connect(addr).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(config), ServerName::try_from(name.to_owned()).unwrap())
+            .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 fn json(body: &str) -> serde_json::Value {
     // Chunked bodies: the JSON is the one line that starts with '{'.
     let line = body.lines().find(|l| l.starts_with('{')).unwrap_or(body);
@@ -97,6 +112,10 @@ fn https_and_http_share_the_port_and_the_certificate_names_the_device() {
         assert_eq!(status, 200, "{name}");
         assert_eq!(json(&body)["secure"], true, "{name}");
     }
+    // Browsers that got through the handshake keep to HTTPS; plain HTTP says nothing of it.
+    let head = https_head(&server, &config, "kitchen.local", "/");
+    assert!(head.to_ascii_lowercase().contains("strict-transport-security: max-age=2592000"), "{head}");
+    assert!(server.get("/").header("strict-transport-security").is_none());
     let err = https_get(&server, &config, "example.com", "/api/tls").unwrap_err();
     assert!(err.contains("NotValidForName") || err.contains("not valid for"), "{err}");
     // Plain HTTP still works on the same port after TLS connections.

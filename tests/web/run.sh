@@ -17,6 +17,13 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
+# certutil makes the NSS database a Chromium that trusts spis's CA reads (https.test.js).
+if ! command -v certutil >/dev/null 2>&1; then
+  echo "run.sh: installing libnss3-tools" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq libnss3-tools >/dev/null || { apt-get update -qq && apt-get install -y -qq libnss3-tools >/dev/null; }
+fi
+
 ./node-modules.sh
 
 exec node --test --test-concurrency=1 --test-timeout=120000 "$@" ./*.test.js
