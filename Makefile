@@ -38,10 +38,11 @@ msrv: ## Check that the crate builds with Rust 1.88 (what Buildroot 2026.02 ship
 unit: ## Unit and integration tests (the real binary on 127.0.0.1:0)
 	$(CARGO) test --all-targets --locked
 
-api: ## The API against its OpenAPI document (schemathesis, every check), and resumable uploads with tuspy
+api: ## The API against its OpenAPI document (schemathesis, every check), resumable uploads with tuspy, and TLS with sslyze (Mozilla intermediate)
 	$(CARGO) build --locked
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/schemathesis.sh
 	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/tus.sh
+	SPIS_BIN="$(TARGET_DIR)/debug/spis" tests/api/sslyze.sh
 
 web: ## Type-check web/ (strict tsc), then the web app in a real browser (Debian chromium) against the real server, and Lighthouse (accessibility, best practices, SEO at 100)
 	tests/web/typecheck.sh

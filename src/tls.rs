@@ -32,9 +32,9 @@ use rustls::sign::CertifiedKey;
 use crate::config::TlsMode;
 use crate::fs::private;
 
-/// How long a certificate the local CA issues is valid: within what Apple accepts of a server
-/// certificate (398 days).
-const SERVER_DAYS: u64 = 397;
+/// How long a certificate the local CA issues is valid: within Mozilla's guideline (less than 366
+/// days, checked by tests/api/sslyze.sh) and what Apple accepts (398).
+const SERVER_DAYS: u64 = 365;
 /// Issued again when less than this is left.
 const RENEW_BEFORE_DAYS: u64 = 30;
 /// How long the local CA is valid.
