@@ -335,9 +335,10 @@ pub(crate) struct Opts {
     #[arg(long, env = "SPIS_MEDIA", global = true, value_name = "DIR")]
     pub media: Option<PathBuf>,
 
-    /// Address and port to listen on.
-    #[arg(long, env = "SPIS_LISTEN", global = true, value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    /// Address and port to listen on; several, comma-separated (a list in the file), e.g.
+    /// `0.0.0.0:80,0.0.0.0:443`. Every port answers both HTTP and HTTPS.
+    #[arg(long, env = "SPIS_LISTEN", global = true, value_name = "ADDR:PORT,...")]
+    pub listen: Option<Listen>,
 
     /// Folder for caches and state that cannot live on the media files.
     #[arg(long, env = "SPIS_STATE_DIR", global = true, value_name = "DIR")]
@@ -520,6 +521,45 @@ pub(crate) struct Opts {
     /// changes); `off` serves plain HTTP only.
     #[arg(long, env = "SPIS_TLS", global = true, value_name = "auto|off|cert=FILE,key=FILE")]
     pub tls: Option<TlsMode>,
+}
+
+/// `listen`: one address or several; the first is the one logs and templates name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listen(pub Vec<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        let addrs = s
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse().map_err(|_| format!("listen: {a:?} is not ADDRESS:PORT (0.0.0.0:8080, [::]:80)"))
+            })
+            .collect::<Result<Vec<SocketAddr>, _>>()?;
+        if addrs.is_empty() {
+            return Err("listen: no address".to_owned());
+        }
+        Ok(Listen(addrs))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let joined = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => s,
+            OneOrMany::Many(v) => v.join(","),
+        };
+        joined.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `tls`: where the HTTPS certificate comes from.
@@ -710,7 +750,10 @@ pub(crate) enum XattrMode {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub media: PathBuf,
+    /// The first `listen` address: the one logs, templates and the health check use.
     pub listen: SocketAddr,
+    /// The other `listen` addresses.
+    pub listen_also: Vec<SocketAddr>,
     pub state_dir: PathBuf,
     pub xattr: XattrMode,
     pub follow_symlinks: bool,
@@ -798,7 +841,8 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let config = Config {
             media: fixed!(media),
-            listen: fixed!(listen),
+            listen: fixed!(listen).0[0],
+            listen_also: fixed!(listen).0[1..].to_vec(),
             state_dir: pick!(state_dir).unwrap_or_else(|| default_state_dir(env)),
             xattr: fixed!(xattr),
             follow_symlinks: fixed!(follow_symlinks),
@@ -848,6 +892,10 @@ impl Config {
     /// (every folder rescanned), `rate_limit` (no limit), and an empty `resize_sizes` (none allowed).
     fn validate(&self) -> anyhow::Result<()> {
         ensure!(self.index_threads >= 1, "index_threads must be at least 1");
+        // Port 0 is any free port, a new one each time.
+        let all: Vec<_> =
+            std::iter::once(&self.listen).chain(&self.listen_also).filter(|a| a.port() != 0).collect();
+        ensure!(all.iter().enumerate().all(|(i, a)| !all[..i].contains(a)), "listen names an address twice");
         // The megabytes are counted in bytes, in a usize (32 bits on a 32-bit Pi).
         let max_cache_mb = usize::MAX >> 20;
         ensure!(self.thumb_cache_mb <= max_cache_mb, "thumb_cache_mb must be at most {max_cache_mb}");

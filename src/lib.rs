@@ -106,10 +106,17 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (choose another with --listen)", config.listen))?;
-        let addr = listener.local_addr()?;
+        let mut listeners = Vec::new();
+        for at in std::iter::once(config.listen).chain(config.listen_also.iter().copied()) {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (choose another with --listen)"))?;
+            listeners.push(listener);
+        }
+        let addr = listeners[0].local_addr()?;
+        for more in &listeners[1..] {
+            tracing::info!(addr = %more.local_addr()?, "listening there too");
+        }
         // Tests and scripts read this line to find the port when listening on port 0.
         println!("spis listening on http://{addr}");
         let _ = std::io::stdout().flush();
@@ -164,7 +171,7 @@ fn serve(config: Config, systemd: systemd::Notifier) -> anyhow::Result<()> {
                     .context("reading or making share.key (the key that signs share links) in the state dir")?,
             ),
         };
-        http::serve(&gallery, hooks, opts, listener, stopping).await?;
+        http::serve(&gallery, hooks, opts, listeners, stopping).await?;
         library.fs.leave_replicas();
         Ok::<_, anyhow::Error>(())
     })?;

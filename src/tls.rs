@@ -4,8 +4,8 @@
 //! `tls = "auto"`: the device's own certificate authority, made on its first start in the state
 //! dir (`tls/ca.pem`: the CA's key and certificate in one file, created atomically, so replicas
 //! sharing the state dir all use the first one written), and a certificate it issues for the
-//! device's names (`tls/server.pem`): `<hostname>.local`, `spis.local`, `<hostname>`,
-//! `localhost`, and the device's loopback and private addresses. The CA is name-constrained to
+//! device's names (`tls/server.pem`): `<hostname>.local`, `spis.local`, `localhost`, and the
+//! device's loopback and private addresses. The CA is name-constrained to
 //! such names and addresses, so a phone that trusts it trusts it for nothing else, whoever gets
 //! the key. The certificate is issued again 30 days before it expires and whenever the device
 //! has an address the certificate lacks (a new DHCP lease); a replica that finds a new one on
@@ -233,10 +233,8 @@ fn load_or_make_ca(dir: &Path, hostname: &str) -> anyhow::Result<Ca> {
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "spis");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
-    params.name_constraints = Some(rcgen::NameConstraints {
-        permitted_subtrees: permitted(hostname),
-        excluded_subtrees: Vec::new(),
-    });
+    params.name_constraints =
+        Some(rcgen::NameConstraints { permitted_subtrees: permitted(), excluded_subtrees: Vec::new() });
     (params.not_before, params.not_after) = validity(CA_DAYS)?;
     let cert = params.self_signed(&key)?;
     let pem = format!("{}{}", key.serialize_pem(), cert.pem());
@@ -248,15 +246,13 @@ fn load_or_make_ca(dir: &Path, hostname: &str) -> anyhow::Result<Ca> {
     load_or_make_ca(dir, hostname)
 }
 
-/// What the CA may vouch for: `.local` names, the device's bare name, `localhost`, and loopback,
-/// private, shared (Tailscale's 100.64/10) and link-local addresses.
-fn permitted(hostname: &str) -> Vec<rcgen::GeneralSubtree> {
+/// What the CA may vouch for: `.local` names, `localhost`, and loopback, private, shared
+/// (Tailscale's 100.64/10) and link-local addresses. Not the device's bare name: it may be
+/// renamed, and a certificate with one name outside the constraints is refused whole.
+fn permitted() -> Vec<rcgen::GeneralSubtree> {
     use rcgen::{CidrSubnet, GeneralSubtree};
-    let mut names = vec!["local".to_owned(), "localhost".to_owned()];
-    if hostname != "local" && hostname != "localhost" {
-        names.push(hostname.to_owned());
-    }
-    let mut out: Vec<_> = names.into_iter().map(GeneralSubtree::DnsName).collect();
+    let mut out: Vec<_> =
+        ["local", "localhost"].into_iter().map(|n| GeneralSubtree::DnsName(n.to_owned())).collect();
     for (ip, prefix) in PRIVATE_NETS {
         out.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*ip, *prefix)));
     }
@@ -292,16 +288,11 @@ fn is_private(ip: IpAddr) -> bool {
     })
 }
 
-/// The names a certificate for this device carries: its `.local` name and bare name, `spis.local`,
+/// The names a certificate for this device carries: its `.local` name, `spis.local`,
 /// `localhost`, and its loopback and private addresses (a public one would break the CA's name
 /// constraints, and is what a certificate of the user's own is for).
 fn names(hostname: &str, listen: IpAddr) -> Vec<String> {
-    let mut out = vec![
-        format!("{hostname}.local"),
-        "spis.local".to_owned(),
-        hostname.to_owned(),
-        "localhost".to_owned(),
-    ];
+    let mut out = vec![format!("{hostname}.local"), "spis.local".to_owned(), "localhost".to_owned()];
     let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
     if listen.is_unspecified() {
         ips.extend(local_addresses());
@@ -485,7 +476,7 @@ mod tests {
     #[test]
     fn the_names_are_the_devices_and_only_private_addresses() {
         let n = names("kitchen", "192.168.1.20".parse().unwrap());
-        assert_eq!(&n[..4], ["kitchen.local", "spis.local", "kitchen", "localhost"]);
+        assert_eq!(&n[..3], ["kitchen.local", "spis.local", "localhost"]);
         assert!(n.contains(&"192.168.1.20".to_owned()) && n.contains(&"127.0.0.1".to_owned()));
         let public = names("spis", "203.0.113.5".parse().unwrap());
         assert!(!public.contains(&"203.0.113.5".to_owned()));

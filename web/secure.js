@@ -7,7 +7,10 @@
 
 import { h, sheet } from './ui.js';
 
-/** The same page over HTTPS, on the same port (spis answers both there). */
+/**
+ * The same page over HTTPS: on the same port (spis answers both there), or 443 for a page on 80
+ * (the appliance listens on both; CSP's 'self' allows exactly these two upgrades).
+ */
 function httpsUrl() {
   return `https://${location.host}${location.pathname}${location.search}${location.hash}`;
 }

@@ -195,6 +195,11 @@ for _ in 1 2 3 4 5 6 7 8; do
 	port_free "$PORT" && break
 done
 BASE=http://127.0.0.1:$PORT
+TLS_PORT=
+for _ in 1 2 3 4 5 6 7 8; do
+	TLS_PORT=$((20000 + RANDOM % 40000))
+	[[ $TLS_PORT != "$PORT" ]] && port_free "$TLS_PORT" && break
+done
 BOOTS=0
 
 boot() { # boot NAME
@@ -203,13 +208,13 @@ boot() { # boot NAME
 	mkfifo "$WORK/shell.in" "$WORK/shell.out"
 	CONSOLE=$WORK/console-$BOOTS.log
 	: >"$WORK/shell.log"
-	log "boot $BOOTS ($1): qemu-system-aarch64 -M raspi4b -m 2G, $BASE -> guest :80"
+	log "boot $BOOTS ($1): qemu-system-aarch64 -M raspi4b -m 2G, $BASE -> guest :80, :$TLS_PORT -> :443"
 	QEMU_START=$SECONDS
 	"${QEMU[@]}" -M raspi4b -m 2G -nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$WORK/Image" -dtb "$DTB" "${INITRD[@]}" -append "$APPEND" \
 		-drive "file=$CARD,if=sd,format=raw,cache=writeback" \
 		-serial "file:$CONSOLE" \
-		-netdev "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:80" \
+		-netdev "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:80,hostfwd=tcp:127.0.0.1:$TLS_PORT-:443" \
 		-chardev "pipe,id=shell,path=$WORK/shell" \
 		-monitor "unix:$WORK/mon.sock,server,nowait" >"$WORK/qemu.log" 2>&1 &
 	QEMU_PID=$!
@@ -451,6 +456,18 @@ mdns=$(guest 20 'resolvectl status 2>&1 | grep -i "multicastdns setting\|+mDNS" 
 grep -qx "$HOSTNAME_SET" <<<"$(guest 10 'hostnamectl --transient 2>/dev/null || cat /proc/sys/kernel/hostname')" ||
 	die "the transient hostname is not $HOSTNAME_SET"
 log "hostname '$name' from spis.toml; mDNS responder on ($(echo "$mdns" | tr -s ' '))"
+
+# HTTPS on 443 with the device's own CA, by the device's .local name (curl's --resolve stands in
+# for mDNS): the CA as a phone downloads it, and a certificate that names the device.
+curl -fsS -o "$WORK/ca.der" "$BASE/spis-ca.crt" || die "no CA at $BASE/spis-ca.crt"
+openssl x509 -inform der -in "$WORK/ca.der" -out "$WORK/ca.pem" || die "/spis-ca.crt is not a certificate"
+tls=$(curl -fsS --cacert "$WORK/ca.pem" --resolve "$HOSTNAME_SET.local:$TLS_PORT:127.0.0.1" \
+	"https://$HOSTNAME_SET.local:$TLS_PORT/api/tls") || die "no answer over HTTPS as https://$HOSTNAME_SET.local/"
+grep -q '"secure":true' <<<"$tls" || die "/api/tls over HTTPS does not say secure: $tls"
+sans=$(openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername "$HOSTNAME_SET.local" </dev/null 2>/dev/null |
+	openssl x509 -noout -ext subjectAltName | tail -n 1)
+grep -q "DNS:$HOSTNAME_SET.local" <<<"$sans" || die "the certificate does not name $HOSTNAME_SET.local: $sans"
+log "HTTPS on :443 as https://$HOSTNAME_SET.local/ with the device's CA; the certificate names $(tr -s ' ' <<<"$sans")"
 guest 60 'systemctl start spis-wifi.service' >/dev/null || die "spis-wifi.service failed"
 wpa=$(guest 10 'cat /run/spis-wifi/wpa_supplicant-wlan0.conf') || die "no wpa_supplicant configuration from wifi.conf"
 ssid_hex=$(printf 'Test Net' | od -An -tx1 | tr -d ' \n')

@@ -155,9 +155,34 @@ pub(crate) async fn serve(
     gallery: &crate::gallery::Gallery,
     hooks: Arc<crate::hooks::Hooks>,
     opts: HttpOpts,
-    listener: TcpListener,
+    mut listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // The first listener is accepted from here; every other one hands its connections over.
+    let listener = listeners.remove(0);
+    let (more_tx, mut more) = tokio::sync::mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
+    let others: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            let tx = more_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok(conn) => {
+                            if tx.send(conn).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(more_tx);
     let run_id =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let openapi = openapi::document(&gallery.thumbs.opts().resize_sizes);
@@ -201,6 +226,7 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
+            Some(conn) = more.recv() => conn,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -242,6 +268,10 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
+    for other in others {
+        other.abort();
+    }
+    drop(more);
     tracing::info!("shutting down: finishing requests in flight");
     app.shutdown.send_replace(true);
     drop(alive);

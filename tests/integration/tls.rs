@@ -42,7 +42,16 @@ fn https_get(
     name: &str,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let addr = server.base.trim_start_matches("http://");
+    https_get_at(server.base.trim_start_matches("http://"), config, name, path)
+}
+
+/// [`https_get`] to `addr` (`IP:PORT`).
+fn https_get_at(
+    addr: &str,
+    config: &Arc<rustls::ClientConfig>,
+    name: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
     let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = ServerName::try_from(name.to_owned()).unwrap();
@@ -106,7 +115,7 @@ fn https_and_http_share_the_port_and_the_certificate_names_the_device() {
     assert!(plain["ca"]["name"].as_str().unwrap().starts_with("kitchen.local"), "{plain}");
 
     let config = client(&ca);
-    for name in ["kitchen.local", "spis.local", "kitchen", "localhost", "127.0.0.1"] {
+    for name in ["kitchen.local", "spis.local", "localhost", "127.0.0.1"] {
         let (status, body) =
             https_get(&server, &config, name, "/api/tls").unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(status, 200, "{name}");
@@ -116,8 +125,10 @@ fn https_and_http_share_the_port_and_the_certificate_names_the_device() {
     let head = https_head(&server, &config, "kitchen.local", "/");
     assert!(head.to_ascii_lowercase().contains("strict-transport-security: max-age=2592000"), "{head}");
     assert!(server.get("/").header("strict-transport-security").is_none());
-    let err = https_get(&server, &config, "example.com", "/api/tls").unwrap_err();
-    assert!(err.contains("NotValidForName") || err.contains("not valid for"), "{err}");
+    for wrong in ["example.com", "kitchen"] {
+        let err = https_get(&server, &config, wrong, "/api/tls").unwrap_err();
+        assert!(err.contains("NotValidForName") || err.contains("not valid for"), "{wrong}: {err}");
+    }
     // Plain HTTP still works on the same port after TLS connections.
     assert_eq!(server.get("/api/health").status, 200);
 }
@@ -158,7 +169,7 @@ fn the_local_ca_can_vouch_for_nothing_but_local_names_and_private_addresses() {
     for ok in ["other.local", "192.168.7.7", "10.9.9.9"] {
         check(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
-    for refused in ["example.com", "bank.example", "8.8.8.8", "local.evil.com"] {
+    for refused in ["example.com", "bank.example", "8.8.8.8", "local.evil.com", "spis"] {
         let err = check(refused).expect_err(refused);
         assert!(format!("{err:?}").contains("NameConstraint"), "{refused}: {err:?}");
     }
@@ -304,4 +315,38 @@ fn a_client_that_starts_a_handshake_and_goes_quiet_is_dropped() {
     let mut buf = [0u8; 16];
     // Ok(0): the server closed it (its 1 s header timeout); the client's 10 s would be an error.
     assert_eq!(tcp.read(&mut buf).map_err(|e| e.kind()), Ok(0));
+}
+
+#[test]
+fn every_listen_address_answers_both_protocols() {
+    let dirs = Dirs::new();
+    // The appliance's way: 80 and 443 (here two free ports), one server.
+    let server = Server::start(&dirs.media, &dirs.state, &["--listen", "127.0.0.1:0,127.0.0.1:0"]);
+    let mut second = None;
+    wait_until("the second address is logged", || {
+        // The log's colours out: ESC [ ... m.
+        let mut plain = String::new();
+        let mut esc = false;
+        for c in server.log().chars() {
+            match (esc, c) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (false, c) => plain.push(c),
+                (true, _) => {}
+            }
+        }
+        second = plain
+            .lines()
+            .find(|l| l.contains("listening there too"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or("").trim_matches('"').to_owned());
+        second.is_some()
+    });
+    let second = second.unwrap();
+    assert_ne!(format!("http://{second}"), server.base);
+    let health = crate::util::agent().get(format!("http://{second}/api/health")).call().unwrap();
+    assert_eq!(crate::util::read(health).status, 200);
+    let (status, body) =
+        https_get_at(&second, &client(&ca_on_disk(&dirs.state)), "localhost", "/api/tls").unwrap();
+    assert_eq!((status, json(&body)["secure"].as_bool()), (200, Some(true)));
 }

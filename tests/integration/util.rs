@@ -113,7 +113,7 @@ impl Server {
             .arg(media)
             .arg("--state-dir")
             .arg(state)
-            .args(["--listen", "127.0.0.1:0", "--log", "info,spis=debug"])
+            .args(["--log", "info,spis=debug"])
             .args(args)
             .env_remove("SPIS_CONFIG")
             .env("TZ", "UTC")
@@ -124,6 +124,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
