@@ -559,6 +559,11 @@ impl Live<'_> {
     }
 
     fn remove_file(&self, dir: &[u8], name: &[u8]) {
+        // The event may be late: a file deleted to the trash and restored before the watcher read
+        // its IN_MOVED_FROM is there again, and must not be removed (and then added) once more.
+        if self.lib.fs.stat(RelPath { dir, name }).is_some() {
+            return;
+        }
         self.lib.remove_path(dir, name);
     }
 
