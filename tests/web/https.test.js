@@ -1,6 +1,7 @@
 // HTTPS at home: the page opened over plain HTTP by name (not a secure context) offers the trust
 // flow; a browser that trusts the device's CA (a private NSS database, as Chromium on Linux
-// reads it) is moved to HTTPS at once, where the service worker registers and the app installs.
+// reads it) is moved to HTTPS at once, where the service worker registers, the app installs, an
+// offline reload shows what was seen and the share target uploads.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,7 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, DESKTOP, PHONE, buildLibrary, screenshot, startServer, tempDirs, thumbsLoaded } from './lib/spis.js';
+import { CHROMIUM, CORPUS, DESKTOP, PHONE, allItems, buildLibrary, screenshot, startServer, tempDirs, thumbsLoaded } from './lib/spis.js';
+
+/** A small JPEG for the share target. */
+const SHARED = 'pypi-scikit-image-0.26.0/skimage/data/rocket.jpg';
 
 let dirs;
 let server;
@@ -30,14 +34,15 @@ after(async () => {
  * @param {string} home
  */
 function launch(home) {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    env: { ...process.env, HOME: home },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run',
-      '--host-resolver-rules=MAP spis.local 127.0.0.1'],
-  });
+  return chromium.launch({ ...LAUNCH, env: { ...process.env, HOME: home } });
 }
+
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run',
+    '--host-resolver-rules=MAP spis.local 127.0.0.1'],
+};
 
 /** A HOME whose NSS database trusts the device's CA (certutil, from libnss3-tools). */
 function trustingHome() {
@@ -114,5 +119,73 @@ test('a device that trusts the CA moves to HTTPS, where the app installs', async
     assert.equal(new URL(page.url()).protocol, 'https:');
   } finally {
     await browser.close();
+  }
+});
+
+test('over HTTPS on a phone: installable, an offline reload shows what was seen, and Share -> spis uploads', async () => {
+  // A persistent profile, as on a phone: Chromium never offers to install from an incognito one.
+  const home = trustingHome();
+  const context = await chromium.launchPersistentContext(path.join(home, 'profile'), {
+    ...PHONE,
+    ...LAUNCH,
+    env: { ...process.env, HOME: home },
+    serviceWorkers: 'allow',
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const origin = `https://spis.local:${port}`;
+    await page.goto(`${origin}/`);
+    await thumbsLoaded(page, 3);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.waitForFunction(() => navigator.serviceWorker.controller?.state === 'activated', null, { timeout: 10000 });
+    await thumbsLoaded(page, 3);
+
+    // Chromium's own installability checks (manifest, icons, service worker, secure context).
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors, [], 'Chromium would offer to install the app');
+    const { url: manifestUrl, errors: manifestErrors } = await cdp.send('Page.getAppManifest');
+    assert.equal(manifestUrl, `${origin}/manifest.webmanifest`);
+    assert.deepEqual(manifestErrors, []);
+
+    // Offline: the same photos come back from the service worker's caches.
+    const seen = await page.$$eval('.tile[data-id]', (ts) => ts.map((t) => t.dataset.id).sort());
+    await context.setOffline(true);
+    await page.reload();
+    await page.locator('#offline').waitFor({ state: 'visible', timeout: 10000 });
+    await thumbsLoaded(page, 3);
+    // The grid renders the rows near the view; the offline banner moves them a little.
+    const offline = await page.$$eval('.tile[data-id]', (ts) => ts.map((t) => t.dataset.id).sort());
+    assert.ok(offline.length >= 3 && offline.every((id) => seen.includes(id)), `${offline} within ${seen}`);
+    await screenshot(page, 'https-offline-phone');
+    await context.setOffline(false);
+    await page.locator('#offline').waitFor({ state: 'hidden', timeout: 15000 });
+
+    // The share target: what the browser does when the OS share sheet picks spis.
+    const photo = path.join(dirs.root, 'shared-over-https.jpg');
+    fs.copyFileSync(path.join(CORPUS, SHARED), photo);
+    fs.appendFileSync(photo, 'shared over https');
+    const manifest = await (await fetch(server.url('/manifest.webmanifest'))).json();
+    const target = manifest.share_target;
+    await page.evaluate(({ action, field }) => {
+      const form = Object.assign(document.createElement('form'), { method: 'post', action, enctype: 'multipart/form-data', id: 'share-form' });
+      form.append(Object.assign(document.createElement('input'), { type: 'file', name: field, multiple: true }));
+      document.body.append(form);
+    }, { action: target.action, field: target.params.files[0].name });
+    await page.locator('#share-form input').setInputFiles(photo);
+    await Promise.all([
+      page.waitForURL((u) => u.origin === origin && u.pathname === '/' && !u.search.includes('shared'), { timeout: 15000 }),
+      page.evaluate(() => /** @type {HTMLFormElement} */ (document.getElementById('share-form')).submit()),
+    ]);
+    await page.waitForFunction(() => document.querySelector('.up-summary')?.textContent === '1 file uploaded', null, { timeout: 30000 });
+    const item = (await allItems(server)).find((i) => i.name === 'shared-over-https.jpg');
+    assert.ok(item, 'the shared photo is in the library');
+    assert.deepEqual(fs.readFileSync(path.join(dirs.media, item.dir, item.name)), fs.readFileSync(photo));
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
   }
 });
