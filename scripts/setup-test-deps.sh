@@ -23,6 +23,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # HTTPS: the tests offer old protocols and weak ciphers with openssl s_client.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# A server alone in a network namespace gets a new address (nsenter is util-linux, always there).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # exiftool is the reference the dates taken over the photo corpus are compared with.
 command -v exiftool >/dev/null 2>&1 || missing+=(libimage-exiftool-perl)
 # Zip downloads are checked with Info-ZIP's unzip -t (and Python's zipfile).

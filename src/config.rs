@@ -675,6 +675,21 @@ pub(crate) struct IpNet {
 }
 
 impl IpNet {
+    /// `addr/bits`; `bits` at most 32 (IPv4) or 128 (IPv6).
+    pub(crate) const fn new(addr: std::net::IpAddr, bits: u8) -> IpNet {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        assert!(bits <= max, "a prefix longer than the address");
+        IpNet { addr, bits }
+    }
+
+    pub(crate) fn addr(&self) -> std::net::IpAddr {
+        self.addr
+    }
+
+    pub(crate) fn bits(&self) -> u8 {
+        self.bits
+    }
+
     pub(crate) fn contains(&self, ip: std::net::IpAddr) -> bool {
         use std::net::IpAddr::{V4, V6};
         let ip = match ip {

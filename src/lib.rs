@@ -202,12 +202,36 @@ async fn shutdown_signal() {
     }
 }
 
-/// Renews the certificate, or reads the user's again, when it is due or has changed.
+/// Renews the certificate, or reads the user's again, when it is due or has changed; at once
+/// when the machine gets a new address and the certificate names its addresses.
 async fn refresh_tls(tls: std::sync::Arc<tls::Tls>) {
     let mut tick = tokio::time::interval(tls::REFRESH_EVERY);
     tick.tick().await;
+    let watch = if tls.follows_addresses() {
+        tls::AddressWatch::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "not told of new addresses (rtnetlink); the certificate gets them within 10 minutes"))
+            .ok()
+    } else {
+        None
+    };
     loop {
-        tick.tick().await;
+        let added = async {
+            match &watch {
+                Some(w) => w.added().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = added => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "reading address changes (rtnetlink)");
+                    tick.tick().await;
+                }
+                // A lease brings its addresses in a burst: one certificate for all of them.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
         refresh_tls_once(std::sync::Arc::clone(&tls)).await;
     }
 }

@@ -8,8 +8,8 @@
 //! device's loopback and private addresses. The CA is name-constrained to
 //! such names and addresses, so a phone that trusts it trusts it for nothing else, whoever gets
 //! the key. The certificate is issued again 30 days before it expires and whenever the device
-//! has an address the certificate lacks (a new DHCP lease); a replica that finds a new one on
-//! disk loads it.
+//! has an address the certificate lacks (a new DHCP lease: the kernel says so at once, through
+//! rtnetlink, [`AddressWatch`]); a replica that finds a new one on disk loads it.
 //!
 //! `tls = "cert=FILE,key=FILE"`: a certificate of the user's own (certbot, `tailscale cert`),
 //! PEM, read again when either file changes.
@@ -29,7 +29,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::TlsMode;
+use crate::config::{IpNet, TlsMode};
 use crate::fs::private;
 
 /// How long a certificate the local CA issues is valid: within Mozilla's guideline (less than 366
@@ -96,7 +96,7 @@ impl Tls {
                 Source::Local { dir, hostname: hostname.to_owned(), listen, ca_der: ca.cert_der }
             }
         };
-        let (key, files) = source.load(&provider)?;
+        let (key, files) = source.load(&provider, None)?.expect("loaded when nothing is known");
         let current = Arc::new(Current(RwLock::new(Arc::new(key))));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -111,6 +111,12 @@ impl Tls {
         tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config))
     }
 
+    /// Whether the certificate names the machine's addresses, so a new one calls for
+    /// [`Tls::refresh`] ([`AddressWatch`]).
+    pub(crate) fn follows_addresses(&self) -> bool {
+        matches!(&self.source, Source::Local { listen, .. } if listen.is_unspecified())
+    }
+
     /// The local CA's certificate (DER), for phones to trust; `None` with a certificate of the
     /// user's own.
     pub(crate) fn ca_der(&self) -> Option<&[u8]> {
@@ -120,27 +126,12 @@ impl Tls {
         }
     }
 
-    /// Renews or reloads the certificate when needed: run every few minutes (blocking: files, and
-    /// a signature when a certificate is issued).
+    /// Renews or reloads the certificate when needed: run every few minutes, on SIGHUP and when
+    /// an address is added (blocking: files, and a signature when a certificate is issued).
     pub(crate) fn refresh(&self) -> anyhow::Result<()> {
         let provider = self.config.crypto_provider();
         let mut version = self.version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now: Vec<_> = self.source.files().iter().map(|p| private::version(p)).collect();
-        let stale = match &self.source {
-            Source::Local { dir, hostname, listen, .. } => {
-                // A replica may have issued one that covers its addresses too.
-                let server = dir.join("server.pem");
-                let wanted = names(hostname, *listen);
-                let on_disk = read_server(&server)?;
-                let ok = on_disk.as_ref().is_some_and(|s| s.covers(&wanted) && !s.expiring());
-                !ok || now != *version
-            }
-            Source::Files { .. } => now != *version,
-        };
-        if !stale {
-            return Ok(());
-        }
-        let (key, files) = self.source.load(provider)?;
+        let Some((key, files)) = self.source.load(provider, Some(&version))? else { return Ok(()) };
         *self.current.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
         *version = files;
         tracing::info!("TLS certificate loaded anew");
@@ -157,13 +148,20 @@ impl Source {
     }
 
     /// The certificate to serve now (issued first if it is missing, expiring or lacks a name),
-    /// and the versions of the files it came from.
+    /// and the versions of the files it came from; `None` when it is the one read at `known`.
     fn load(
         &self,
         provider: &Arc<rustls::crypto::CryptoProvider>,
-    ) -> anyhow::Result<(CertifiedKey, Vec<FileVersion>)> {
+        known: Option<&[FileVersion]>,
+    ) -> anyhow::Result<Option<(CertifiedKey, Vec<FileVersion>)>> {
+        // Taken before reading: a file rewritten meanwhile is read again next time.
+        let files: Vec<_> = self.files().iter().map(|p| private::version(p)).collect();
+        let unchanged = known == Some(&files[..]);
         let (chain, key) = match self {
             Source::Files { cert, key } => {
+                if unchanged {
+                    return Ok(None);
+                }
                 let chain = CertificateDer::pem_file_iter(cert)
                     .and_then(Iterator::collect::<Result<Vec<_>, _>>)
                     .with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
@@ -177,20 +175,26 @@ impl Source {
             Source::Local { dir, hostname, listen, .. } => {
                 let server = dir.join("server.pem");
                 let wanted = names(hostname, *listen);
-                let on_disk = read_server(&server)?;
-                let pem = match on_disk {
-                    Some(s) if s.covers(&wanted) && !s.expiring() => s.pem,
+                let pem = match read_server(&server)? {
+                    // A replica may have issued one that covers this device's names too.
+                    Some(s) if s.covers(&wanted) && !s.expiring() => {
+                        if unchanged {
+                            return Ok(None);
+                        }
+                        s.pem
+                    }
                     other => {
-                        // Keep the names another replica put on it.
-                        let mut all = other.map(|s| s.names).unwrap_or_default();
-                        for n in wanted {
+                        // This device's names first, then those another replica put on it (so a
+                        // full certificate drops a replica's old address, never one of ours).
+                        let mut all = wanted;
+                        for n in other.map(|s| s.names).unwrap_or_default() {
                             if !all.contains(&n) {
                                 all.push(n);
                             }
                         }
                         all.truncate(MAX_NAMES);
                         let ca = load_or_make_ca(dir, hostname)?;
-                        let pem = issue(&ca, &all)?;
+                        let pem = issue(&ca, &all, SERVER_DAYS)?;
                         private::write(&server, pem.as_bytes())
                             .with_context(|| format!("writing {}", server.display()))?;
                         tracing::info!(names = %all.join(", "), "issued a TLS certificate with the local CA");
@@ -205,7 +209,7 @@ impl Source {
         let files = self.files().iter().map(|p| private::version(p)).collect();
         let key = CertifiedKey::from_der(chain, key, provider)
             .context("the TLS key does not match its certificate")?;
-        Ok((key, files))
+        Ok(Some((key, files)))
     }
 }
 
@@ -213,6 +217,13 @@ impl Source {
 struct Ca {
     cert_der: Vec<u8>,
     pem: String,
+}
+
+impl Ca {
+    /// The certificate's part of the PEM (written after the key).
+    fn cert_pem(&self) -> &str {
+        self.pem.find("-----BEGIN CERTIFICATE-----").map_or("", |at| &self.pem[at..])
+    }
 }
 
 fn load_or_make_ca(dir: &Path, hostname: &str) -> anyhow::Result<Ca> {
@@ -253,39 +264,25 @@ fn permitted() -> Vec<rcgen::GeneralSubtree> {
     use rcgen::{CidrSubnet, GeneralSubtree};
     let mut out: Vec<_> =
         ["local", "localhost"].into_iter().map(|n| GeneralSubtree::DnsName(n.to_owned())).collect();
-    for (ip, prefix) in PRIVATE_NETS {
-        out.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*ip, *prefix)));
+    for net in PRIVATE_NETS {
+        out.push(GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(net.addr(), net.bits())));
     }
     out
 }
 
-const PRIVATE_NETS: &[(IpAddr, u8)] = &[
-    (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
-    (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8),
-    (IpAddr::V4(Ipv4Addr::new(172, 16, 0, 0)), 12),
-    (IpAddr::V4(Ipv4Addr::new(192, 168, 0, 0)), 16),
-    (IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
-    (IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
-    (IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
-    (IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
+const PRIVATE_NETS: &[IpNet] = &[
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8),
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(172, 16, 0, 0)), 12),
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(192, 168, 0, 0)), 16),
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
+    IpNet::new(IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+    IpNet::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+    IpNet::new(IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
 ];
 
 fn is_private(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    PRIVATE_NETS.iter().any(|&(net, bits)| match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    })
+    PRIVATE_NETS.iter().any(|net| net.contains(ip))
 }
 
 /// The names a certificate for this device carries: its `.local` name, `spis.local`,
@@ -350,8 +347,9 @@ fn validity(days: u64) -> anyhow::Result<(time::OffsetDateTime, time::OffsetDate
     Ok((from, until))
 }
 
-/// A certificate for `names` signed by the CA: the PEM of its key, itself and the CA.
-fn issue(ca: &Ca, names: &[String]) -> anyhow::Result<String> {
+/// A certificate for `names`, valid for `days`, signed by the CA: the PEM of its key, itself and
+/// the CA.
+fn issue(ca: &Ca, names: &[String], days: u64) -> anyhow::Result<String> {
     let ca_key = rcgen::KeyPair::from_pem(&ca.pem).context("the local CA's key")?;
     let issuer = rcgen::Issuer::from_ca_cert_der(&CertificateDer::from(ca.cert_der.clone()), ca_key)
         .context("the local CA's certificate")?;
@@ -363,22 +361,9 @@ fn issue(ca: &Ca, names: &[String]) -> anyhow::Result<String> {
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    (params.not_before, params.not_after) = validity(SERVER_DAYS)?;
+    (params.not_before, params.not_after) = validity(days)?;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(format!("{}{}{}", key.serialize_pem(), cert.pem(), pem_cert(&ca.cert_der)))
-}
-
-/// A certificate as PEM (the CA's, for `.crt` downloads).
-pub(crate) fn pem_cert(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
+    Ok(format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.cert_pem()))
 }
 
 /// The server certificate on disk: what it says of itself.
@@ -444,6 +429,59 @@ pub(crate) fn fingerprint(der: &[u8]) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(der);
     digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// Told by the kernel when an address is added to an interface (an rtnetlink socket in the IPv4
+/// and IPv6 address groups): a DHCP lease that comes after spis started.
+pub(crate) struct AddressWatch(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+impl AddressWatch {
+    pub(crate) fn new() -> std::io::Result<AddressWatch> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, netlink};
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None, // NETLINK_ROUTE
+        )?;
+        let groups = libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, u32::try_from(groups).unwrap_or(0)))?;
+        // SAFETY: the AsyncFd owns `fd` (an OwnedFd), so it stays open and the same until dropped.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)?;
+        Ok(AddressWatch(fd))
+    }
+
+    /// Waits until an address is added (or the kernel dropped messages, so one may have been).
+    pub(crate) async fn added(&self) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let mut ready = self.0.readable().await?;
+            match ready.try_io(|fd| Ok(rustix::net::recv(fd, &mut buf[..], rustix::net::RecvFlags::empty())?))
+            {
+                Ok(Ok((n, _))) if has_new_address(&buf[..n.min(buf.len())]) => return Ok(()),
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Whether a datagram of netlink messages holds an RTM_NEWADDR.
+fn has_new_address(mut msgs: &[u8]) -> bool {
+    // struct nlmsghdr: u32 length (header included), u16 type, u16 flags, u32 seq, u32 pid.
+    while msgs.len() >= 16 {
+        let len = u32::from_ne_bytes([msgs[0], msgs[1], msgs[2], msgs[3]]) as usize;
+        if u16::from_ne_bytes([msgs[4], msgs[5]]) == libc::RTM_NEWADDR {
+            return true;
+        }
+        if len < 16 {
+            break;
+        }
+        // Messages are aligned to 4 bytes.
+        msgs = len.checked_next_multiple_of(4).and_then(|at| msgs.get(at..)).unwrap_or_default();
+    }
+    false
 }
 
 /// How often the certificate is checked for renewal, for new addresses and for new files.
@@ -512,6 +550,67 @@ mod tests {
         second.refresh().unwrap();
         let server = read_server(&dir.path().join("tls/server.pem")).unwrap().unwrap();
         assert!(server.covers(&["10.0.0.5".into(), "10.0.0.6".into()]), "{:?}", server.names);
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_issued_again_and_an_unchanged_one_is_not_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls =
+            Tls::start(&TlsMode::Auto, dir.path(), "spis", "127.0.0.1".parse().unwrap()).unwrap().unwrap();
+        let served = || Arc::clone(&tls.current.0.read().unwrap());
+        let first = served();
+        tls.refresh().unwrap();
+        assert!(Arc::ptr_eq(&first, &served()), "nothing changed, nothing reloaded");
+
+        // As if the clock had moved on to 10 days before the end: the same names, 10 days left.
+        let path = dir.path().join("tls/server.pem");
+        let ca = load_or_make_ca(&dir.path().join("tls"), "spis").unwrap();
+        let old = read_server(&path).unwrap().unwrap();
+        private::write(&path, issue(&ca, &old.names, 10).unwrap().as_bytes()).unwrap();
+        assert!(read_server(&path).unwrap().unwrap().expiring());
+        tls.refresh().unwrap();
+        let renewed = read_server(&path).unwrap().unwrap();
+        assert!(!renewed.expiring() && renewed.names == old.names, "{:?}", renewed.names);
+        let now = i64::try_from(crate::auth::unix_now()).unwrap();
+        assert!(renewed.not_after - now > 360 * 86_400);
+        assert_eq!(
+            served().cert[0].as_ref(),
+            CertificateDer::from_pem_slice(renewed.pem.as_bytes()).unwrap().as_ref()
+        );
+    }
+
+    #[test]
+    fn a_full_certificate_keeps_this_devices_names_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        let ca = load_or_make_ca(&tls, "spis").unwrap();
+        // Another replica filled it with addresses of its own.
+        let full: Vec<String> = (0..MAX_NAMES).map(|i| format!("10.1.0.{i}")).collect();
+        private::write(&tls.join("server.pem"), issue(&ca, &full, 365).unwrap().as_bytes()).unwrap();
+        Tls::start(&TlsMode::Auto, dir.path(), "spis", "10.0.0.6".parse().unwrap()).unwrap().unwrap();
+        let server = read_server(&tls.join("server.pem")).unwrap().unwrap();
+        assert_eq!(server.names.len(), MAX_NAMES);
+        assert!(server.covers(&names("spis", "10.0.0.6".parse().unwrap())), "{:?}", server.names);
+    }
+
+    #[test]
+    fn netlink_datagrams_are_read_for_new_addresses() {
+        let msg = |kind: u16, len: u32| {
+            let mut m = len.to_ne_bytes().to_vec();
+            m.extend(kind.to_ne_bytes());
+            m.extend([0; 10]);
+            m.resize(len as usize, 0);
+            m
+        };
+        assert!(has_new_address(&msg(libc::RTM_NEWADDR, 24)));
+        assert!(!has_new_address(&msg(libc::RTM_DELADDR, 24)));
+        // A deletion, then an address, in one datagram; lengths not a multiple of 4 are padded.
+        let mut two = msg(libc::RTM_DELADDR, 22);
+        two.extend([0, 0]);
+        two.extend(msg(libc::RTM_NEWADDR, 16));
+        assert!(has_new_address(&two));
+        assert!(!has_new_address(&msg(libc::RTM_NEWADDR, 24)[..15]), "too short for a header");
+        assert!(!has_new_address(&[0xff; 64]), "garbage ends the walk");
     }
 
     #[test]

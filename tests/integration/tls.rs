@@ -52,12 +52,27 @@ fn https_get_at(
     name: &str,
     path: &str,
 ) -> Result<(u16, String), String> {
+    let text = https_exchange(addr, config, name, "GET", path)?;
+    let status =
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no status: {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// One request over TLS to `addr` as `name`: the whole answer as text, or why it failed.
+fn https_exchange(
+    addr: &str,
+    config: &Arc<rustls::ClientConfig>,
+    name: &str,
+    method: &str,
+    path: &str,
+) -> Result<String, String> {
     let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = ServerName::try_from(name.to_owned()).unwrap();
     let conn = rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     match tls.read_to_end(&mut raw) {
@@ -66,26 +81,12 @@ fn https_get_at(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(e) => return Err(e.to_string()),
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status =
-        text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no status: {text:?}"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
+    Ok(String::from_utf8_lossy(&raw).into_owned())
 }
 
 /// The head of an answer over TLS (status line and headers).
 fn https_head(server: &Server, config: &Arc<rustls::ClientConfig>, name: &str, path: &str) -> String {
-    let addr = server.base.trim_start_matches("http://");
-    let tcp = TcpStream::connect(addr).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::clone(config), ServerName::try_from(name.to_owned()).unwrap())
-            .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    String::from_utf8_lossy(&raw).into_owned()
+    https_exchange(server.base.trim_start_matches("http://"), config, name, "HEAD", path).unwrap()
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -349,4 +350,55 @@ fn every_listen_address_answers_both_protocols() {
     let (status, body) =
         https_get_at(&second, &client(&ca_on_disk(&dirs.state)), "localhost", "/api/tls").unwrap();
     assert_eq!((status, json(&body)["secure"].as_bool()), (200, Some(true)));
+}
+
+#[test]
+fn an_address_the_machine_gets_later_is_on_the_certificate_at_once() {
+    // The server alone in a new network namespace (as root: CI is), listening on every address;
+    // then the namespace gets an address, as when a DHCP lease comes after spis started.
+    let dirs = Dirs::new();
+    let server = Server::start_under(
+        &["unshare", "--net", "--"],
+        &dirs.media,
+        &dirs.state,
+        &["--listen", "0.0.0.0:0"],
+        &[],
+    );
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let netns = format!("/proc/{}/ns/net", server.pid());
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .arg("ip")
+            .args(args)
+            .status()
+            .expect("nsenter and ip (util-linux, iproute2)")
+            .success();
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&["link", "set", "lo", "up"]);
+    let names = || {
+        let pem = std::fs::read(dirs.state.join("tls/server.pem")).unwrap_or_default();
+        let Ok(der) = CertificateDer::from_pem_slice(&pem) else { return String::new() };
+        let (_, x509) = x509_parser::parse_x509_certificate(&der).unwrap();
+        format!("{:?}", x509.subject_alternative_name().ok().flatten().map(|s| &s.value.general_names))
+    };
+    assert!(!names().contains("10.77.0.5"), "{}", names());
+    ip(&["addr", "add", "10.77.0.5/24", "dev", "lo"]);
+    // Well before the 10-minute check: the kernel said so (rtnetlink).
+    wait_until("the new address is on the certificate", || names().contains("[10, 77, 0, 5]"));
+
+    // A client in that namespace that trusts the CA reaches the server by that address.
+    let config = client(&ca_on_disk(&dirs.state));
+    let answer = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).unwrap();
+        // SAFETY: setns on this thread's own network namespace, with an open namespace file.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        https_get_at(&format!("10.77.0.5:{port}"), &config, "10.77.0.5", "/api/health")
+    })
+    .join()
+    .unwrap();
+    assert_eq!(answer.map(|(status, _)| status), Ok(200));
+    assert!(server.log().contains("issued a TLS certificate"), "{}", server.log());
 }

@@ -105,10 +105,30 @@ impl Server {
     }
 
     pub(crate) fn start_with_env(media: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_under(&[], media, state, args, env)
+    }
+
+    /// [`Server::start_with_env`] through a wrapper that ends by exec'ing its arguments (e.g.
+    /// `unshare --net --`), so that the pid is still the server's.
+    pub(crate) fn start_under(
+        wrapper: &[&str],
+        media: &Path,
+        state: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         // One log per server, even for servers started one after another on the same state.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let log = state.with_extension(format!("log-{}", STARTED.fetch_add(1, Ordering::Relaxed)));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spis"));
+        let bin = env!("CARGO_BIN_EXE_spis");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--media")
             .arg(media)
             .arg("--state-dir")
