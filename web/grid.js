@@ -399,7 +399,8 @@ export class Grid extends EventTarget {
       this.shownAny = true;
       if (img.complete && img.naturalWidth) img.classList.add('loaded');
       else if (this.firstScreen) this.firstScreen.push(new Promise((done) => {
-        img.addEventListener('load', done, { once: true });
+        // Loaded and decoded: ready to paint.
+        img.addEventListener('load', () => img.decode().then(done, done), { once: true });
         img.addEventListener('error', done, { once: true });
       }));
     }
@@ -411,7 +412,9 @@ export class Grid extends EventTarget {
     // Nothing shown yet (the first page has not arrived): wait for it.
     if (!waiting || !this.shownAny || this.releasing) return;
     this.releasing = true;
-    Promise.race([Promise.all(waiting), new Promise((done) => setTimeout(done, 3000))]).then(() => {
+    // Released after the frame that paints them, so that nothing competes with the first screen.
+    const painted = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+    Promise.race([Promise.all(waiting).then(painted), new Promise((done) => setTimeout(done, 3000))]).then(() => {
       this.firstScreen = null;
       this.root.classList.remove('first-screen');
       this.schedule();

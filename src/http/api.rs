@@ -170,6 +170,26 @@ pub(super) fn list(
     })
 }
 
+/// What the unfiltered gallery asks for right after [`FIRST_FACETS`](super::assets), as preloads
+/// to send with its page: the newest month's first page (exactly the URL of `listMedia` in
+/// web/api.js for a first screen) and the newest photo's thumbnail, the top-left tile on every
+/// screen and so the first screen's largest paint. Empty for an empty library.
+pub(super) fn first_screen_preloads(lib: &Library) -> Vec<String> {
+    let index = lib.read();
+    let (items, _) = index.page(&Filter::default(), Order::NewestFirst, None, 1);
+    let Some(item) = items.first() else { return Vec::new() };
+    let (year, month) = dates::year_month(item.taken_ms);
+    vec![
+        format!(
+            "</api/media?year={year}&month={month}&limit={FIRST_PAGE}>; rel=preload; as=fetch; crossorigin"
+        ),
+        format!("<{}>; rel=preload; as=image; fetchpriority=high", RenditionUrl::new(item, Rendition::Thumb)),
+    ]
+}
+
+/// The size of the first page of a month the web app asks for (`PAGE` in web/api.js).
+const FIRST_PAGE: usize = 120;
+
 /// `GET /api/facets`: years with months, and the folder tree, each with counts.
 pub(super) fn facets(
     app: &App,

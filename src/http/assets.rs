@@ -170,15 +170,23 @@ impl Bundle {
     }
 }
 
+/// The preloads of the unfiltered gallery's page: [`FIRST_FACETS`], then `more` (what the
+/// first screen shows, from the index).
+pub(super) fn first_screen(more: impl FnOnce() -> Vec<String>) -> Vec<String> {
+    let mut links = vec![FIRST_FACETS.to_owned()];
+    links.extend(more());
+    links
+}
+
 /// Serves a web app path (`segments` of the URL path), or `None` when it is not one. `session`:
 /// the request may see the household's gallery (its page then says so, see [`SESSION_PAGE`]);
-/// `unfiltered`: the URL has no query, so the page will ask for [`FIRST_FACETS`].
+/// `preload`: `Link` values to send with the page ([`first_screen`]).
 pub(super) fn serve(
     source: &Source,
     segments: &[&str],
     headers: &HeaderMap,
     session: bool,
-    unfiltered: bool,
+    preload: &[String],
 ) -> Option<Response<Body>> {
     let loaded;
     let bundle = match source {
@@ -225,9 +233,8 @@ pub(super) fn serve(
                 "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
             );
     }
-    if session && unfiltered && segments == [""] {
-        // The gallery's first request, started with the page instead of after its scripts.
-        resp = resp.header(header::LINK, FIRST_FACETS);
+    if !preload.is_empty() {
+        resp = resp.header(header::LINK, preload.join(", "));
     }
     if file::etag_matches_request(headers, asset.etag.trim_matches('"')) {
         return Some(resp.status(StatusCode::NOT_MODIFIED).body(full(Bytes::new())).expect("valid headers"));

@@ -735,8 +735,14 @@ async fn checked(
         Matched::Unknown => Err(ApiError::NoRoute(path.to_owned())),
         Matched::App if *method == Method::GET || *method == Method::HEAD => {
             let session = matches!(caller, Caller::Anyone | Caller::Session | Caller::Token);
-            let unfiltered = req.uri().query().is_none_or(str::is_empty);
-            Ok(assets::serve(&app.web, segments, req.headers(), session, unfiltered)
+            // The gallery's first screen, asked for with the page instead of after its scripts.
+            let first = session && segments == [""] && req.uri().query().is_none_or(str::is_empty);
+            let preload = if first {
+                assets::first_screen(|| api::first_screen_preloads(&app.lib))
+            } else {
+                Vec::new()
+            };
+            Ok(assets::serve(&app.web, segments, req.headers(), session, &preload)
                 .unwrap_or_else(assets::not_found_page))
         }
         Matched::App => Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: GET.allow }),

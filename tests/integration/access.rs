@@ -105,9 +105,24 @@ fn the_page_tells_a_logged_in_household_that_it_is() {
     // The marked, unfiltered page preloads its first request; a filtered one does not guess.
     let link =
         |path: &str, headers: &[(&str, &str)]| get(&server, path, headers).header("link").map(str::to_owned);
+    // The facets, then the newest month's first page and the newest photo's thumbnail, exactly as
+    // the web app asks for them (the photo is there once the index has it).
+    let items = || {
+        let r = get(&server, "/api/media?limit=1", &[("Cookie", &cookie)]);
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["items"].clone()
+    };
+    wait_until("the photo is indexed", || items().as_array().is_some_and(|a| !a.is_empty()));
+    let newest = items()[0].clone();
+    let taken = newest["taken"].as_str().unwrap();
+    let (year, month) = (&taken[..4], taken[5..7].trim_start_matches('0'));
     assert_eq!(
-        link("/", &[("Cookie", &cookie)]).as_deref(),
-        Some("</api/facets?>; rel=preload; as=fetch; crossorigin")
+        link("/", &[("Cookie", &cookie)]).unwrap(),
+        format!(
+            "</api/facets?>; rel=preload; as=fetch; crossorigin, \
+             </api/media?year={year}&month={month}&limit=120>; rel=preload; as=fetch; crossorigin, \
+             <{}>; rel=preload; as=image; fetchpriority=high",
+            newest["thumb"].as_str().unwrap()
+        )
     );
     assert_eq!(link("/?year=2024", &[("Cookie", &cookie)]), None);
     assert_eq!(link("/", &[]), None, "not before the login");

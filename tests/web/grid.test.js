@@ -27,6 +27,11 @@ test('the first screen shows loaded thumbnails under month headers, light enough
   const initiators = await page.evaluate(() => performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/facets')).map((r) => r.initiatorType));
   assert.deepEqual(initiators, ['link'], 'the preload, not a fetch from the scripts');
   const items = await allItems(env.server);
+  // So were the newest month's first page and the newest photo's thumbnail (the top-left tile).
+  const preloaded = await page.evaluate(() => performance.getEntriesByType('resource').filter((r) => /\/api\/media(\?|\/[^/]+\/thumb)/.test(r.name)).map((r) => [new URL(r.name).pathname + new URL(r.name).search, r.initiatorType]));
+  const byUrl = (u) => preloaded.filter(([name]) => name === u).map(([, how]) => how);
+  assert.deepEqual(byUrl(items[0].thumb), ['link'], JSON.stringify(preloaded));
+  assert.deepEqual(byUrl('/api/media?year=2024&month=11&limit=120'), ['link'], JSON.stringify(preloaded));
   // Newest first: the first tile is the newest item, under its month's header.
   const seen = await onScreen(page);
   assert.equal(seen.tiles[0], items[0].id);
