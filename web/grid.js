@@ -58,6 +58,13 @@ export class Grid extends EventTarget {
     this.firstScreen = [];
     this.releasing = false;
     this.shownAny = false;
+    /**
+     * The first screen's first picture (the newest photo, which the page preloads: see
+     * first_screen_preloads in src/http/api.rs) is painted before the others are asked for, so
+     * that they do not share the link with it: 'waiting' until then, 'done' after.
+     * @type {'none'|'waiting'|'done'}
+     */
+    this.lead = 'none';
     /** While true (scrubbing), no thumbnails are requested and no pages loaded. */
     this.fast = false;
     this.frame = 0;
@@ -392,11 +399,12 @@ export class Grid extends EventTarget {
       delete img.dataset.src;
     }
     img.alt = item.name;
-    const held = this.firstScreen && img.loading === 'lazy';
+    const held = this.firstScreen && (img.loading === 'lazy' || this.lead === 'waiting');
     if (!this.lazy && !held && img.dataset.src !== item.thumb) {
       img.dataset.src = item.thumb;
       img.src = item.thumb;
       this.shownAny = true;
+      if (this.firstScreen && this.lead === 'none') this.leadPainted(img);
       if (img.complete && img.naturalWidth) img.classList.add('loaded');
       else if (this.firstScreen) this.firstScreen.push(new Promise((done) => {
         // Loaded and decoded: ready to paint.
@@ -406,11 +414,31 @@ export class Grid extends EventTarget {
     }
   }
 
+  /**
+   * Holds the rest of the first screen until `img` is painted (or for 1 s at most).
+   * @param {HTMLImageElement} img
+   */
+  leadPainted(img) {
+    this.lead = 'waiting';
+    const loaded = new Promise((done) => {
+      if (img.complete) done(undefined);
+      img.addEventListener('load', done, { once: true });
+      img.addEventListener('error', done, { once: true });
+    });
+    const painted = loaded
+      .then(() => img.decode().catch(() => {}))
+      .then(() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0))));
+    Promise.race([painted, new Promise((done) => setTimeout(done, 1000))]).then(() => {
+      this.lead = 'done';
+      this.schedule();
+    });
+  }
+
   /** Lets the rows ahead load once the first screen's thumbnails have (or after 3 s at most). */
   releaseFirstScreen() {
     const waiting = this.firstScreen;
-    // Nothing shown yet (the first page has not arrived): wait for it.
-    if (!waiting || !this.shownAny || this.releasing) return;
+    // Nothing shown yet (the first page has not arrived), or only the first picture: wait.
+    if (!waiting || !this.shownAny || this.releasing || this.lead === 'waiting') return;
     this.releasing = true;
     // Released after the frame that paints them, so that nothing competes with the first screen.
     const painted = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
