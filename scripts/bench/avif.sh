@@ -24,13 +24,10 @@ cleanup() {
 trap cleanup EXIT
 say() { echo "bench-avif: $*" >&2; }
 die() { echo "bench-avif: $*" >&2; exit 1; }
+# The binary that ships (scripts/bench/common.sh).
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
 
-need() { # need COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return
-  say "installing $2 with apt-get (needed for $1)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
 need vips libvips-tools
 need curl curl
 command -v heif-convert >/dev/null 2>&1 || command -v heif-dec >/dev/null 2>&1 || need heif-convert libheif-examples
@@ -42,9 +39,6 @@ HEIF_DEC="$(command -v heif-dec || command -v heif-convert)"
 VENV="${SPIS_CACHE:-/var/cache/spis-ci}/numpy-2.2.6"
 ensure_venv avif.sh "$VENV" "numpy==2.2.6"
 
-# The binary that ships (scripts/bench/common.sh).
-# shellcheck source=scripts/bench/common.sh
-. "$ROOT/scripts/bench/common.sh"
 bench_binaries shipped
 
 # Camera photos and two wallpapers (smooth skies, fine detail): 9-12 MP.
@@ -58,12 +52,6 @@ PHOTOS=(
 mkdir -p "$RUN/photos" "$RUN/out"
 for i in "${!PHOTOS[@]}"; do cp "$CORPUS/${PHOTOS[$i]}" "$RUN/photos/$(printf 'p%02d.jpg' "$i")"; done
 
-cpu_ms() { # cpu_ms COMMAND...: user+system CPU milliseconds of a command and its children
-  local TIMEFORMAT='%U %S' t
-  t="$({ time "$@" >/dev/null 2>&1; } 2>&1)"
-  awk '{ printf "%.0f", ($1 + $2) * 1000 }' <<<"$t"
-}
-proc_cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
 
 export VIPS_CONCURRENCY=1
 taskset -c 0 env SPIS_THUMB_WORKERS=0 SPIS_RESIZE_SIZES=800 "$BIN" --media "$RUN/photos" \

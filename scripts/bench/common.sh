@@ -1,5 +1,5 @@
-# Sourced by the benchmark scripts: which binaries they measure. Needs ROOT (the repository) and
-# a say/die pair. Sets BIN, the binary that ships (the static x86_64 musl build, built unless
+# Sourced by the benchmark scripts: what they all need (packages, CPU time, wrk runs) and which
+# binaries they measure. Needs ROOT (the repository) and a say/die pair. Sets BIN, the binary that ships (the static x86_64 musl build, built unless
 # BENCH_BIN names one built earlier), and GLIBC_BIN, the glibc release build measured beside it
 # (BENCH_GLIBC_BIN names one built earlier, or "none" to skip it). `bench_binaries both` measures both; `bench_binaries shipped` skips
 # the glibc build unless BENCH_GLIBC_BIN names one.
@@ -33,4 +33,38 @@ bench_binaries() {
   [[ "$GLIBC_BIN" == none || -x "$GLIBC_BIN" ]] || die "no glibc spis binary at $GLIBC_BIN"
   # Exported so that a script run by another (make bench) measures the same binaries unbuilt.
   export BENCH_BIN="$BIN" BENCH_GLIBC_BIN="$GLIBC_BIN"
+}
+
+need() { # need COMMAND PACKAGE: install a Debian package when COMMAND is missing
+  command -v "$1" >/dev/null 2>&1 && return
+  say "installing $2 with apt-get (needed for $1)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+}
+
+cpu_ms() { # cpu_ms COMMAND...: user+system CPU milliseconds of a command and its children
+  local TIMEFORMAT='%U %S' t
+  t="$({ time "$@" >/dev/null 2>&1; } 2>&1)"
+  awk '{ printf "%.0f", ($1 + $2) * 1000 }' <<<"$t"
+}
+
+proc_cpu_ms() { # proc_cpu_ms PID: user+system CPU milliseconds a process has used so far
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# run_wrk URL PATHS_FILE [WRK ARGS...]: wrk at 64 connections for WRK_DURATION over the paths
+# of PATHS_FILE (the Lua script in LUA picks them); sets P50 and P99 (ms), RPS and ERR (non-2xx
+# or 3xx answers and socket errors). Needs RUN (a scratch directory).
+run_wrk() {
+  local url=$1 paths=$2
+  shift 2
+  PATHS_FILE="$paths" wrk -t2 -c64 -d"$WRK_DURATION" --latency -s "$LUA" "$@" "$url" >"$RUN/wrk.txt"
+  # shellcheck disable=SC2034 # the caller reads them
+  read -r P50 P99 RPS ERR < <(awk '
+    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v * 1; if (v ~ /s$/) return v * 1000; return v }
+    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+    /Non-2xx or 3xx responses:/ { e += $NF } /Socket errors:/ { e += $4 + $6 + $8 + $10 }
+    END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, e }' "$RUN/wrk.txt")
 }

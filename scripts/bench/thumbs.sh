@@ -28,13 +28,9 @@ trap cleanup EXIT
 
 say() { echo "bench-thumbs: $*" >&2; }
 die() { echo "bench-thumbs: $*" >&2; exit 1; }
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
 
-need() { # need COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return
-  say "installing $2 with apt-get (needed for $1)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
 need vipsthumbnail libvips-tools
 need nginx nginx-light
 need wrk wrk
@@ -42,8 +38,6 @@ need curl curl
 need ffmpeg ffmpeg
 
 # The binary that ships (static musl) is measured; the glibc build is its anchor on CPU per photo.
-# shellcheck source=scripts/bench/common.sh
-. "$ROOT/scripts/bench/common.sh"
 bench_binaries both
 
 # The 12 MP-class JPEGs of the corpus: progressive wallpapers and baseline camera photos.
@@ -66,19 +60,10 @@ for i in "${!PHOTOS[@]}"; do
 done
 
 # cpu_ms COMMAND...: user+system CPU milliseconds of a command and its children.
-cpu_ms() {
-  local TIMEFORMAT='%U %S' t
-  t="$({ time "$@" >/dev/null 2>&1; } 2>&1)"
-  awk '{ printf "%.0f", ($1 + $2) * 1000 }' <<<"$t"
-}
 
 # proc_cpu_ms PID: CPU milliseconds a process has used so far (utime + stime).
-proc_cpu_ms() {
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
-}
 
 per_image() { awk -v t="$1" -v n="$N" 'BEGIN { printf "%.1f", t / n }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 say "vipsthumbnail: $N photos, one core"
 export VIPS_CONCURRENCY=1
@@ -191,14 +176,6 @@ for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_
 
 LUA="$ROOT/scripts/bench/paths.lua"
 # run_wrk URL PATHS: sets RPS, P50, P99 (ms) and ERR.
-run_wrk() {
-  PATHS_FILE="$2" wrk -t2 -c64 -d"$WRK_DURATION" --latency -s "$LUA" "$1" >"$RUN/wrk.txt"
-  read -r P50 P99 RPS ERR < <(awk '
-    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v * 1; if (v ~ /s$/) return v * 1000; return v }
-    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
-    /Non-2xx or 3xx responses:/ { e += $NF }
-    END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, e }' "$RUN/wrk.txt")
-}
 run_wrk "$BASE" "$RUN/spis-paths.txt"
 S_RPS=$RPS S_P50=$P50 S_P99=$P99 S_ERR=$ERR
 run_wrk "http://127.0.0.1:$NGINX_PORT" "$RUN/nginx-paths.txt"

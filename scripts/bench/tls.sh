@@ -26,19 +26,13 @@ trap cleanup EXIT
 
 say() { echo "bench-tls: $*" >&2; }
 die() { echo "bench-tls: $*" >&2; exit 1; }
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
 
-need() { # need COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return
-  say "installing $2 with apt-get (needed for $1)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
 need nginx nginx-light
 need wrk wrk
 need curl curl
 
-# shellcheck source=scripts/bench/common.sh
-. "$ROOT/scripts/bench/common.sh"
 bench_binaries shipped
 
 say "1000 cached thumbnails"
@@ -110,16 +104,6 @@ done
 
 LUA="$ROOT/scripts/bench/paths.lua"
 # run_wrk URL PATHS [WRK ARGS...]: sets RPS, P50, P99 (ms) and ERR.
-run_wrk() {
-  local url=$1 paths=$2
-  shift 2
-  PATHS_FILE="$paths" wrk -t2 -c64 -d"$WRK_DURATION" --latency -s "$LUA" "$@" "$url" >"$RUN/wrk.txt"
-  read -r P50 P99 RPS ERR < <(awk '
-    function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v * 1; if (v ~ /s$/) return v * 1000; return v }
-    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
-    /Non-2xx or 3xx responses:/ { e += $NF } /Socket errors:/ { e += $4 + $6 + $8 + $10 }
-    END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, e }' "$RUN/wrk.txt")
-}
 SPIS_TLS="https://127.0.0.1:$PORT" NGINX_TLS="https://127.0.0.1:$NGINX_PORT"
 say "keep-alive over TLS: spis, nginx, and spis over plain HTTP"
 run_wrk "$SPIS_TLS" "$RUN/spis-paths.txt"
@@ -136,7 +120,6 @@ NH_RPS=$RPS NH_P50=$P50 NH_P99=$P99 NH_ERR=$ERR
 PROTO="$(curl -ksv -o /dev/null "$SPIS_TLS/api/health" 2>&1 | sed -n 's/.*SSL connection using \([^ ]*\) \/ \([^ ]*\).*/\1 \2/p' | head -n1)"
 HWM="$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/${PIDS[0]}/status")"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 row() { printf '| %-46s | %-26s | %-14s |\n' "$1" "$2" "$3"; }
 echo
 row "HTTPS, wrk 64 conns, 1000 cached thumbnails" "avg $THUMB_BYTES bytes" "Goal"

@@ -32,19 +32,13 @@ trap cleanup EXIT
 
 say() { echo "bench-transfer: $*" >&2; }
 die() { echo "bench-transfer: $*" >&2; exit 1; }
-need() { # need COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return
-  say "installing $2 with apt-get (needed for $1)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-}
+# The binary that ships (scripts/bench/common.sh).
+# shellcheck source=scripts/bench/common.sh
+. "$ROOT/scripts/bench/common.sh"
 need nginx nginx-light
 need curl curl
 need python3 python3
 
-# The binary that ships (scripts/bench/common.sh).
-# shellcheck source=scripts/bench/common.sh
-. "$ROOT/scripts/bench/common.sh"
 bench_binaries shipped
 [[ -x "$BIN" ]] || die "no spis binary at $BIN"
 
@@ -78,7 +72,6 @@ secs() {
   awk -v n=$((t1 - t0)) 'BEGIN { printf "%.3f", n / 1e9 }'
 }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # best3 CMD...: the shortest of three runs, in seconds.
 best3() {
   local best="" t

@@ -44,12 +44,7 @@ done
 SPIS_THUMB_WORKERS=0 "$bin" --media "$work/media" --state-dir "$work/state" --listen 127.0.0.1:0 \
   --rate-limit 0 --watch off >"$work/out" 2>"$work/log" &
 pid=$!
-for _ in $(seq 100); do
-  grep -q '^spis listening on ' "$work/out" && break
-  sleep 0.1
-done
-base=$(sed -n 's/^spis listening on //p' "$work/out")
-[ -n "$base" ] || { echo "schemathesis.sh: spis did not start" >&2; cat "$work/log" >&2; exit 1; }
+base=$(spis_address schemathesis.sh "$work/out" "$work/log")
 curl -fsS -X POST -H 'Content-Type: application/json' -d '{"password":"correct horse battery"}' \
   "$base/api/setup" >/dev/null
 token=$("$bin" --state-dir "$work/state" token create schemathesis)

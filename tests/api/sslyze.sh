@@ -28,13 +28,7 @@ mkdir -p "$work/media"
 "$bin" --media "$work/media" --state-dir "$work/state" --listen 127.0.0.1:0 --no-auth \
   >"$work/out" 2>"$work/spis.log" &
 pid=$!
-base=""
-for _ in $(seq 200); do
-  base="$(sed -n 's/^spis listening on //p' "$work/out")"
-  [ -n "$base" ] && break
-  sleep 0.05
-done
-[ -n "$base" ] || { cat "$work/spis.log" >&2; echo "sslyze.sh: spis did not start" >&2; exit 1; }
+base=$(spis_address sslyze.sh "$work/out" "$work/spis.log")
 sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$work/state/tls/ca.pem" >"$work/ca.crt"
 port=${base##*:}
 if ! "$venv/bin/python" -m sslyze --mozilla_config=intermediate --certinfo_ca_file "$work/ca.crt" \

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the tests in tests/api: a pinned Python tool in a virtualenv under the cache.
+# Sourced by the tests in tests/api: a pinned Python tool in a virtualenv under the cache, and
+# the address of a spis they started.
 # A virtualenv cannot move (its scripts name their interpreter by path): it is made in place,
 # and the marker written last says it is whole.
 #   ensure_venv WHO VENV PACKAGE==VERSION
@@ -17,4 +18,17 @@ ensure_venv() {
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec"
   touch "$venv/.complete"
+}
+
+# spis_address WHO OUT LOG: the http://IP:PORT a spis started with stdout to OUT prints once it
+# listens (10 s at most); otherwise its log and a failure.
+spis_address() {
+  local who=$1 out=$2 log=$3 base=""
+  for _ in $(seq 200); do
+    base="$(sed -n 's/^spis listening on //p' "$out")"
+    [ -n "$base" ] && break
+    sleep 0.05
+  done
+  [ -n "$base" ] || { cat "$log" >&2; echo "$who: spis did not start" >&2; return 1; }
+  echo "$base"
 }
