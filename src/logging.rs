@@ -17,7 +17,13 @@ pub(crate) fn init(filter: &str, under_systemd: bool) {
     if let Some(journald) = journald {
         registry.with(journald.with_filter(filter)).init();
     } else {
-        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+        // Colours only for a person at a terminal: a file, a pipe or `docker logs` gets plain text.
+        let colour =
+            std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(colour);
         registry.with(fmt.with_filter(filter)).init();
     }
     if let Some(e) = bad {
