@@ -854,10 +854,12 @@ impl Config {
             };
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Never empty (Listen's parser refuses an empty list).
+        let listen = fixed!(listen).0;
         let config = Config {
             media: fixed!(media),
-            listen: fixed!(listen).0[0],
-            listen_also: fixed!(listen).0[1..].to_vec(),
+            listen: listen[0],
+            listen_also: listen[1..].to_vec(),
             state_dir: pick!(state_dir).unwrap_or_else(|| default_state_dir(env)),
             xattr: fixed!(xattr),
             follow_symlinks: fixed!(follow_symlinks),
