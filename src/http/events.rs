@@ -119,10 +119,12 @@ async fn client(
     // when the index finishes before the first progress tick.
     let mut last_progress = (!ready).then_some(serde_json::Value::Null);
     loop {
+        let mut lagged = false;
         let out: Option<Bytes> = tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => render_for(&lib, &ev, &filter),
                 Err(RecvError::Lagged(missed)) => {
+                    lagged = true;
                     Some(serde_json::json!({ "type": "resync", "missed": missed }).to_string().into())
                 }
                 Err(RecvError::Closed) => return "server stopped",
@@ -164,6 +166,11 @@ async fn client(
                 return "server stopped";
             },
         };
+        if lagged {
+            // The client reloads what it shows after a resync: the rest of the ring is old news,
+            // and sending it would only make a slow client lag (and resync) again. From now on.
+            events = events.resubscribe();
+        }
         if let Some(text) = out
             && send(&mut ws, text).await.is_err()
         {

@@ -243,8 +243,10 @@ fn a_client_that_stops_reading_is_told_to_resync() {
     copy_many(&dirs.media, 15_000);
     wait_until("all files are listed", || server.json("/api/status")["items"] == 15_000);
     let messages = events.drain(Duration::from_millis(1000));
+    // Told at least once (again only if it lagged a whole ring behind once more, after the
+    // server skipped to the newest event: on a loaded machine, possible).
     let resync = of_type(&messages, "resync");
-    assert_eq!(resync.len(), 1, "{} messages", messages.len());
+    assert!(!resync.is_empty(), "{} messages, no resync", messages.len());
     assert!(resync[0]["missed"].as_u64().unwrap() > 0);
     assert!(of_type(&messages, "added").len() < 15_000);
     assert_eq!(server.get("/api/health").status, 200);
