@@ -45,7 +45,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = {
         ("follow_symlinks", Fixed("false")),
         ("log", Fixed(r#""info""#)),
         ("index_threads", Described("the number of cores")),
-        ("thumb_cache_mb", Fixed("64")),
+        ("thumb_cache_mb", Fixed("16")),
         ("thumb_workers", Described("the number of cores - 1, at least 1")),
         ("thumb_avif", Fixed("true")),
         ("resize_sizes", Fixed("[320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560]")),
