@@ -499,7 +499,7 @@ impl Thumbs {
         let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
             let _held = held;
-            render::render(&bytes, format, orientation, &targets, quality, &limits)
+            render::render(bytes, format, orientation, &targets, quality, &limits)
         });
         self.stats.render_time.observe(started.elapsed());
         let rendered = match rendered {

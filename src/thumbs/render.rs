@@ -142,7 +142,7 @@ const MAX_ICC_BYTES: usize = 4 << 10;
 /// from the previous result and never larger than the source. `targets` may come in any order;
 /// with none, only the thumbhash is made.
 pub(crate) fn render(
-    bytes: &[u8],
+    bytes: Vec<u8>,
     format: Format,
     orientation: u8,
     targets: &[Target],
@@ -157,7 +157,10 @@ pub(crate) fn render(
     }
     let long_side = |i: usize| targets[i].long_side.clamp(1, MAX_JPEG_SIDE);
     let largest = (0..targets.len()).map(long_side).max().unwrap_or(THUMBHASH_SIDE);
-    let Decoded { mut image, icc } = decode(bytes, format, largest, limits)?;
+    let Decoded { mut image, icc } = decode(&bytes, format, largest, limits)?;
+    // The file is not needed any more: a camera photo's few megabytes are not held through the
+    // resize, the render's largest moment.
+    drop(bytes);
     let icc = icc.filter(|profile| profile_fits(profile, image.layout));
 
     let mut resizer = Resizer::new();
@@ -297,15 +300,18 @@ pub(crate) fn resize(
     });
     let Decoded { image, icc } = decode(bytes, format, needed, limits)?;
     let icc = icc.filter(|profile| profile_fits(profile, image.layout));
-    let image = image.orient(orientation);
-    let (w, h) = (f64::from(image.width), f64::from(image.height));
+    // Shrunk first and turned upright after, so the turn copies the small picture, not the
+    // decoded one; the long side is the same either way.
+    let turned = matches!(orientation, 5..=8);
+    let (w, h) = if turned { (image.height, image.width) } else { (image.width, image.height) };
+    let (w, h) = (f64::from(w), f64::from(h));
     let (sw, sh) = (f64::from(width) / w, f64::from(height) / h);
     let scale = match fit {
         Fit::Contain => sw.min(sh),
         Fit::Cover => sw.max(sh),
     };
     let long = ((w.max(h) * scale).round() as u32).max(1);
-    let mut image = image.fit(long, &mut Resizer::new())?;
+    let mut image = image.fit(long, &mut Resizer::new())?.orient(orientation);
     if fit == Fit::Cover {
         image = image.crop_middle(width, height);
     }
@@ -830,7 +836,8 @@ mod tests {
         long_side: u32,
     ) -> Result<Rendered, RenderError> {
         let targets = [Target { long_side }];
-        let mut renditions = render(bytes, format, orientation, &targets, 80, &Limits::sane_defaults())?;
+        let mut renditions =
+            render(bytes.to_vec(), format, orientation, &targets, 80, &Limits::sane_defaults())?;
         Ok(renditions.outputs.remove(0))
     }
 
@@ -1194,7 +1201,7 @@ mod tests {
     fn outputs_follow_the_targets_order_and_never_enlarge() {
         let png = png_of(RgbImage::from_fn(100, 50, |x, _| Rgb([(x * 2) as u8, 100, 50])));
         let targets = [50, 400, 20].map(|long_side| Target { long_side });
-        let renditions = render(&png, Format::Png, 6, &targets, 80, &Limits::sane_defaults()).unwrap();
+        let renditions = render(png.clone(), Format::Png, 6, &targets, 80, &Limits::sane_defaults()).unwrap();
         let sizes: Vec<_> = renditions.outputs.iter().map(|o| (o.width, o.height)).collect();
         // Turned a quarter by orientation 6, so portrait.
         assert_eq!(sizes, [(25, 50), (50, 100), (10, 20)]);
@@ -1272,7 +1279,7 @@ mod tests {
         let tight = |f: fn(&mut Limits)| {
             let mut limits = Limits::sane_defaults();
             f(&mut limits);
-            render(&png, Format::Png, 1, &[Target { long_side: 10 }], 80, &limits)
+            render(png.clone(), Format::Png, 1, &[Target { long_side: 10 }], 80, &limits)
         };
         assert!(matches!(tight(|l| l.max_file_bytes = 10), Err(RenderError::TooLarge { .. })));
         assert!(matches!(tight(|l| l.max_pixels = 4999), Err(RenderError::TooLarge { .. })));
@@ -1327,7 +1334,7 @@ mod tests {
             tried += 1;
             let started = Instant::now();
             let orientation = orientation.parse().unwrap_or(1);
-            let result = render(&bytes, format, orientation, targets, 80, &Limits::sane_defaults());
+            let result = render(bytes.clone(), format, orientation, targets, 80, &Limits::sane_defaults());
             assert!(started.elapsed() < budget, "{path} took {:?}", started.elapsed());
             match result {
                 Ok(renditions) => {
