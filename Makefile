@@ -72,6 +72,7 @@ bench: ## Benchmarks, shipped binary beside glibc: 100k-photo index, list latenc
 	scripts/bench.sh
 	scripts/bench/slow.sh
 	scripts/bench/thumbs.sh
+	scripts/bench/memory.sh
 	scripts/bench/avif.sh
 	scripts/bench/live.sh
 	scripts/bench/transfer.sh
