@@ -498,8 +498,13 @@ impl Thumbs {
         let held = self.budget.reserve(&bytes, format, self.opts.preview_px.max(self.opts.thumb_px));
         let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
-            let _held = held;
-            render::render(bytes, format, orientation, &targets, quality, &limits)
+            let large = held.bytes >= LARGE_RENDER;
+            let rendered = render::render(bytes, format, orientation, &targets, quality, &limits);
+            drop(held);
+            if large {
+                release_freed();
+            }
+            rendered
         });
         self.stats.render_time.observe(started.elapsed());
         let rendered = match rendered {
@@ -806,6 +811,26 @@ fn on_decode_thread(job: DecodeJob) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// Renders that hold at least this much are followed by [`release_freed`]; the call costs
+/// about 0.1 ms, which small pictures (most of a surveillance box's) need not pay.
+pub(crate) const LARGE_RENDER: u64 = 4 << 20;
+
+/// Hands the memory a large render has just freed back to the system. Its buffers are tens of
+/// megabytes (a 16 MP photo at half scale, its resize); both allocators keep what was freed for
+/// the next allocation, per thread, so between renders of camera photos the process held twice
+/// their working set (measured with scripts/bench/memory.sh, BENCHMARKS.md).
+pub(crate) fn release_freed() {
+    // SAFETY: neither call has preconditions; both only return free memory to the kernel.
+    #[cfg(target_env = "musl")]
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The bytes renders in flight hold together, bounded: [`Budget::reserve`] waits for room.
