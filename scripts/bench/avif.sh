@@ -57,13 +57,7 @@ export VIPS_CONCURRENCY=1
 taskset -c 0 env SPIS_THUMB_WORKERS=0 SPIS_RESIZE_SIZES=800 "$BIN" --media "$RUN/photos" \
   --state-dir "$RUN/state" --listen 127.0.0.1:0 --log warn --no-auth >"$RUN/spis.out" 2>"$RUN/spis.err" &
 PID=$!
-BASE=""
-for ((i = 0; i < 200; i++)); do
-  BASE="$(sed -n 's/^spis listening on //p' "$RUN/spis.out")"
-  [[ -n "$BASE" ]] && break
-  sleep 0.05
-done
-[[ -n "$BASE" ]] || die "spis did not start: $(cat "$RUN/spis.err")"
+spis_base "$RUN/spis"
 for ((i = 0; i < 600; i++)); do
   curl -fsS "$BASE/api/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["indexing"]["done"] else 1)' && break
   sleep 0.1

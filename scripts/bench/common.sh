@@ -52,6 +52,17 @@ proc_cpu_ms() { # proc_cpu_ms PID: user+system CPU milliseconds a process has us
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
+spis_base() { # spis_base PREFIX: waits (10 s at most) for spis to print its address in PREFIX.out; sets BASE
+  local i
+  BASE=""
+  for ((i = 0; i < 200; i++)); do
+    BASE="$(sed -n 's/^spis listening on //p' "$1.out" 2>/dev/null)"
+    [[ -n "$BASE" ]] && return
+    sleep 0.05
+  done
+  die "spis did not start: $(cat "$1.err")"
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # run_wrk URL PATHS_FILE [WRK ARGS...]: wrk at 64 connections for WRK_DURATION over the paths

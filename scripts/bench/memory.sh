@@ -73,12 +73,7 @@ pass() {
     --rate-limit 1000000 >"$state.out" 2>"$state.err" &
   PID=$!
   t0=$(date +%s.%N)
-  for ((i = 0; i < 200; i++)); do
-    BASE="$(sed -n 's/^spis listening on //p' "$state.out" 2>/dev/null)"
-    [[ -n "$BASE" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$BASE" ]] || die "spis did not start: $(cat "$state.err")"
+  spis_base "$state"
   say "$tag: index, then both renditions of $TOTAL photos (at most 30 minutes)"
   for ((i = 0; i < 1800; i++)); do
     s="$(status)"

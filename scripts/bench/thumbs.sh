@@ -78,13 +78,7 @@ start_spis() {
   "$@" "$BIN" --media "$media" --state-dir "$state" --listen 127.0.0.1:0 --log warn --no-auth --rate-limit 1000000 >"$state.out" 2>"$state.err" &
   PID=$!
   PIDS+=("$PID")
-  local i
-  for ((i = 0; i < 200; i++)); do
-    BASE="$(sed -n 's/^spis listening on //p' "$state.out" 2>/dev/null)"
-    [[ -n "$BASE" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$BASE" ]] || die "spis did not start: $(cat "$state.err")"
+  spis_base "$state"
 }
 
 wait_for() { # wait_for PYTHON-CONDITION-ON-STATUS (bounded: 10 minutes)

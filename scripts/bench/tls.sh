@@ -43,13 +43,7 @@ done
 SPIS_THUMB_WORKERS=2 SPIS_THUMB_CACHE_MB=256 "$BIN" --media "$RUN/many" --state-dir "$RUN/state" \
   --listen 127.0.0.1:0 --log warn --no-auth --rate-limit 1000000 --thumb-avif false >"$RUN/spis.out" 2>"$RUN/spis.err" &
 PIDS+=("$!")
-BASE=""
-for ((i = 0; i < 200; i++)); do
-  BASE="$(sed -n 's/^spis listening on //p' "$RUN/spis.out" 2>/dev/null)"
-  [[ -n "$BASE" ]] && break
-  sleep 0.05
-done
-[[ -n "$BASE" ]] || die "spis did not start: $(cat "$RUN/spis.err")"
+spis_base "$RUN/spis"
 PORT="${BASE##*:}"
 for ((i = 0; i < 1200; i++)); do
   curl -fsS "$BASE/api/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); b=s["thumbnails"]["background"]; sys.exit(0 if s["indexing"]["done"] and b["done"] == 1000 else 1)' && break

@@ -49,13 +49,7 @@ start_spis() {
   PID=$!
   PIDS+=("$PID")
   local i
-  BASE=""
-  for ((i = 0; i < 200; i++)); do
-    BASE="$(sed -n 's/^spis listening on //p' "$2.out" 2>/dev/null)"
-    [[ -n "$BASE" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$BASE" ]] || die "spis did not start: $(cat "$2.err")"
+  spis_base "$2"
   for ((i = 0; i < 3000; i++)); do
     curl -fsS "$BASE/api/health" | grep -q '"ready":true' && return
     sleep 0.1
