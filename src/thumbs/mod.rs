@@ -498,13 +498,8 @@ impl Thumbs {
         let held = self.budget.reserve(&bytes, format, self.opts.preview_px.max(self.opts.thumb_px));
         let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
-            let large = held.bytes >= LARGE_RENDER;
-            let rendered = render::render(bytes, format, orientation, &targets, quality, &limits);
-            drop(held);
-            if large {
-                release_freed();
-            }
-            rendered
+            let _held = held;
+            render::render(bytes, format, orientation, &targets, quality, &limits)
         });
         self.stats.render_time.observe(started.elapsed());
         let rendered = match rendered {
@@ -813,7 +808,8 @@ fn on_decode_thread(job: DecodeJob) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Renders that hold at least this much are followed by [`release_freed`]; the call costs
+/// Renders whose budget share is at least this are followed by [`release_freed`] (when their
+/// [`Held`] is dropped, on their thread); the call costs
 /// about 0.1 ms, which small pictures (most of a surveillance box's) need not pay.
 pub(crate) const LARGE_RENDER: u64 = 4 << 20;
 
@@ -873,6 +869,10 @@ impl Drop for Held {
     fn drop(&mut self) {
         *lock(&self.budget.used) -= self.bytes;
         self.budget.freed.notify_all();
+        // Dropped on the render's thread as it ends: what the render freed there goes back.
+        if self.bytes >= LARGE_RENDER {
+            release_freed();
+        }
     }
 }
 
