@@ -15,6 +15,7 @@ mod imgurl;
 mod library;
 mod logging;
 mod media;
+mod memory;
 mod metrics;
 mod shares;
 mod systemd;

@@ -222,6 +222,22 @@ impl Index {
         self.items.insert(item.key(), item);
     }
 
+    /// Packs the item tree's nodes full once a large batch is in. Inserts leave a B-tree's nodes
+    /// two thirds full when dates come in random order and half full when they come in date
+    /// order, as a camera folder's do: 155-195 bytes an item here, against 106 packed.
+    /// (`append` of two non-empty trees builds the result bottom-up, each node full, and frees
+    /// the old nodes as it goes, so the peak stays about one tree.) Later inserts split nodes
+    /// as usual.
+    pub(crate) fn compact(&mut self) {
+        let Some((key, item)) = self.items.pop_first() else { return };
+        let mut packed = BTreeMap::new();
+        packed.insert(key, item);
+        packed.append(&mut self.items);
+        self.items = packed;
+        self.blobs.shrink_to_fit();
+        self.by_id.shrink_to_fit();
+    }
+
     pub(crate) fn remove(&mut self, id: u64) -> Option<Item> {
         let taken = self.by_id.remove(&id)?;
         self.generation += 1;
@@ -532,6 +548,29 @@ mod tests {
             }
             cursor = Some(page.last().unwrap().key());
         }
+    }
+
+    #[test]
+    fn a_compacted_index_answers_as_before_and_keeps_changing() {
+        let mut index = Index::default();
+        for id in 0..3000u64 {
+            index.upsert(item(id, (id * 7919 % 10007) as i64 * 1000, 0));
+        }
+        index.set_thumbhash(5, super::super::id::version_u32(1, 0), b"hash");
+        let before = walk_all(&index, &Filter::default(), Order::NewestFirst, 100);
+        let counts = index.counts();
+        index.compact();
+        assert_eq!(walk_all(&index, &Filter::default(), Order::NewestFirst, 100), before);
+        assert_eq!((index.counts().images, index.counts().favorites), (counts.images, counts.favorites));
+        assert_eq!(index.get(5).and_then(|i| index.thumbhash(i)), Some(&b"hash"[..]));
+        // Inserts and removals after it land where they belong.
+        index.upsert(item(9999, i64::MAX / 2, 0));
+        assert!(index.remove(7).is_some());
+        let after = walk_all(&index, &Filter::default(), Order::NewestFirst, 100);
+        assert_eq!(after.len(), before.len());
+        assert_eq!(after[0], 9999);
+        assert!(!after.contains(&7));
+        Index::default().compact();
     }
 
     #[test]

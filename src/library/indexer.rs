@@ -73,6 +73,8 @@ pub(super) fn run(lib: &Arc<Library>, folder: &(dyn Fn(&[u8], &Listing) + Sync))
         }
     });
 
+    lib.write().compact();
+    crate::memory::release_freed();
     if let Err(e) = lib.fs.flush_meta_cache() {
         tracing::warn!(error = %e, "cannot write the metadata cache to the state dir; the next start re-extracts");
     }

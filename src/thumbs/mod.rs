@@ -808,26 +808,10 @@ fn on_decode_thread(job: DecodeJob) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Renders whose budget share is at least this are followed by [`release_freed`] (when their
-/// [`Held`] is dropped, on their thread); the call costs
-/// about 0.1 ms, which small pictures (most of a surveillance box's) need not pay.
+/// Renders whose budget share is at least this are followed by [`crate::memory::release_freed`]
+/// (when their [`Held`] is dropped, on their thread); small pictures (most of a surveillance
+/// box's) need not pay for the call.
 pub(crate) const LARGE_RENDER: u64 = 4 << 20;
-
-/// Hands the memory a large render has just freed back to the system. Its buffers are tens of
-/// megabytes (a 16 MP photo at half scale, its resize); both allocators keep what was freed for
-/// the next allocation, per thread, so between renders of camera photos the process held twice
-/// their working set (measured with scripts/bench/memory.sh, BENCHMARKS.md).
-pub(crate) fn release_freed() {
-    // SAFETY: neither call has preconditions; both only return free memory to the kernel.
-    #[cfg(target_env = "musl")]
-    unsafe {
-        libmimalloc_sys::mi_collect(true);
-    }
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// The bytes renders in flight hold together, bounded: [`Budget::reserve`] waits for room.
 #[derive(Debug)]
@@ -871,7 +855,7 @@ impl Drop for Held {
         self.budget.freed.notify_all();
         // Dropped on the render's thread as it ends: what the render freed there goes back.
         if self.bytes >= LARGE_RENDER {
-            release_freed();
+            crate::memory::release_freed();
         }
     }
 }

@@ -586,7 +586,7 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
                     let data = decoder.decode();
                     // The decoder's planes were freed on this thread.
                     if data.as_ref().is_ok_and(|d| d.len() as u64 >= super::LARGE_RENDER) {
-                        super::release_freed();
+                        crate::memory::release_freed();
                     }
                     data
                 })
