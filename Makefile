@@ -68,7 +68,7 @@ card-test: ## Build the card (make card, no .xz) and boot it as a CM4 in QEMU ra
 static: ## Fully static, stripped musl binaries for x86_64 and aarch64 under TARGET_DIR
 	scripts/static.sh
 
-bench: ## Benchmarks, shipped binary beside glibc: 100k-photo index, list latency, RSS; the same on SD-card-speed storage; thumbnails and signed URLs vs vips and nginx; AVIF vs vips; live latency; zip, uploads; HTTPS vs nginx; Lighthouse performance
+bench: ## Benchmarks, shipped binary beside glibc: 100k-photo index, list latency, RSS; the same on SD-card-speed storage; thumbnails and signed URLs vs vips and nginx; peak RSS with 100k indexed while camera photos render; AVIF vs vips; live latency; zip, uploads; HTTPS vs nginx; Lighthouse performance
 	scripts/bench.sh
 	scripts/bench/slow.sh
 	scripts/bench/thumbs.sh
