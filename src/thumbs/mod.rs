@@ -856,7 +856,6 @@ impl Drop for Held {
         // Dropped on the render's thread as it ends: what the render freed there goes back.
         if self.bytes >= LARGE_RENDER {
             crate::memory::release_freed();
-            render::release_decode_thread();
         }
     }
 }

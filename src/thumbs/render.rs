@@ -590,7 +590,10 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
     // rayon worker is the only other choice it offers; inside a one-thread pool that worker's
     // "parallel" rows all run on that one thread, so the decode is a plain sequential one. The
     // pool is the calling thread's, kept for its next decode instead of a new thread each time.
-    let data = JPEG_POOL.with(|pool| {
+    thread_local! {
+        static POOL: std::cell::OnceCell<Result<rayon::ThreadPool, String>> = const { std::cell::OnceCell::new() };
+    }
+    let data = POOL.with(|pool| {
         let pool = pool.get_or_init(|| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
@@ -621,24 +624,6 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
         PixelFormat::CMYK32 => Pixels::try_new(width, height, Layout::Rgb, cmyk_to_rgb(&data))?,
     };
     Ok(Decoded { image, icc })
-}
-
-thread_local! {
-    /// The calling thread's one-thread pool for jpeg-decoder (see [`decode_jpeg_scaled`]).
-    static JPEG_POOL: std::cell::OnceCell<Result<rayon::ThreadPool, String>> =
-        const { std::cell::OnceCell::new() };
-}
-
-/// Hands back to the system what the calling thread's JPEG decode thread holds freed. The
-/// decoded picture was made there and freed here, at the end of the render: the allocator
-/// gives such a block back only when its own thread next looks, and that thread sleeps until
-/// the next decode (measured: 60 camera photos alone peaked at 44 MiB, 35 with this).
-pub(crate) fn release_decode_thread() {
-    JPEG_POOL.with(|pool| {
-        if let Some(Ok(pool)) = pool.get() {
-            pool.install(crate::memory::release_freed);
-        }
-    });
 }
 
 /// How many times smaller jpeg-decoder decodes a DCT JPEG whose long side is `long` for a target
