@@ -383,19 +383,15 @@ impl Pixels {
         let row_bytes = width as usize * self.layout.channels();
         let mut data = vec![0; row_bytes * height as usize];
         let scale = f64::from(self.height) / f64::from(height);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FILTER));
         for (band, rows) in data.chunks_mut(row_bytes * RESIZE_BAND_ROWS as usize).enumerate() {
             let rows_in = (rows.len() / row_bytes) as u32;
             let top = f64::from(band as u32 * RESIZE_BAND_ROWS) * scale;
             let tall = (f64::from(rows_in) * scale).min(f64::from(self.height) - top);
             let mut target =
                 Image::from_slice_u8(width, rows_in, rows, pixel_type).map_err(|e| resize_failed(&e))?;
-            let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FILTER)).crop(
-                0.0,
-                top,
-                f64::from(self.width),
-                tall,
-            );
-            resizer.resize(&source, &mut target, &options).map_err(|e| resize_failed(&e))?;
+            let band_options = options.crop(0.0, top, f64::from(self.width), tall);
+            resizer.resize(&source, &mut target, &band_options).map_err(|e| resize_failed(&e))?;
         }
         Ok(Pixels { width, height, layout: self.layout, data })
     }
