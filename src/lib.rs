@@ -15,7 +15,7 @@ mod imgurl;
 mod library;
 mod logging;
 mod media;
-mod memory;
+pub mod memory;
 mod metrics;
 mod shares;
 mod systemd;

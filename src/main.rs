@@ -1,10 +1,10 @@
 //! The `spis` binary: everything is in the library, behind `spis::main`.
 
 /// On musl (the static binaries that ship), mimalloc instead of musl's allocator, which takes
-/// a lock per call: measured in BENCHMARKS.md.
+/// a lock per call, with large blocks mapped directly: measured in BENCHMARKS.md.
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: spis::memory::Allocator<mimalloc::MiMalloc> = spis::memory::Allocator(mimalloc::MiMalloc);
 
 /// On x86_64 musl, a `memcpy` for short copies instead of musl's `rep movsq` (see `memcopy`).
 ///

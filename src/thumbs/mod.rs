@@ -811,7 +811,7 @@ fn on_decode_thread(job: DecodeJob) -> std::io::Result<()> {
 /// Renders whose budget share is at least this are followed by [`crate::memory::release_freed`]
 /// (when their [`Held`] is dropped, on their thread); small pictures (most of a surveillance
 /// box's) need not pay for the call.
-pub(crate) const LARGE_RENDER: u64 = 4 << 20;
+const LARGE_RENDER: u64 = 4 << 20;
 
 /// The bytes renders in flight hold together, bounded: [`Budget::reserve`] waits for room.
 #[derive(Debug)]

@@ -600,16 +600,7 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
                 .map_err(|e| e.to_string())
         });
         match pool {
-            Ok(pool) => pool
-                .install(|| {
-                    let data = decoder.decode();
-                    // The decoder's planes were freed on this thread.
-                    if data.as_ref().is_ok_and(|d| d.len() as u64 >= super::LARGE_RENDER) {
-                        crate::memory::release_freed();
-                    }
-                    data
-                })
-                .map_err(corrupt),
+            Ok(pool) => pool.install(|| decoder.decode()).map_err(corrupt),
             Err(e) => Err(RenderError::Corrupt(format!("cannot start the decode thread: {e}"))),
         }
     })?;
