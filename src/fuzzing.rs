@@ -45,7 +45,13 @@ pub fn thumbnail(bytes: &[u8]) {
     };
     let target = [render::Target { long_side: 64 }];
     for format in [Format::Jpeg, Format::sniff(bytes).unwrap_or(Format::Png)] {
-        let _ =
-            render::render(bytes.to_vec(), format, bytes.first().map_or(1, |b| b % 9), &target, 80, &limits);
+        let _ = render::render(
+            render::Input::Bytes(bytes.to_vec()),
+            format,
+            bytes.first().map_or(1, |b| b % 9),
+            &target,
+            80,
+            &limits,
+        );
     }
 }

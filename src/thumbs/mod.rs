@@ -279,7 +279,17 @@ impl Thumbs {
         let made = bounded(limits.max_decode_time, move || {
             let _held = held;
             let (fit, avif) = (render::Fit::Contain, render::Encoding::Avif);
-            render::resize(&preview, Format::Jpeg, 1, None, (px, px), fit, avif, quality, &limits)
+            render::resize(
+                render::Input::Bytes(preview),
+                Format::Jpeg,
+                1,
+                None,
+                (px, px),
+                fit,
+                avif,
+                quality,
+                &limits,
+            )
         });
         match made {
             Ok(out) => {
@@ -375,20 +385,31 @@ impl Thumbs {
             return Err("only photos the pure-Rust pipeline decodes can be resized");
         };
         let rel = RelPath { dir, name: &item.name };
-        let bytes = self.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|_| "unreadable")?;
+        let input = self.open_input(rel, format).map_err(|_| "unreadable")?;
         self.stats.decoded.fetch_add(1, Ordering::Relaxed);
         let displayed = (item.width > 0 && item.height > 0).then_some((item.width, item.height));
         let (orientation, quality, limits) = (item.orientation, self.opts.quality, self.opts.limits.clone());
-        let held = self.budget.reserve(&bytes, format, size.0.max(size.1));
+        let held =
+            self.budget.reserve_bytes(render::estimate_input(&input, format, size.0.max(size.1), &limits));
         let out = bounded(limits.max_decode_time, move || {
             let _held = held;
-            render::resize(&bytes, format, orientation, displayed, size, fit, encoding, quality, &limits)
+            render::resize(input, format, orientation, displayed, size, fit, encoding, quality, &limits)
         })
         .map_err(|e| {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             e.reason()
         })?;
         Ok(self.remember(key, out.jpeg, Keep::InMemory))
+    }
+
+    /// What a render of a file the pure-Rust pipeline decodes reads: a JPEG open, for the decoder
+    /// to read as it goes (see [`render::Input`]), anything else its bytes.
+    fn open_input(&self, rel: RelPath<'_>, format: Format) -> std::io::Result<render::Input> {
+        if format == Format::Jpeg {
+            Ok(render::Input::Jpeg(self.fs.open_blocking(rel)?.0))
+        } else {
+            self.fs.read_all(rel, self.opts.limits.max_file_bytes).map(render::Input::Bytes)
+        }
     }
 
     /// An encoded output from memory, else from disk (then kept in memory too).
@@ -461,13 +482,13 @@ impl Thumbs {
     fn decode(&self, item: &Item, dir: &[u8], keep: Keep) -> Made {
         let name = String::from_utf8_lossy(&item.name);
         let rel = RelPath { dir, name: &item.name };
-        let (bytes, format, orientation) = match self.source(item.format) {
+        let unreadable = |e: std::io::Error| {
+            tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
+            "unreadable"
+        };
+        let (input, format, orientation) = match self.source(item.format) {
             Source::Pure(format) => {
-                let bytes = self.fs.read_all(rel, self.opts.limits.max_file_bytes).map_err(|e| {
-                    tracing::warn!(file = %name, error = %e, "cannot read for a thumbnail");
-                    "unreadable"
-                })?;
-                (bytes, format, item.orientation)
+                (self.open_input(rel, format).map_err(unreadable)?, format, item.orientation)
             }
             Source::External(tool) => {
                 let input = self.fs.open_for_tool(rel).map_err(|e| {
@@ -485,7 +506,7 @@ impl Thumbs {
                     tracing::warn!(file = %name, error = %e, "no thumbnail from the external decoder");
                     "the external decoder failed"
                 })?;
-                (bytes, Format::Jpeg, 1)
+                (render::Input::Bytes(bytes), Format::Jpeg, 1)
             }
             Source::Missing(hint) => return Err(hint),
         };
@@ -495,11 +516,13 @@ impl Thumbs {
             render::Target { long_side: self.opts.thumb_px },
         ];
         let (quality, limits) = (self.opts.quality, self.opts.limits.clone());
-        let held = self.budget.reserve(&bytes, format, self.opts.preview_px.max(self.opts.thumb_px));
+        let need =
+            render::estimate_input(&input, format, self.opts.preview_px.max(self.opts.thumb_px), &limits);
+        let held = self.budget.reserve_bytes(need);
         let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
             let _held = held;
-            render::render(bytes, format, orientation, &targets, quality, &limits)
+            render::render(input, format, orientation, &targets, quality, &limits)
         });
         self.stats.render_time.observe(started.elapsed());
         let rendered = match rendered {
@@ -837,9 +860,14 @@ impl Budget {
     /// Waits until the render of `bytes` (a file of `format`, to at most `long_side`) fits
     /// beside those in flight; one larger than the whole budget waits to run alone.
     fn reserve(self: &Arc<Self>, bytes: &[u8], format: Format, long_side: u32) -> Held {
-        let need = render::estimate_bytes(bytes, format, long_side)
-            .saturating_add(bytes.len() as u64)
-            .min(self.capacity);
+        self.reserve_bytes(
+            render::estimate_bytes(bytes, format, long_side).saturating_add(bytes.len() as u64),
+        )
+    }
+
+    /// Waits until a render that holds `need` bytes fits (as [`Budget::reserve`]).
+    fn reserve_bytes(self: &Arc<Self>, need: u64) -> Held {
+        let need = need.min(self.capacity);
         let mut used = lock(&self.used);
         while *used + need > self.capacity {
             used = self.freed.wait(used).unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,7 +1,8 @@
 //! Renditions of one image: decode once, shrink, turn upright, and encode one JPEG per target.
 //!
-//! [`render`] is a pure function over bytes (no files, no global state, no threads of its own), so
-//! the caller decides where the bytes come from, which thread pays for them and what is cached.
+//! [`render`] is a pure function over bytes or a file the caller opened ([`Input`]; no paths, no
+//! global state, no threads of its own), so the caller decides where the input comes from, which
+//! thread pays for it and what is cached.
 //! The rule it keeps: an image is untrusted input, so its size is checked against [`Limits`] from
 //! the header before any pixel buffer is allocated, and nothing a file says can make this code
 //! panic.
@@ -17,7 +18,7 @@
 //! still hands each colour component of an image wider than 128 pixels to a short-lived thread of
 //! its own while it decodes (about a tenth of the decode's CPU time).
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -142,25 +143,16 @@ const MAX_ICC_BYTES: usize = 4 << 10;
 /// from the previous result and never larger than the source. `targets` may come in any order;
 /// with none, only the thumbhash is made.
 pub(crate) fn render(
-    bytes: Vec<u8>,
+    input: Input,
     format: Format,
     orientation: u8,
     targets: &[Target],
     quality: u8,
     limits: &Limits,
 ) -> Result<Renditions, RenderError> {
-    if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(RenderError::TooLarge {
-            what: format!("{} bytes", bytes.len()),
-            limit: limits.max_file_bytes,
-        });
-    }
     let long_side = |i: usize| targets[i].long_side.clamp(1, MAX_JPEG_SIDE);
     let largest = (0..targets.len()).map(long_side).max().unwrap_or(THUMBHASH_SIDE);
-    let Decoded { mut image, icc } = decode(&bytes, format, largest, limits)?;
-    // The file is not needed any more: a camera photo's few megabytes are not held through the
-    // resize, the render's largest moment.
-    drop(bytes);
+    let Decoded { mut image, icc } = decode_input(input, format, largest, limits)?;
     let icc = icc.filter(|profile| profile_fits(profile, image.layout));
 
     let mut resizer = Resizer::new();
@@ -190,36 +182,60 @@ pub(crate) fn render(
 /// sample at full size); anything else its RGBA pixels twice (the decode and the conversion);
 /// then the largest target's pixels, made while its source is still held.
 pub(crate) fn estimate_bytes(bytes: &[u8], format: Format, long_side: u32) -> u64 {
-    let target = |w: u64, h: u64| {
-        let (w, h) = fitted_size(w as u32, h as u32, long_side.max(1));
-        u64::from(w) * u64::from(h) * 3
-    };
     if format == Format::Jpeg {
         let mut decoder = jpeg_decoder::Decoder::new(bytes);
-        if decoder.read_info().is_err() {
-            return 0;
-        }
-        let Some(info) = decoder.info() else { return 0 };
-        let (w, h) = (u64::from(info.width), u64::from(info.height));
-        let channels = info.pixel_format.pixel_bytes() as u64;
-        let coefficients =
-            if info.coding_process == CodingProcess::DctProgressive { 2 * w * h * channels } else { 0 };
-        // The decoder's scale: the smallest of 1/8, 1/4, 1/2 and 1 that keeps the long side at
-        // least `long_side` (none for lossless).
-        let denominator =
-            if info.coding_process == CodingProcess::Lossless { 1 } else { idct_scale(w.max(h), long_side) };
-        let (sw, sh) = (w.div_ceil(denominator), h.div_ceil(denominator));
-        return 2 * sw * sh * channels + coefficients + target(sw, sh);
+        return match decoder.read_info().ok().and(decoder.info()) {
+            Some(info) => estimate_jpeg(&info, long_side),
+            None => 0,
+        };
     }
     match imagesize::blob_size(bytes) {
         // A hostile header may claim any size: the render refuses it, the sum only saturates.
         Ok(size) => {
             let (w, h) = (size.width as u64, size.height as u64);
             let (tw, th) = (w.min(u64::from(u32::MAX)), h.min(u64::from(u32::MAX)));
-            w.saturating_mul(h).saturating_mul(8).saturating_add(target(tw, th))
+            w.saturating_mul(h).saturating_mul(8).saturating_add(fitted_bytes(tw, th, long_side))
         }
         Err(_) => 0,
     }
+}
+
+/// [`estimate_bytes`] for what [`render`] is handed, the bytes it holds included: an open
+/// baseline JPEG's file is read as the decoder goes, a progressive one's whole.
+pub(crate) fn estimate_input(input: &Input, format: Format, long_side: u32, limits: &Limits) -> u64 {
+    match input {
+        Input::Bytes(bytes) => estimate_bytes(bytes, format, long_side).saturating_add(bytes.len() as u64),
+        Input::Jpeg(file) => {
+            let Ok(reader) = jpeg_reader(file, limits) else { return 0 };
+            let mut decoder = jpeg_decoder::Decoder::new(reader);
+            let Some(info) = decoder.read_info().ok().and(decoder.info()) else { return 0 };
+            let held = match info.coding_process {
+                CodingProcess::DctSequential => 64 << 10,
+                _ => file.metadata().map_or(0, |m| m.len()),
+            };
+            estimate_jpeg(&info, long_side).saturating_add(held)
+        }
+    }
+}
+
+fn fitted_bytes(w: u64, h: u64, long_side: u32) -> u64 {
+    let (w, h) = fitted_size(w as u32, h as u32, long_side.max(1));
+    u64::from(w) * u64::from(h) * 3
+}
+
+/// The JPEG part of [`estimate_bytes`], from its header.
+fn estimate_jpeg(info: &jpeg_decoder::ImageInfo, long_side: u32) -> u64 {
+    let target = |w: u64, h: u64| fitted_bytes(w, h, long_side);
+    let (w, h) = (u64::from(info.width), u64::from(info.height));
+    let channels = info.pixel_format.pixel_bytes() as u64;
+    let coefficients =
+        if info.coding_process == CodingProcess::DctProgressive { 2 * w * h * channels } else { 0 };
+    // The decoder's scale: the smallest of 1/8, 1/4, 1/2 and 1 that keeps the long side at
+    // least `long_side` (none for lossless).
+    let denominator =
+        if info.coding_process == CodingProcess::Lossless { 1 } else { idct_scale(w.max(h), long_side) };
+    let (sw, sh) = (w.div_ceil(denominator), h.div_ceil(denominator));
+    2 * sw * sh * channels + coefficients + target(sw, sh)
 }
 
 /// How a picture meets a box in [`resize`].
@@ -278,7 +294,7 @@ fn avif_quality(jpeg_quality: u8) -> f32 {
 /// the picture's displayed size when known, so that the decoder can shrink while decoding.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resize(
-    bytes: &[u8],
+    input: Input,
     format: Format,
     orientation: u8,
     displayed: Option<(u32, u32)>,
@@ -298,7 +314,7 @@ pub(crate) fn resize(
         };
         ((f64::from(w.max(h)) * scale).ceil() as u32).clamp(1, MAX_JPEG_SIDE)
     });
-    let Decoded { image, icc } = decode(bytes, format, needed, limits)?;
+    let Decoded { image, icc } = decode_input(input, format, needed, limits)?;
     let icc = icc.filter(|profile| profile_fits(profile, image.layout));
     // Shrunk first and turned upright after, so the turn copies the small picture, not the
     // decoded one; the long side is the same either way.
@@ -493,6 +509,73 @@ fn fitted_size(width: u32, height: u32, long_side: u32) -> (u32, u32) {
     (scale(width), scale(height))
 }
 
+/// What [`render`] decodes: a file's bytes, or an open JPEG, which the scaled decoder reads as it
+/// goes, so a camera photo's file is not held beside the decoder's planes and picture at the
+/// render's largest moment (its 3-8 MB were a fifth of the render's peak). The caller opens the
+/// file; this module only reads from it.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Bytes(Vec<u8>),
+    Jpeg(std::fs::File),
+}
+
+/// [`decode`] of an [`Input`], which is let go once decoded: a camera photo's few megabytes are not
+/// held through the resize.
+fn decode_input(
+    input: Input,
+    format: Format,
+    long_side: u32,
+    limits: &Limits,
+) -> Result<Decoded, RenderError> {
+    match input {
+        Input::Bytes(bytes) => {
+            check_file_len(bytes.len() as u64, limits)?;
+            decode(&bytes, format, long_side, limits)
+        }
+        Input::Jpeg(file) => decode_jpeg_file(&file, long_side, limits),
+    }
+}
+
+fn check_file_len(len: u64, limits: &Limits) -> Result<(), RenderError> {
+    if len > limits.max_file_bytes {
+        return Err(RenderError::TooLarge { what: format!("{len} bytes"), limit: limits.max_file_bytes });
+    }
+    Ok(())
+}
+
+/// Reads at most the file limit of `file` from its start, with a buffer for the decoder's
+/// byte-by-byte reads.
+fn jpeg_reader<'f>(
+    file: &'f std::fs::File,
+    limits: &Limits,
+) -> std::io::Result<std::io::BufReader<std::io::Take<&'f std::fs::File>>> {
+    use std::io::Seek as _;
+    let mut file = file;
+    file.rewind()?;
+    Ok(std::io::BufReader::with_capacity(64 << 10, file.take(limits.max_file_bytes)))
+}
+
+/// An open JPEG: the scaled decoder reads a baseline one straight from the file. A progressive
+/// one, or one that decoder gives up on, is read whole and decoded as bytes are (the progressive
+/// one's coefficients dwarf its file; the cut to its DC scans and the full decoder need bytes).
+fn decode_jpeg_file(file: &std::fs::File, long_side: u32, limits: &Limits) -> Result<Decoded, RenderError> {
+    let io = |e: std::io::Error| RenderError::Corrupt(format!("cannot read the file: {e}"));
+    check_file_len(file.metadata().map_err(io)?.len(), limits)?;
+    let mut decoder = jpeg_decoder::Decoder::new(jpeg_reader(file, limits).map_err(io)?);
+    let baseline = decoder.read_info().is_ok()
+        && decoder.info().is_some_and(|i| i.coding_process == CodingProcess::DctSequential);
+    if baseline {
+        match decode_jpeg_header_read(decoder, None, long_side, limits) {
+            Ok(decoded) => return Ok(decoded),
+            Err(too_large @ RenderError::TooLarge { .. }) => return Err(too_large),
+            Err(_) => {}
+        }
+    }
+    let mut bytes = Vec::new();
+    jpeg_reader(file, limits).and_then(|mut r| r.read_to_end(&mut bytes)).map_err(io)?;
+    decode_jpeg(&bytes, long_side, limits)
+}
+
 /// Decodes to at least `long_side` on the long side where the decoder can shrink while decoding, to
 /// full size otherwise.
 fn decode(bytes: &[u8], format: Format, long_side: u32, limits: &Limits) -> Result<Decoded, RenderError> {
@@ -549,6 +632,22 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
     };
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.read_info().map_err(corrupt)?;
+    decode_jpeg_header_read(decoder, Some(bytes), long_side, limits)
+}
+
+/// The rest of [`decode_jpeg_scaled`], once the decoder has read the header; `bytes` are the
+/// whole file when the caller has them (a progressive JPEG decoded at 1/8 is cut to its DC scans
+/// first).
+fn decode_jpeg_header_read<R: Read + Send>(
+    decoder: jpeg_decoder::Decoder<R>,
+    bytes: Option<&[u8]>,
+    long_side: u32,
+    limits: &Limits,
+) -> Result<Decoded, RenderError> {
+    let corrupt = |e: jpeg_decoder::Error| match e {
+        jpeg_decoder::Error::Unsupported(_) => RenderError::Unsupported("JPEG variant"),
+        e => RenderError::Corrupt(e.to_string()),
+    };
     let info = decoder.info().ok_or_else(|| RenderError::Corrupt("no frame header".into()))?;
     check_pixels(info.width.into(), info.height.into(), limits)?;
     // A progressive JPEG keeps every DCT coefficient until its last scan, two bytes a sample, even
@@ -568,12 +667,30 @@ fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<D
     // left out before decoding. The same pixels in a fraction of the time.
     let dc_only = (info.coding_process == CodingProcess::DctProgressive
         && idct_scale(info.width.max(info.height).into(), long_side) == 8)
-        .then(|| dc_scans_only(bytes))
+        .then(|| bytes.and_then(dc_scans_only))
         .flatten();
-    if let Some(stream) = &dc_only {
-        decoder = jpeg_decoder::Decoder::new(&stream[..]);
-        decoder.read_info().map_err(corrupt)?;
+    match &dc_only {
+        Some(stream) => {
+            let mut cut = jpeg_decoder::Decoder::new(&stream[..]);
+            cut.read_info().map_err(corrupt)?;
+            decode_jpeg_pixels(cut, icc, &info, long_side, limits)
+        }
+        None => decode_jpeg_pixels(decoder, icc, &info, long_side, limits),
     }
+}
+
+/// The pixels of a JPEG whose header `info` the decoder has read, scaled for `long_side`.
+fn decode_jpeg_pixels<R: Read + Send>(
+    mut decoder: jpeg_decoder::Decoder<R>,
+    icc: Option<Vec<u8>>,
+    info: &jpeg_decoder::ImageInfo,
+    long_side: u32,
+    limits: &Limits,
+) -> Result<Decoded, RenderError> {
+    let corrupt = |e: jpeg_decoder::Error| match e {
+        jpeg_decoder::Error::Unsupported(_) => RenderError::Unsupported("JPEG variant"),
+        e => RenderError::Corrupt(e.to_string()),
+    };
     // The decoder picks the smallest scale at which either side reaches the size asked for; with a
     // square, the long side reaches it first. Lossless JPEG has no DCT to scale in: jpeg-decoder
     // would report the scaled size but return every pixel.
@@ -855,8 +972,14 @@ mod tests {
         long_side: u32,
     ) -> Result<Rendered, RenderError> {
         let targets = [Target { long_side }];
-        let mut renditions =
-            render(bytes.to_vec(), format, orientation, &targets, 80, &Limits::sane_defaults())?;
+        let mut renditions = render(
+            Input::Bytes(bytes.to_vec()),
+            format,
+            orientation,
+            &targets,
+            80,
+            &Limits::sane_defaults(),
+        )?;
         Ok(renditions.outputs.remove(0))
     }
 
@@ -1024,8 +1147,10 @@ mod tests {
         let bytes = corpus("recurser-exif-orientation-examples/Landscape_6.jpg");
         let shown = Some((1800, 1200));
         let limits = Limits::sane_defaults();
-        let r =
-            |w, h, fit, enc| resize(&bytes, Format::Jpeg, 6, shown, (w, h), fit, enc, 80, &limits).unwrap();
+        let r = |w, h, fit, enc| {
+            resize(Input::Bytes(bytes.clone()), Format::Jpeg, 6, shown, (w, h), fit, enc, 80, &limits)
+                .unwrap()
+        };
         let cover = r(300, 300, Fit::Cover, Encoding::Jpeg);
         assert_eq!((cover.width, cover.height), (300, 300));
         let contain = r(300, 300, Fit::Contain, Encoding::Jpeg);
@@ -1042,7 +1167,7 @@ mod tests {
         assert_eq!((big.width, big.height), (1800, 1200), "never enlarged");
         // The same upright picture as the landscape reference, cut the same way.
         let reference = resize(
-            &corpus("recurser-exif-orientation-examples/Landscape_1.jpg"),
+            Input::Bytes(corpus("recurser-exif-orientation-examples/Landscape_1.jpg")),
             Format::Jpeg,
             1,
             shown,
@@ -1054,6 +1179,21 @@ mod tests {
         )
         .unwrap();
         assert!(mean_abs_diff(&rgb_of(&cover), &rgb_of(&reference)) < 10.0);
+        // Read from the open file (as /img and /resize do), the same bytes out.
+        let path = Path::new(CORPUS).join("recurser-exif-orientation-examples/Landscape_1.jpg");
+        let from_file = resize(
+            Input::Jpeg(std::fs::File::open(path).unwrap()),
+            Format::Jpeg,
+            1,
+            shown,
+            (300, 300),
+            Fit::Cover,
+            Encoding::Jpeg,
+            80,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(from_file.jpeg, reference.jpeg);
     }
 
     #[test]
@@ -1247,7 +1387,9 @@ mod tests {
     fn outputs_follow_the_targets_order_and_never_enlarge() {
         let png = png_of(RgbImage::from_fn(100, 50, |x, _| Rgb([(x * 2) as u8, 100, 50])));
         let targets = [50, 400, 20].map(|long_side| Target { long_side });
-        let renditions = render(png.clone(), Format::Png, 6, &targets, 80, &Limits::sane_defaults()).unwrap();
+        let renditions =
+            render(Input::Bytes(png.clone()), Format::Png, 6, &targets, 80, &Limits::sane_defaults())
+                .unwrap();
         let sizes: Vec<_> = renditions.outputs.iter().map(|o| (o.width, o.height)).collect();
         // Turned a quarter by orientation 6, so portrait.
         assert_eq!(sizes, [(25, 50), (50, 100), (10, 20)]);
@@ -1325,7 +1467,7 @@ mod tests {
         let tight = |f: fn(&mut Limits)| {
             let mut limits = Limits::sane_defaults();
             f(&mut limits);
-            render(png.clone(), Format::Png, 1, &[Target { long_side: 10 }], 80, &limits)
+            render(Input::Bytes(png.clone()), Format::Png, 1, &[Target { long_side: 10 }], 80, &limits)
         };
         assert!(matches!(tight(|l| l.max_file_bytes = 10), Err(RenderError::TooLarge { .. })));
         assert!(matches!(tight(|l| l.max_pixels = 4999), Err(RenderError::TooLarge { .. })));
@@ -1380,8 +1522,31 @@ mod tests {
             tried += 1;
             let started = Instant::now();
             let orientation = orientation.parse().unwrap_or(1);
-            let result = render(bytes.clone(), format, orientation, targets, 80, &Limits::sane_defaults());
+            let result = render(
+                Input::Bytes(bytes.clone()),
+                format,
+                orientation,
+                targets,
+                80,
+                &Limits::sane_defaults(),
+            );
             assert!(started.elapsed() < budget, "{path} took {:?}", started.elapsed());
+            if format == Format::Jpeg {
+                // Read from the open file instead, as the background pass does: the same answer.
+                let file = std::fs::File::open(Path::new(CORPUS).join(path)).unwrap();
+                let from_file =
+                    render(Input::Jpeg(file), format, orientation, targets, 80, &Limits::sane_defaults());
+                match (&result, &from_file) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(a.thumbhash, b.thumbhash, "{path}");
+                        assert!(a.outputs.iter().zip(&b.outputs).all(|(a, b)| a.jpeg == b.jpeg), "{path}");
+                    }
+                    (Err(a), Err(b)) => {
+                        assert_eq!(std::mem::discriminant(a), std::mem::discriminant(b), "{path}: {a} / {b}")
+                    }
+                    (a, b) => panic!("{path}: from bytes {:?}, from the file {:?}", a.is_ok(), b.is_ok()),
+                }
+            }
             match result {
                 Ok(renditions) => {
                     rendered += 1;
