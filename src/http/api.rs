@@ -692,7 +692,7 @@ impl<'a> ItemJson<'a> {
             size: item.size,
             favorite: item.favorite,
             camera: (item.camera != 0).then(|| text(index.labels.get(item.camera))),
-            duration_ms: item.duration_ms,
+            duration_ms: item.duration_ms.map(std::num::NonZeroU32::get),
             thumbhash: index
                 .thumbhash(item)
                 .map(|h| Base64Display::new(h, &base64::engine::general_purpose::STANDARD)),

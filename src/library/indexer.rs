@@ -222,7 +222,7 @@ fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
         orientation: meta.orientation,
         favorite,
         camera: 0,
-        duration_ms: meta.duration_ms.and_then(|d| u32::try_from(d).ok()),
+        duration_ms: meta.duration_ms.and_then(|d| u32::try_from(d).ok()).and_then(std::num::NonZeroU32::new),
         thumbhash: 0,
     }
 }
