@@ -208,7 +208,7 @@ async fn shutdown_signal() {
 async fn refresh_tls(tls: std::sync::Arc<tls::Tls>) {
     let mut tick = tokio::time::interval(tls::REFRESH_EVERY);
     tick.tick().await;
-    let watch = if tls.follows_addresses() {
+    let mut watch = if tls.follows_addresses() {
         tls::AddressWatch::new()
             .inspect_err(|e| tracing::warn!(error = %e, "not told of new addresses (rtnetlink); the certificate gets them within 10 minutes"))
             .ok()
@@ -222,15 +222,19 @@ async fn refresh_tls(tls: std::sync::Arc<tls::Tls>) {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tick.tick() => {}
-            r = added => {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "reading address changes (rtnetlink)");
-                    tick.tick().await;
-                }
-                // A lease brings its addresses in a burst: one certificate for all of them.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let heard = tokio::select! {
+            _ = tick.tick() => None,
+            r = added => Some(r),
+        };
+        match heard {
+            None => {}
+            // A lease brings its addresses in a burst: one certificate for all of them.
+            Some(Ok(())) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            // The socket is not read again (a failing one would fail every time): the tick goes on.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "no longer told of new addresses (rtnetlink); the certificate gets them within 10 minutes");
+                watch = None;
+                continue;
             }
         }
         refresh_tls_once(std::sync::Arc::clone(&tls)).await;
