@@ -275,21 +275,12 @@ impl Thumbs {
         }
         let Ok(Some(preview)) = self.disk.get(&cache_key(item, Rendition::Preview)) else { return };
         let (px, quality, limits) = (self.opts.thumb_px, self.opts.quality, self.opts.limits.clone());
-        let held = self.budget.reserve(&preview, Format::Jpeg, px);
+        let input = render::Input::Bytes(preview);
+        let held = self.budget.reserve(render::estimate_input(&input, Format::Jpeg, px, &limits));
         let made = bounded(limits.max_decode_time, move || {
             let _held = held;
             let (fit, avif) = (render::Fit::Contain, render::Encoding::Avif);
-            render::resize(
-                render::Input::Bytes(preview),
-                Format::Jpeg,
-                1,
-                None,
-                (px, px),
-                fit,
-                avif,
-                quality,
-                &limits,
-            )
+            render::resize(input, Format::Jpeg, 1, None, (px, px), fit, avif, quality, &limits)
         });
         match made {
             Ok(out) => {
@@ -389,8 +380,7 @@ impl Thumbs {
         self.stats.decoded.fetch_add(1, Ordering::Relaxed);
         let displayed = (item.width > 0 && item.height > 0).then_some((item.width, item.height));
         let (orientation, quality, limits) = (item.orientation, self.opts.quality, self.opts.limits.clone());
-        let held =
-            self.budget.reserve_bytes(render::estimate_input(&input, format, size.0.max(size.1), &limits));
+        let held = self.budget.reserve(render::estimate_input(&input, format, size.0.max(size.1), &limits));
         let out = bounded(limits.max_decode_time, move || {
             let _held = held;
             render::resize(input, format, orientation, displayed, size, fit, encoding, quality, &limits)
@@ -518,7 +508,7 @@ impl Thumbs {
         let (quality, limits) = (self.opts.quality, self.opts.limits.clone());
         let need =
             render::estimate_input(&input, format, self.opts.preview_px.max(self.opts.thumb_px), &limits);
-        let held = self.budget.reserve_bytes(need);
+        let held = self.budget.reserve(need);
         let started = std::time::Instant::now();
         let rendered = bounded(limits.max_decode_time, move || {
             let _held = held;
@@ -857,16 +847,9 @@ impl Budget {
         Budget { capacity: capacity.max(1), used: Mutex::new(0), freed: Condvar::new() }
     }
 
-    /// Waits until the render of `bytes` (a file of `format`, to at most `long_side`) fits
-    /// beside those in flight; one larger than the whole budget waits to run alone.
-    fn reserve(self: &Arc<Self>, bytes: &[u8], format: Format, long_side: u32) -> Held {
-        self.reserve_bytes(
-            render::estimate_bytes(bytes, format, long_side).saturating_add(bytes.len() as u64),
-        )
-    }
-
-    /// Waits until a render that holds `need` bytes fits (as [`Budget::reserve`]).
-    fn reserve_bytes(self: &Arc<Self>, need: u64) -> Held {
+    /// Waits until a render that holds `need` bytes ([`render::estimate_input`]) fits beside
+    /// those in flight; one larger than the whole budget waits to run alone.
+    fn reserve(self: &Arc<Self>, need: u64) -> Held {
         let need = need.min(self.capacity);
         let mut used = lock(&self.used);
         while *used + need > self.capacity {
@@ -1075,16 +1058,20 @@ mod tests {
     fn the_decode_budget_makes_a_render_wait_for_room_and_lets_an_oversize_one_run_alone() {
         let budget = Arc::new(Budget::new(100));
         // Not pictures: each needs its own length.
-        let first = budget.reserve(&[0; 60], Format::Png, 400);
+        let need = |len| {
+            let input = render::Input::Bytes(vec![0; len]);
+            render::estimate_input(&input, Format::Png, 400, &render::Limits::sane_defaults())
+        };
+        let first = budget.reserve(need(60));
         let (tx, rx) = std::sync::mpsc::channel();
         let waiting = {
             let budget = Arc::clone(&budget);
             std::thread::spawn(move || {
-                let held = budget.reserve(&[0; 60], Format::Png, 400);
+                let held = budget.reserve(need(60));
                 tx.send(()).unwrap();
                 drop(held);
                 // Larger than the whole budget: clamped, so it runs once it is alone.
-                let alone = budget.reserve(&[0; 500], Format::Png, 400);
+                let alone = budget.reserve(need(500));
                 assert_eq!(*lock(&budget.used), 100);
                 drop(alone);
             })

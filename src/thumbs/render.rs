@@ -181,7 +181,7 @@ pub(crate) fn render(
 /// (the decoder's planes and its output), a progressive one also its coefficients (two bytes a
 /// sample at full size); anything else its RGBA pixels twice (the decode and the conversion);
 /// then the largest target's pixels, made while its source is still held.
-pub(crate) fn estimate_bytes(bytes: &[u8], format: Format, long_side: u32) -> u64 {
+fn estimate_bytes(bytes: &[u8], format: Format, long_side: u32) -> u64 {
     if format == Format::Jpeg {
         let mut decoder = jpeg_decoder::Decoder::new(bytes);
         return match decoder.read_info().ok().and(decoder.info()) {
@@ -624,14 +624,18 @@ fn decode_jpeg(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<Decoded,
     })
 }
 
-/// The fast path: a JPEG decoded straight to the smallest DCT scale that still covers `long_side`.
-fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<Decoded, RenderError> {
-    let corrupt = |e: jpeg_decoder::Error| match e {
+/// What a jpeg-decoder error means for the render.
+fn jpeg_error(e: jpeg_decoder::Error) -> RenderError {
+    match e {
         jpeg_decoder::Error::Unsupported(_) => RenderError::Unsupported("JPEG variant"),
         e => RenderError::Corrupt(e.to_string()),
-    };
+    }
+}
+
+/// The fast path: a JPEG decoded straight to the smallest DCT scale that still covers `long_side`.
+fn decode_jpeg_scaled(bytes: &[u8], long_side: u32, limits: &Limits) -> Result<Decoded, RenderError> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().map_err(corrupt)?;
+    decoder.read_info().map_err(jpeg_error)?;
     decode_jpeg_header_read(decoder, Some(bytes), long_side, limits)
 }
 
@@ -644,10 +648,6 @@ fn decode_jpeg_header_read<R: Read + Send>(
     long_side: u32,
     limits: &Limits,
 ) -> Result<Decoded, RenderError> {
-    let corrupt = |e: jpeg_decoder::Error| match e {
-        jpeg_decoder::Error::Unsupported(_) => RenderError::Unsupported("JPEG variant"),
-        e => RenderError::Corrupt(e.to_string()),
-    };
     let info = decoder.info().ok_or_else(|| RenderError::Corrupt("no frame header".into()))?;
     check_pixels(info.width.into(), info.height.into(), limits)?;
     // A progressive JPEG keeps every DCT coefficient until its last scan, two bytes a sample, even
@@ -672,7 +672,7 @@ fn decode_jpeg_header_read<R: Read + Send>(
     match &dc_only {
         Some(stream) => {
             let mut cut = jpeg_decoder::Decoder::new(&stream[..]);
-            cut.read_info().map_err(corrupt)?;
+            cut.read_info().map_err(jpeg_error)?;
             decode_jpeg_pixels(cut, icc, &info, long_side, limits)
         }
         None => decode_jpeg_pixels(decoder, icc, &info, long_side, limits),
@@ -687,16 +687,12 @@ fn decode_jpeg_pixels<R: Read + Send>(
     long_side: u32,
     limits: &Limits,
 ) -> Result<Decoded, RenderError> {
-    let corrupt = |e: jpeg_decoder::Error| match e {
-        jpeg_decoder::Error::Unsupported(_) => RenderError::Unsupported("JPEG variant"),
-        e => RenderError::Corrupt(e.to_string()),
-    };
     // The decoder picks the smallest scale at which either side reaches the size asked for; with a
     // square, the long side reaches it first. Lossless JPEG has no DCT to scale in: jpeg-decoder
     // would report the scaled size but return every pixel.
     if info.coding_process != CodingProcess::Lossless {
         let side = u16::try_from(long_side).unwrap_or(u16::MAX);
-        decoder.scale(side, side).map_err(corrupt)?;
+        decoder.scale(side, side).map_err(jpeg_error)?;
     }
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX));
     // jpeg-decoder hands each colour component of an image wider than 128 px to a thread of its
@@ -717,7 +713,7 @@ fn decode_jpeg_pixels<R: Read + Send>(
                 .map_err(|e| e.to_string())
         });
         match pool {
-            Ok(pool) => pool.install(|| decoder.decode()).map_err(corrupt),
+            Ok(pool) => pool.install(|| decoder.decode()).map_err(jpeg_error),
             Err(e) => Err(RenderError::Corrupt(format!("cannot start the decode thread: {e}"))),
         }
     })?;
@@ -1166,33 +1162,15 @@ mod tests {
         let big = r(4000, 4000, Fit::Contain, Encoding::Jpeg);
         assert_eq!((big.width, big.height), (1800, 1200), "never enlarged");
         // The same upright picture as the landscape reference, cut the same way.
-        let reference = resize(
-            Input::Bytes(corpus("recurser-exif-orientation-examples/Landscape_1.jpg")),
-            Format::Jpeg,
-            1,
-            shown,
-            (300, 300),
-            Fit::Cover,
-            Encoding::Jpeg,
-            80,
-            &limits,
-        )
-        .unwrap();
+        let upright = "recurser-exif-orientation-examples/Landscape_1.jpg";
+        let cut = |input| {
+            resize(input, Format::Jpeg, 1, shown, (300, 300), Fit::Cover, Encoding::Jpeg, 80, &limits)
+                .unwrap()
+        };
+        let reference = cut(Input::Bytes(corpus(upright)));
         assert!(mean_abs_diff(&rgb_of(&cover), &rgb_of(&reference)) < 10.0);
         // Read from the open file (as /img and /resize do), the same bytes out.
-        let path = Path::new(CORPUS).join("recurser-exif-orientation-examples/Landscape_1.jpg");
-        let from_file = resize(
-            Input::Jpeg(std::fs::File::open(path).unwrap()),
-            Format::Jpeg,
-            1,
-            shown,
-            (300, 300),
-            Fit::Cover,
-            Encoding::Jpeg,
-            80,
-            &limits,
-        )
-        .unwrap();
+        let from_file = cut(Input::Jpeg(std::fs::File::open(Path::new(CORPUS).join(upright)).unwrap()));
         assert_eq!(from_file.jpeg, reference.jpeg);
     }
 
