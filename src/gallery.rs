@@ -175,10 +175,10 @@ fn background(lib: &Library, thumbs: &Thumbs) {
         return;
     }
     let todo: Vec<u64> =
-        lib.read().iter().rev().filter(|i| thumbs.can_render(i.format)).map(|i| i.id).collect();
+        lib.read().iter().rev().filter(|i| thumbs.can_render(i.format)).map(|i| i.id()).collect();
     let attach = |(id, version, hash): HashRecord| lib.set_thumbhash(id, version, &hash);
     thumbs.background_pass(&todo, |id| lib.locate(id), attach);
     let current: HashSet<(u64, u32)> =
-        lib.read().iter().map(|i| (i.id, id::version_u32(i.size, i.mtime_ns))).collect();
+        lib.read().iter().map(|i| (i.id(), id::version_u32(i.size, i.mtime_ns))).collect();
     thumbs.sweep(&current);
 }

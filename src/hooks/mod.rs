@@ -111,7 +111,7 @@ async fn feed(
             };
             let env = vec![
                 ("SPIS_EVENT".to_owned(), "added".to_owned()),
-                ("SPIS_ID".to_owned(), id::encode(item.id)),
+                ("SPIS_ID".to_owned(), id::encode(item.id())),
                 ("SPIS_REL_PATH".to_owned(), rel),
                 ("SPIS_KIND".to_owned(), item.kind().as_str().to_owned()),
                 ("SPIS_TAKEN".to_owned(), dates::Iso8601(item.taken()).to_string()),

@@ -178,7 +178,7 @@ pub(super) fn first_screen_preloads(lib: &Library) -> Vec<String> {
     let index = lib.read();
     let (items, _) = index.page(&Filter::default(), Order::NewestFirst, None, 1);
     let Some(item) = items.first() else { return Vec::new() };
-    let (year, month) = dates::year_month(item.taken_ms);
+    let (year, month) = dates::year_month(item.taken_ms());
     vec![
         format!(
             "</api/media?year={year}&month={month}&limit={FIRST_PAGE}>; rel=preload; as=fetch; crossorigin"
@@ -678,7 +678,7 @@ impl<'a> ItemJson<'a> {
     pub(super) fn new(index: &'a Index, item: &'a Item) -> ItemJson<'a> {
         let text = |bytes: &'a [u8]| String::from_utf8_lossy(bytes);
         ItemJson {
-            id: id::Text::new(item.id),
+            id: id::Text::new(item.id()),
             name: text(&item.name),
             dir: text(index.dir_of(item)),
             kind: item.kind(),
@@ -698,7 +698,7 @@ impl<'a> ItemJson<'a> {
                 .map(|h| Base64Display::new(h, &base64::engine::general_purpose::STANDARD)),
             thumb: RenditionUrl::new(item, Rendition::Thumb),
             preview: RenditionUrl::new(item, Rendition::Preview),
-            original: OriginalUrl(id::Text::new(item.id)),
+            original: OriginalUrl(id::Text::new(item.id())),
         }
     }
 }

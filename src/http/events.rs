@@ -239,7 +239,7 @@ fn render(index: &crate::library::Index, event: &MediaEvent) -> Bytes {
 fn removed_json(index: &crate::library::Index, item: &crate::library::Item) -> Bytes {
     serde_json::json!({
         "type": "removed",
-        "id": id::encode(item.id),
+        "id": id::encode(item.id()),
         "name": String::from_utf8_lossy(&item.name),
         "dir": String::from_utf8_lossy(index.dir_of(item)),
     })

@@ -161,7 +161,7 @@ pub(super) async fn restore(app: &Arc<App>, trash_id: &str) -> Result<Response<B
     let (app2, tid) = (Arc::clone(app), trash_id.to_owned());
     let item = blocking(move || app2.lib.restore(&tid)).await.map_err(|e| classify(e, trash_id))?;
     tracing::info!(id = trash_id, "restored from the trash");
-    api::item(&app.lib, item.id, None)
+    api::item(&app.lib, item.id(), None)
 }
 
 /// `GET /api/trash/{trash}/thumb`: its thumbnail (the one made before the delete when cached).

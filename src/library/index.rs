@@ -1,10 +1,13 @@
 //! The in-memory media index: every item, sorted by date taken, with folder and label interning.
 //!
-//! Items live in a `BTreeMap` keyed by (date taken, id), so newest-first pages, year and month
-//! ranges and cursors are range scans; a `HashMap` finds an item's key from its id. The rule: no
+//! Items live in a `BTreeSet` ordered by their key, (date taken, id), so newest-first pages, year
+//! and month ranges and cursors are range scans; a `HashMap` finds an item's key from its id.
+//! A set, not a map from the key: the item holds its key, and a map would store it twice. The rule: no
 //! per-item heap allocation but the file name, so 100k items stay well under 30 MiB.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use super::dates::{self, DateSource};
@@ -14,12 +17,11 @@ use crate::media::{Format, Kind};
 /// One photo or video.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub id: u64,
+    /// (date taken, id): the item's place in the index. See [`Item::id`], [`Item::taken_ms`].
+    pub key: SortKey,
     /// Index into the folder interner.
     pub dir: u32,
     pub name: Box<[u8]>,
-    /// Wall-clock milliseconds of the date taken (see [`dates::Taken`]).
-    pub taken_ms: i64,
     /// UTC offset in minutes, `i16::MIN` when unknown.
     pub offset_min: i16,
     pub date_source: DateSource,
@@ -41,7 +43,16 @@ pub(crate) struct Item {
 
 impl Item {
     pub(crate) fn key(&self) -> SortKey {
-        (self.taken_ms, self.id)
+        self.key
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.key.1
+    }
+
+    /// Wall-clock milliseconds of the date taken (see [`dates::Taken`]).
+    pub(crate) fn taken_ms(&self) -> i64 {
+        self.key.0
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -50,10 +61,37 @@ impl Item {
 
     pub(crate) fn taken(&self) -> dates::Taken {
         dates::Taken {
-            local_ms: self.taken_ms,
+            local_ms: self.taken_ms(),
             offset_min: (self.offset_min != i16::MIN).then_some(self.offset_min),
             source: self.date_source,
         }
+    }
+}
+
+/// Items compare by their key alone, as the index's set orders them.
+impl PartialEq for Item {
+    fn eq(&self, other: &Item) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Item {}
+
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Item) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Item {
+    fn cmp(&self, other: &Item) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl Borrow<SortKey> for Item {
+    fn borrow(&self) -> &SortKey {
+        &self.key
     }
 }
 
@@ -163,7 +201,7 @@ impl Counts {
 
 #[derive(Debug)]
 pub(crate) struct Index {
-    items: BTreeMap<SortKey, Item>,
+    items: BTreeSet<Item>,
     by_id: HashMap<u64, i64>,
     counts: Counts,
     /// Bumped on every change, so answers computed from the index can be reused until then.
@@ -177,7 +215,7 @@ pub(crate) struct Index {
 impl Default for Index {
     fn default() -> Self {
         Index {
-            items: BTreeMap::new(),
+            items: BTreeSet::new(),
             by_id: HashMap::new(),
             counts: Counts::default(),
             generation: 0,
@@ -210,8 +248,8 @@ impl Index {
     /// Adds an item or replaces the one with the same id.
     pub(crate) fn upsert(&mut self, mut item: Item) {
         self.generation += 1;
-        if let Some(old_taken) = self.by_id.insert(item.id, item.taken_ms)
-            && let Some(old) = self.items.remove(&(old_taken, item.id))
+        if let Some(old_taken) = self.by_id.insert(item.id(), item.taken_ms())
+            && let Some(old) = self.items.take(&(old_taken, item.id()))
         {
             self.counts.apply(&old, false);
             // The same file version keeps its thumbhash when it is indexed again.
@@ -220,7 +258,7 @@ impl Index {
             }
         }
         self.counts.apply(&item, true);
-        self.items.insert(item.key(), item);
+        self.items.insert(item);
     }
 
     /// Packs the item tree's nodes full once a large batch is in. Inserts leave a B-tree's nodes
@@ -230,9 +268,9 @@ impl Index {
     /// the old nodes as it goes, so the peak stays about one tree.) Later inserts split nodes
     /// as usual.
     pub(crate) fn compact(&mut self) {
-        let Some((key, item)) = self.items.pop_first() else { return };
-        let mut packed = BTreeMap::new();
-        packed.insert(key, item);
+        let Some(item) = self.items.pop_first() else { return };
+        let mut packed = BTreeSet::new();
+        packed.insert(item);
         packed.append(&mut self.items);
         self.items = packed;
         self.blobs.shrink_to_fit();
@@ -242,7 +280,7 @@ impl Index {
     pub(crate) fn remove(&mut self, id: u64) -> Option<Item> {
         let taken = self.by_id.remove(&id)?;
         self.generation += 1;
-        let item = self.items.remove(&(taken, id))?;
+        let item = self.items.take(&(taken, id))?;
         self.counts.apply(&item, false);
         Some(item)
     }
@@ -255,10 +293,7 @@ impl Index {
             return;
         }
         let at = self.blobs.len() as u32 + 1;
-        let taken = self.by_id[&id];
-        if let Some(item) = self.items.get_mut(&(taken, id)) {
-            item.thumbhash = at;
-        }
+        self.update(id, |item| item.thumbhash = at);
         self.blobs.push(len);
         self.blobs.extend_from_slice(hash);
         self.generation += 1;
@@ -273,18 +308,29 @@ impl Index {
 
     /// Sets an item's favorite flag; returns the updated item.
     pub(crate) fn set_favorite(&mut self, id: u64, on: bool) -> Option<&Item> {
-        let taken = *self.by_id.get(&id)?;
-        let item = self.items.get_mut(&(taken, id))?;
-        if item.favorite != on {
+        if self.get(id)?.favorite != on {
             self.generation += 1;
-            item.favorite = on;
+            self.update(id, |item| item.favorite = on);
             if on {
                 self.counts.favorites += 1;
             } else {
                 self.counts.favorites = self.counts.favorites.saturating_sub(1);
             }
         }
-        Some(item)
+        self.get(id)
+    }
+
+    /// Changes an item, all but its key. A set hands out no mutable elements, so a changed copy
+    /// replaces it where it stands (`replace` swaps the element in its node). Taking it out and
+    /// inserting it again would not do: a key taken from an inner node is refilled from a leaf,
+    /// and putting it back splits the full leaf beside it, so a pass that touches every item
+    /// would undo `compact`.
+    fn update(&mut self, id: u64, change: impl FnOnce(&mut Item)) {
+        let Some(mut item) = self.get(id).cloned() else { return };
+        let key = item.key;
+        change(&mut item);
+        debug_assert_eq!(item.key, key, "an update keeps the key");
+        self.items.replace(item);
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&Item> {
@@ -331,7 +377,7 @@ impl Index {
         if range_is_empty(&lo, &hi) {
             return (Vec::new(), false);
         }
-        let range = self.items.range((lo, hi)).map(|(_, item)| item);
+        let range = self.items.range((lo, hi));
         let mut hits: Vec<&Item> = match order {
             Order::NewestFirst => range.rev().filter(|i| matcher.matches(i)).take(limit + 1).collect(),
             Order::OldestFirst => range.filter(|i| matcher.matches(i)).take(limit + 1).collect(),
@@ -344,7 +390,7 @@ impl Index {
     /// How many items pass a filter.
     pub(crate) fn count(&self, filter: &Filter) -> usize {
         let matcher = Matcher::new(self, filter, false);
-        self.items.values().filter(|i| matcher.matches(i)).count()
+        self.items.iter().filter(|i| matcher.matches(i)).count()
     }
 
     /// Counts for the filter UI. Each facet respects the other filters but not its own, so the
@@ -361,9 +407,9 @@ impl Index {
 
         let mut f = Facets { folder_counts: vec![0; self.dirs.len()], ..Facets::default() };
         let mut months: BTreeMap<(i32, u8), u64> = BTreeMap::new();
-        for item in self.items.values() {
+        for item in self.items.iter() {
             if years_m.matches(item) {
-                *months.entry(dates::year_month(item.taken_ms)).or_default() += 1;
+                *months.entry(dates::year_month(item.taken_ms())).or_default() += 1;
             }
             if folders_m.matches(item) {
                 f.folder_counts[item.dir as usize] += 1;
@@ -393,7 +439,7 @@ impl Index {
 
     /// Every item, oldest first (for full scans; `.rev()` for newest first).
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Item> {
-        self.items.values()
+        self.items.iter()
     }
 }
 
@@ -439,7 +485,7 @@ impl<'a> Matcher<'a> {
         if f.kind.is_some_and(|k| item.kind() != k) {
             return false;
         }
-        let month = || dates::year_month(item.taken_ms);
+        let month = || dates::year_month(item.taken_ms());
         if check_dates && (f.year.is_some() || f.month.is_some()) {
             let (y, m) = month();
             if f.year.is_some_and(|want| y != want) || f.month.is_some_and(|want| m != want) {
@@ -447,7 +493,7 @@ impl<'a> Matcher<'a> {
             }
         }
         match f.within.as_deref() {
-            Some(Within::Ids(ids)) => ids.contains(&item.id),
+            Some(Within::Ids(ids)) => ids.contains(&item.id()),
             Some(Within::Month(y, m)) => month() == (*y, *m),
             Some(Within::Folder(_)) | None => true,
         }
@@ -505,10 +551,9 @@ mod tests {
 
     fn item(id: u64, taken_ms: i64, dir: u32) -> Item {
         Item {
-            id,
+            key: (taken_ms, id),
             dir,
             name: format!("{id}.jpg").into_bytes().into(),
-            taken_ms,
             offset_min: i16::MIN,
             date_source: DateSource::Exif,
             size: 1,
@@ -543,7 +588,7 @@ mod tests {
         let mut cursor = None;
         loop {
             let (page, more) = index.page(filter, order, cursor, limit);
-            seen.extend(page.iter().map(|i| i.id));
+            seen.extend(page.iter().map(|i| i.id()));
             if !more {
                 return seen;
             }
@@ -646,7 +691,7 @@ mod tests {
         index.upsert(item(1, 10, 0));
         index.upsert(item(1, 20, 0));
         assert_eq!(index.len(), 1);
-        assert_eq!(index.get(1).unwrap().taken_ms, 20);
+        assert_eq!(index.get(1).unwrap().taken_ms(), 20);
         assert_eq!(index.counts().images, 1);
         assert!(index.set_favorite(1, true).is_some());
         assert!(index.set_favorite(1, true).is_some());

@@ -128,7 +128,7 @@ pub(super) enum Inserted {
 /// Puts a resolved item into the index, interning its strings.
 pub(super) fn insert(index: &mut Index, r: Resolved) -> (Inserted, u64) {
     let mut item = r.item;
-    let id = item.id;
+    let id = item.id();
     let existed = match index.get(id) {
         Some(old) if index.dir_of(old) != r.dir.as_slice() || old.name != item.name => {
             // Two paths with one 64-bit hash: astronomically rare, but never silently merged.
@@ -208,10 +208,9 @@ fn build_item(lib: &Library, f: &Found, meta: &Meta, favorite: bool) -> Item {
     });
     let (width, height) = meta.display_size().unwrap_or((0, 0));
     Item {
-        id: id::from_rel_path(&RelPath { dir: &f.dir, name: &f.name }.key()),
+        key: (taken.local_ms, id::from_rel_path(&RelPath { dir: &f.dir, name: &f.name }.key())),
         dir: 0,
         name: f.name.clone().into_boxed_slice(),
-        taken_ms: taken.local_ms,
         offset_min: taken.offset_min.unwrap_or(i16::MIN),
         date_source: taken.source,
         size: f.size,

@@ -553,7 +553,7 @@ impl Live<'_> {
             }
         }
         for e in events {
-            (self.fresh)(e.item().id);
+            (self.fresh)(e.item().id());
             self.lib.emit(e);
         }
     }
@@ -572,7 +572,7 @@ impl Live<'_> {
         let removed: Vec<Item> = {
             let mut index = self.lib.write();
             let ids: Vec<u64> =
-                index.iter().filter(|i| watch::is_within(index.dir_of(i), dir)).map(|i| i.id).collect();
+                index.iter().filter(|i| watch::is_within(index.dir_of(i), dir)).map(|i| i.id()).collect();
             ids.into_iter().filter_map(|id| index.remove(id)).collect()
         };
         for item in removed {

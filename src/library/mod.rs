@@ -181,7 +181,7 @@ impl Library {
                 let index = self.read();
                 index
                     .iter()
-                    .map(|i| (i.id, self.fs.is_favorite(RelPath { dir: index.dir_of(i), name: &i.name })))
+                    .map(|i| (i.id(), self.fs.is_favorite(RelPath { dir: index.dir_of(i), name: &i.name })))
                     .collect()
             }
         };

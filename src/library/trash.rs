@@ -83,7 +83,7 @@ impl Library {
             mtime_ns: entry.mtime_ns,
         };
         let mut item = indexer::resolve(self, found)?.item;
-        item.id = path_id(&entry.dir, &entry.name);
+        item.key.1 = path_id(&entry.dir, &entry.name);
         Some((item, entry.trash_dir.clone()))
     }
 

@@ -286,7 +286,7 @@ impl Thumbs {
             Ok(out) => {
                 self.remember(key, out.jpeg, keep);
             }
-            Err(e) => tracing::warn!(id = %id::encode(item.id), error = %e, "no AVIF thumbnail"),
+            Err(e) => tracing::warn!(id = %id::encode(item.id()), error = %e, "no AVIF thumbnail"),
         }
     }
 
@@ -434,7 +434,7 @@ impl Thumbs {
 
     /// Decodes a file once for both renditions, sharing the work with concurrent callers.
     fn make(&self, item: &Item, dir: &[u8], keep: Keep) -> Made {
-        let key: JobKey = (item.id, item.size, item.mtime_ns);
+        let key: JobKey = (item.id(), item.size, item.mtime_ns);
         if let Some(&reason) = lock(&self.failed).get(&key) {
             return Err(reason);
         }
@@ -485,7 +485,7 @@ impl Thumbs {
                     tracing::warn!(file = %name, error = %e, "cannot open for a thumbnail");
                     "unreadable"
                 })?;
-                let out = self.disk.temp_path(&id::encode(item.id), "jpg");
+                let out = self.disk.temp_path(&id::encode(item.id()), "jpg");
                 let made = match item.kind() {
                     Kind::Video => external::video_poster(tool, input, &out, self.opts.decoder_timeout),
                     Kind::Image => external::heif_to_jpeg(tool, input, &out, self.opts.decoder_timeout),
@@ -524,7 +524,7 @@ impl Thumbs {
             }
         };
         let version = id::version_u32(item.size, item.mtime_ns);
-        if let Err(e) = self.disk.append_hash(item.id, version, &rendered.thumbhash) {
+        if let Err(e) = self.disk.append_hash(item.id(), version, &rendered.thumbhash) {
             tracing::warn!(error = %e, "cannot remember a thumbhash in the cache");
         }
         let mut out = rendered.outputs.into_iter();
@@ -533,7 +533,7 @@ impl Thumbs {
         Ok(Renditions {
             thumb: store(Rendition::Thumb, thumb.jpeg),
             preview: store(Rendition::Preview, preview.jpeg),
-            thumbhash: (item.id, version, rendered.thumbhash),
+            thumbhash: (item.id(), version, rendered.thumbhash),
         })
     }
 
@@ -911,7 +911,7 @@ pub(crate) struct RenditionUrl {
 
 impl RenditionUrl {
     pub(crate) fn new(item: &Item, which: Rendition) -> RenditionUrl {
-        RenditionUrl { id: item.id, version: id::version_u32(item.size, item.mtime_ns), which }
+        RenditionUrl { id: item.id(), version: id::version_u32(item.size, item.mtime_ns), which }
     }
 }
 
@@ -931,7 +931,7 @@ fn resize_key(item: &Item, (w, h): (u32, u32), fit: render::Fit, encoding: rende
     let ext = encoding.ext();
     format!(
         "{}-{}-r{w}x{h}{fit}-p{PIPELINE_VERSION}.{ext}",
-        id::encode(item.id),
+        id::encode(item.id()),
         id::version(item.size, item.mtime_ns)
     )
 }
@@ -948,7 +948,7 @@ fn avif_key(item: &Item) -> String {
 fn cache_key(item: &Item, which: Rendition) -> String {
     format!(
         "{}-{}-{}-p{PIPELINE_VERSION}.jpg",
-        id::encode(item.id),
+        id::encode(item.id()),
         id::version(item.size, item.mtime_ns),
         which.name()
     )
@@ -1006,10 +1006,9 @@ mod tests {
 
     fn jpeg_item(id: u64, name: &str, size: u64, mtime_ns: i64, (width, height): (u32, u32)) -> Item {
         Item {
-            id,
+            key: (0, id),
             dir: 0,
             name: Box::from(name.as_bytes()),
-            taken_ms: 0,
             offset_min: i16::MIN,
             date_source: crate::library::dates::DateSource::Mtime,
             size,
