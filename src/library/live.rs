@@ -9,8 +9,8 @@
 //! first complete; anything seen again with the same size and mtime is not news.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -282,7 +282,7 @@ struct Follower<'a> {
     /// As decided at start; a stopped inotify reader does not change it.
     mode: Watching,
     /// Changes from the inotify reader; `None` once it stopped (or when there is none).
-    changes: Option<mpsc::Receiver<Change>>,
+    changes: Option<Queued>,
     /// Set when changes were lost (a queue overflowed, or applying them failed).
     overflowed: Arc<AtomicBool>,
     /// The media folder's identity when last checked; `None` while it is gone.
@@ -405,6 +405,29 @@ fn guarded(step: impl FnOnce()) -> bool {
     done
 }
 
+/// The receiving end of the inotify reader's queue, which holds at most `watch_queue` changes.
+/// Not a `sync_channel`: that one allocates and writes every slot up front (1 MiB resident for
+/// the default 16,384, for good); this one holds only what is queued, and counts it.
+struct Queued {
+    rx: mpsc::Receiver<Change>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Queued {
+    fn taken(&self, c: Change) -> Change {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        c
+    }
+
+    fn recv_timeout(&self, wait: Duration) -> Result<Change, RecvTimeoutError> {
+        self.rx.recv_timeout(wait).map(|c| self.taken(c))
+    }
+
+    fn try_iter(&self) -> impl Iterator<Item = Change> + '_ {
+        self.rx.try_iter().map(|c| self.taken(c))
+    }
+}
+
 /// Reads inotify events on a thread of its own, into a queue of `queue` changes: the receiver
 /// returned. When the queue is full, the changes are dropped and `overflowed` is set instead.
 fn spawn_reader(
@@ -413,8 +436,10 @@ fn spawn_reader(
     queue: usize,
     overflowed: Arc<AtomicBool>,
     generation: u64,
-) -> mpsc::Receiver<Change> {
-    let (tx, rx) = mpsc::sync_channel::<Change>(queue);
+) -> Queued {
+    let (tx, rx) = mpsc::channel::<Change>();
+    let pending = Arc::new(AtomicUsize::new(0));
+    let queued = Queued { rx, pending: Arc::clone(&pending) };
     std::thread::Builder::new()
         .name("spis-inotify".into())
         .spawn(move || {
@@ -433,11 +458,14 @@ fn spawn_reader(
                 for c in changes.drain(..) {
                     let lost = match c {
                         Change::Overflow => true,
-                        c => match tx.try_send(c) {
-                            Ok(()) => false,
-                            Err(TrySendError::Full(_)) => true,
-                            Err(TrySendError::Disconnected(_)) => return,
-                        },
+                        _ if pending.load(Ordering::Acquire) >= queue => true,
+                        c => {
+                            pending.fetch_add(1, Ordering::AcqRel);
+                            if tx.send(c).is_err() {
+                                return;
+                            }
+                            false
+                        }
                     };
                     if lost && !overflowed.swap(true, Ordering::AcqRel) {
                         let n = lib.live.overflows.fetch_add(1, Ordering::Relaxed) + 1;
@@ -451,7 +479,7 @@ fn spawn_reader(
             }
         })
         .expect("spawning the inotify thread");
-    rx
+    queued
 }
 
 fn memo_of(listing: &Listing) -> Memo {

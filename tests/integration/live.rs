@@ -274,6 +274,22 @@ fn an_overflowing_event_queue_recovers_by_rescanning() {
 }
 
 #[test]
+fn the_event_queue_holds_memory_only_for_what_is_queued() {
+    // A queue bound of 2^22 changes: allocated up front, as `sync_channel` does, it would be
+    // 256 MiB resident before the first event. The bound must cost nothing until it is used.
+    let (dirs, server) = start(&["--watch-queue", "4194304"]);
+    std::fs::copy(corpus().join(TINY_JPEG), dirs.media.join("a.jpg")).unwrap();
+    wait_until("a new file is listed", || server.names() == ["/a.jpg"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 128 * 1024, "VmRSS {rss_kib} kB with an empty queue");
+}
+
+#[test]
 fn poll_mode_sees_changes_without_inotify() {
     let (dirs, server) = start(&["--watch", "poll", "--poll-interval", "1"]);
     assert_eq!(server.json("/api/status")["watch"]["mode"], "poll");
