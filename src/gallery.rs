@@ -6,7 +6,7 @@
 //! that holds both, and it starts every background thread that needs both.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
@@ -174,11 +174,61 @@ fn background(lib: &Library, thumbs: &Thumbs) {
     if thumbs.opts().workers == 0 {
         return;
     }
-    let todo: Vec<u64> =
-        lib.read().iter().rev().filter(|i| thumbs.can_render(i.format)).map(|i| i.id()).collect();
+    let total = lib.read().iter().filter(|i| thumbs.can_render(i.format)).count() as u64;
+    let todo = Walk { lib, thumbs, total, at: Mutex::new(Batch::default()) };
     let attach = |(id, version, hash): HashRecord| lib.set_thumbhash(id, version, &hash);
     thumbs.background_pass(&todo, |id| lib.locate(id), attach);
     let current: HashSet<(u64, u32)> =
         lib.read().iter().map(|i| (i.id(), id::version_u32(i.size, i.mtime_ns))).collect();
     thumbs.sweep(&current);
+}
+
+/// The background pass's items: the index walked newest first, [`Walk::BATCH`] ids at a time.
+/// Items that arrive meanwhile are the fresh path's; items that go are skipped by `locate`.
+struct Walk<'a> {
+    lib: &'a Library,
+    thumbs: &'a Thumbs,
+    total: u64,
+    at: Mutex<Batch>,
+}
+
+#[derive(Default)]
+struct Batch {
+    /// The batch's ids, the newest last (handed out by `pop`).
+    ids: Vec<u64>,
+    /// The key of the oldest item read so far; none before the first batch.
+    after: Option<id::SortKey>,
+    through: bool,
+}
+
+impl Walk<'_> {
+    const BATCH: usize = 256;
+}
+
+impl crate::thumbs::Todo for Walk<'_> {
+    fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn next(&self) -> Option<u64> {
+        let mut at = self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while at.ids.is_empty() && !at.through {
+            let index = self.lib.read();
+            let mut read = 0;
+            for item in index.older_than(at.after).take(Self::BATCH) {
+                read += 1;
+                at.after = Some(item.key());
+                if self.thumbs.can_render(item.format) {
+                    at.ids.push(item.id());
+                }
+            }
+            at.through = read < Self::BATCH;
+            at.ids.reverse();
+        }
+        at.ids.pop()
+    }
+
+    fn restart(&self) {
+        *self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Batch::default();
+    }
 }

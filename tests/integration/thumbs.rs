@@ -228,6 +228,35 @@ fn background_workers_fill_the_cache_newest_first() {
 }
 
 #[test]
+fn the_background_pass_walks_every_item_once_across_its_batches() {
+    // The pass reads the index 256 items at a time: 600 photos cross two batch boundaries.
+    // Each is decoded once, none is missed.
+    let dirs = Dirs::new();
+    let tiny = "image-rs-jpeg-decoder/tests/reftest/images/mozilla/jpg-progressive.jpg";
+    let tiny = std::fs::read(crate::util::corpus().join(tiny)).unwrap();
+    for n in 0..600 {
+        std::fs::write(dirs.media.join(format!("IMG_{n:04}.jpg")), &tiny).unwrap();
+        set_mtime(&dirs.media.join(format!("IMG_{n:04}.jpg")), 1_600_000_000 + n);
+    }
+    let server = Server::start(&dirs.media, &dirs.state, &["--thumb-workers", "2", "--thumb-avif", "false"]);
+    server.wait_indexed();
+    let mut last = serde_json::Value::Null;
+    let made = (0..3000).any(|_| {
+        last = server.json("/api/status")["thumbnails"].clone();
+        let done = last["background"]["total"] == 600 && last["background"]["done"] == 600;
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        done
+    });
+    assert!(made, "the background pass did not make all 600: {last}");
+    assert_eq!(thumbnail_stat(&server, "decoded"), 600, "each photo decoded once");
+    let items = server.all_items("", 100);
+    let with_hash = items.iter().filter(|i| i["thumbhash"].is_string()).count();
+    assert_eq!(with_hash, 600, "every photo has its thumbhash");
+}
+
+#[test]
 fn the_background_pass_sweeps_stale_cache_entries() {
     let dirs = Dirs::new();
     copy_from_corpus(&dirs.media, &[(PLAIN_JPEG, "a.jpg")]);
