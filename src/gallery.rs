@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::fs::MediaFs;
 use crate::fs::cache::HashRecord;
-use crate::library::{Library, LiveOpts, id};
+use crate::library::{Filter, Library, LiveOpts, Order, id};
 use crate::thumbs::{ThumbOpts, Thumbs, render};
 use crate::upload::{UploadOpts, Uploads};
 
@@ -214,16 +214,11 @@ impl crate::thumbs::Todo for Walk<'_> {
         let mut at = self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while at.ids.is_empty() && !at.through {
             let index = self.lib.read();
-            let mut read = 0;
-            for item in index.older_than(at.after).take(Self::BATCH) {
-                read += 1;
-                at.after = Some(item.key());
-                if self.thumbs.can_render(item.format) {
-                    at.ids.push(item.id());
-                }
-            }
-            at.through = read < Self::BATCH;
-            at.ids.reverse();
+            let (items, more) = index.page(&Filter::default(), Order::NewestFirst, at.after, Self::BATCH);
+            at.after = items.last().map(|i| i.key());
+            at.ids =
+                items.iter().rev().filter(|i| self.thumbs.can_render(i.format)).map(|i| i.id()).collect();
+            at.through = !more;
         }
         at.ids.pop()
     }

@@ -437,11 +437,6 @@ impl Index {
         f
     }
 
-    /// The items older than `key` (all of them without one), newest first.
-    pub(crate) fn older_than(&self, key: Option<SortKey>) -> impl Iterator<Item = &Item> {
-        self.items.range((Bound::Unbounded, key.map_or(Bound::Unbounded, Bound::Excluded))).rev()
-    }
-
     /// Every item, oldest first (for full scans; `.rev()` for newest first).
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Item> {
         self.items.iter()
