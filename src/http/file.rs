@@ -206,40 +206,76 @@ fn list_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 }
 
 /// Streams `remaining` bytes from `offset`, one CHUNK per frame, so memory stays bounded whatever
-/// the file size and a disconnect stops the reading (the body is dropped). Each chunk is read by
-/// `pread` on the blocking pool straight into the buffer that becomes the frame (no copy through
-/// an intermediate buffer, nothing zero-filled first), and the next read starts as soon as a frame
-/// is handed out, so reading the disk overlaps writing the socket.
+/// the file size and a disconnect stops the reading (the body is dropped). Each chunk is read
+/// straight into the buffer that becomes the frame (no copy through an intermediate buffer,
+/// nothing zero-filled first): on the runtime's own thread when the page cache holds it (a
+/// `preadv2` with `RWF_NOWAIT` never waits for the disk), else by `pread` on the blocking pool.
+/// After a chunk came from the disk the next read starts at once, so reading a cold file
+/// overlaps writing the socket; a warm file costs no thread hop per chunk.
 #[derive(Debug)]
 struct FileBody {
     file: Arc<std::fs::File>,
     offset: u64,
     /// Bytes not yet handed out, the read in flight included.
     remaining: u64,
-    /// The read in flight: the chunk at `offset`.
+    /// The read in flight on the blocking pool: the chunk at `offset`.
     next: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
 }
 
 impl FileBody {
     fn new(file: std::fs::File, offset: u64, len: u64) -> FileBody {
-        let mut body = FileBody { file: Arc::new(file), offset, remaining: len, next: None };
-        body.start_read();
-        body
+        FileBody { file: Arc::new(file), offset, remaining: len, next: None }
     }
 
-    /// Starts reading the chunk at `offset`, unless everything has been read.
+    fn want(&self) -> usize {
+        usize::try_from(self.remaining).map_or(CHUNK, |r| r.min(CHUNK))
+    }
+
+    /// Starts reading the chunk at `offset` on the blocking pool, unless everything has been read.
     fn start_read(&mut self) {
         if self.remaining == 0 {
             return;
         }
-        let want = usize::try_from(self.remaining).map_or(CHUNK, |r| r.min(CHUNK));
-        let (file, offset) = (Arc::clone(&self.file), self.offset);
+        let (file, offset, want) = (Arc::clone(&self.file), self.offset, self.want());
         self.next = Some(tokio::task::spawn_blocking(move || {
             let mut buf = Vec::with_capacity(want);
             rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), offset)?;
             Ok(Bytes::from(buf))
         }));
     }
+
+    /// Hands out a chunk: moves past it, or fails the body if the file ended early.
+    fn advance(&mut self, chunk: Bytes) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if chunk.is_empty() {
+            // Content-Length is already on the wire: fail the connection rather than send less.
+            self.remaining = 0;
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was being sent",
+            ))));
+        }
+        self.offset += chunk.len() as u64;
+        self.remaining -= chunk.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+}
+
+/// The bytes at `offset` (at most `want`, at least one) if the page cache holds them, without
+/// waiting for the disk. None when it would wait (EAGAIN), when the file system or kernel cannot
+/// tell (EOPNOTSUPP, ENOSYS), at the end of the file or on any error: the blocking read that
+/// follows gives the real answer.
+fn read_cached(file: &std::fs::File, offset: u64, want: usize) -> Option<Bytes> {
+    use std::os::fd::AsRawFd as _;
+    let mut buf = Vec::<u8>::with_capacity(want);
+    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: want };
+    let offset = libc::off_t::try_from(offset).ok()?;
+    // SAFETY: the one iovec describes `want` bytes of `buf`'s allocation, which the kernel may
+    // write and nothing reads until `set_len` below, and then only the `n` bytes it wrote.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    let n = usize::try_from(n).ok().filter(|&n| n > 0 && n <= want)?;
+    // SAFETY: the kernel initialized the first `n` bytes (checked above: 0 < n <= capacity).
+    unsafe { buf.set_len(n) };
+    Some(Bytes::from(buf))
 }
 
 impl hyper::body::Body for FileBody {
@@ -251,24 +287,25 @@ impl hyper::body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        if this.next.is_none() {
+            if this.remaining == 0 {
+                return Poll::Ready(None);
+            }
+            if let Some(chunk) = read_cached(&this.file, this.offset, this.want()) {
+                return this.advance(chunk);
+            }
+            this.start_read();
+        }
         let Some(read) = this.next.as_mut() else {
             return Poll::Ready(None);
         };
         let chunk = ready!(Pin::new(read).poll(cx));
         this.next = None;
         let chunk = chunk.map_err(io::Error::other)??;
-        if chunk.is_empty() {
-            // Content-Length is already on the wire: fail the connection rather than send less.
-            this.remaining = 0;
-            return Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while it was being sent",
-            ))));
-        }
-        this.offset += chunk.len() as u64;
-        this.remaining -= chunk.len() as u64;
+        let frame = this.advance(chunk);
+        // The file is being read from the disk: read ahead while this chunk goes out.
         this.start_read();
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -632,6 +669,39 @@ mod tests {
         let file = std::fs::File::open(tmp.path()).unwrap();
         let len = data.len() as u64;
         let (sizes, bytes) = collect(FileBody::new(file, 0, len)).await;
+        assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
+        assert_eq!(bytes.unwrap(), data);
+    }
+
+    /// A file just written is in the page cache: read there, at any offset, with no thread hop.
+    /// Once its pages are dropped the cached read declines, and the body still sends every byte
+    /// (from the blocking pool), cold chunks and warm ones alike.
+    #[tokio::test]
+    async fn warm_chunks_are_read_in_place_and_cold_ones_on_the_pool() {
+        use std::os::fd::AsRawFd as _;
+        let data = noise(3 * CHUNK + 123);
+        let tmp = temp_file(&data);
+        let file = std::fs::File::open(tmp.path()).unwrap();
+        let got = read_cached(&file, 5, CHUNK).expect("a file just written is in the page cache");
+        assert_eq!(&got[..], &data[5..5 + CHUNK]);
+        let tail = read_cached(&file, data.len() as u64 - 3, CHUNK).unwrap();
+        assert_eq!(&tail[..], &data[data.len() - 3..]);
+        assert!(read_cached(&file, data.len() as u64, CHUNK).is_none(), "the end of the file");
+
+        // Clean pages of a synced file go when asked (tmpfs keeps them: it has no disk).
+        tmp.as_file().sync_all().unwrap();
+        let fd = file.as_raw_fd();
+        assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        let path = std::ffi::CString::new(tmp.path().as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::statfs(path.as_ptr(), &mut st) }, 0);
+        if st.f_type != libc::TMPFS_MAGIC {
+            assert!(read_cached(&file, CHUNK as u64, CHUNK).is_none(), "dropped pages are not read in place");
+        }
+        // Warm the first chunk again: the body mixes both kinds of read.
+        std::fs::read(tmp.path()).unwrap();
+        unsafe { libc::posix_fadvise(fd, CHUNK as i64, 0, libc::POSIX_FADV_DONTNEED) };
+        let (sizes, bytes) = collect(FileBody::new(file, 0, data.len() as u64)).await;
         assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
         assert_eq!(bytes.unwrap(), data);
     }
