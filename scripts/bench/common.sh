@@ -65,17 +65,33 @@ spis_base() { # spis_base PREFIX: waits (10 s at most) for spis to print its add
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+# cpu_of_ms PID...: user+system CPU milliseconds the processes have used so far, together.
+cpu_of_ms() {
+  local pid total=0
+  for pid in "$@"; do total=$((total + $(proc_cpu_ms "$pid"))); done
+  echo "$total"
+}
+
 # run_wrk URL PATHS_FILE [WRK ARGS...]: wrk at 64 connections for WRK_DURATION over the paths
 # of PATHS_FILE (the Lua script in LUA picks them); sets P50 and P99 (ms), RPS and ERR (non-2xx
-# or 3xx answers and socket errors). Needs RUN (a scratch directory).
+# or 3xx answers and socket errors), and CPU_US: the server's CPU microseconds per request, when
+# SERVER_PIDS names its processes (wrk and the server share the cores, so req/s moves with
+# whatever else runs; CPU per request is the steadier figure). Needs RUN (a scratch directory).
 run_wrk() {
-  local url=$1 paths=$2
+  local url=$1 paths=$2 before=0 n
   shift 2
+  # shellcheck disable=SC2086 # SERVER_PIDS is a list
+  [[ -z "${SERVER_PIDS:-}" ]] || before=$(cpu_of_ms $SERVER_PIDS)
   PATHS_FILE="$paths" wrk -t2 -c64 -d"$WRK_DURATION" --latency -s "$LUA" "$@" "$url" >"$RUN/wrk.txt"
   # shellcheck disable=SC2034 # the caller reads them
-  read -r P50 P99 RPS ERR < <(awk '
+  read -r P50 P99 RPS ERR n < <(awk '
     function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v * 1; if (v ~ /s$/) return v * 1000; return v }
     $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+    $2 == "requests" && $3 == "in" { n = $1 }
     /Non-2xx or 3xx responses:/ { e += $NF } /Socket errors:/ { e += $4 + $6 + $8 + $10 }
-    END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, e }' "$RUN/wrk.txt")
+    END { printf "%.3f %.3f %.0f %d %d\n", p50, p99, rps, e, n }' "$RUN/wrk.txt")
+  CPU_US=""
+  # shellcheck disable=SC2086,SC2034
+  [[ -z "${SERVER_PIDS:-}" ]] || CPU_US=$(awk -v a="$before" -v b="$(cpu_of_ms $SERVER_PIDS)" -v n="$n" \
+    'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1000 / n; else print "n/a" }')
 }
