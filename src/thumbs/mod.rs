@@ -13,6 +13,7 @@ pub(crate) mod external;
 pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -940,12 +941,9 @@ fn resize_key(item: &Item, (w, h): (u32, u32), fit: render::Fit, encoding: rende
         render::Fit::Contain => 'f',
         render::Fit::Cover => 'c',
     };
-    let ext = encoding.ext();
-    format!(
-        "{}-{}-r{w}x{h}{fit}-p{PIPELINE_VERSION}.{ext}",
-        id::encode(item.id()),
-        id::version(item.size, item.mtime_ns)
-    )
+    let mut key = key_start(item);
+    let _ = write!(key, "r{w}x{h}{fit}-p{PIPELINE_VERSION}.{}", encoding.ext());
+    key
 }
 
 /// The AVIF of a thumbnail: its JPEG's key with another extension.
@@ -958,12 +956,17 @@ fn avif_key(item: &Item) -> String {
 
 /// id, file version, rendition and pipeline version: a new file version or pipeline is a new key.
 fn cache_key(item: &Item, which: Rendition) -> String {
-    format!(
-        "{}-{}-{}-p{PIPELINE_VERSION}.jpg",
-        id::encode(item.id()),
-        id::version(item.size, item.mtime_ns),
-        which.name()
-    )
+    let mut key = key_start(item);
+    let _ = write!(key, "{}-p{PIPELINE_VERSION}.jpg", which.name());
+    key
+}
+
+/// `{id}-{version}-` in a string with room for the rest of a key: one allocation per key, on the
+/// path of every cached answer.
+fn key_start(item: &Item) -> String {
+    let mut key = String::with_capacity(48);
+    let _ = write!(key, "{}-{:08x}-", id::Text::new(item.id()), id::version_u32(item.size, item.mtime_ns));
+    key
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
