@@ -678,16 +678,19 @@ mod tests {
     /// (from the blocking pool), cold chunks and warm ones alike.
     #[tokio::test]
     async fn warm_chunks_are_read_in_place_and_cold_ones_on_the_pool() {
-        use std::os::fd::AsRawFd as _;
+        use rustix::fs::{Advice, fadvise};
         let data = noise(3 * CHUNK + 123);
         let tmp = temp_file(&data);
         let file = std::fs::File::open(tmp.path()).unwrap();
         // A file system that cannot tell (EOPNOTSUPP) always declines, which is correct there but
         // leaves nothing to check in place: only the body's bytes are.
         let mut probe = [0u8; 1];
-        let iov = libc::iovec { iov_base: probe.as_mut_ptr().cast(), iov_len: 1 };
-        let told = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) } >= 0
-            || io::Error::last_os_error().raw_os_error() != Some(libc::EOPNOTSUPP);
+        let told = rustix::io::preadv2(
+            &file,
+            &mut [io::IoSliceMut::new(&mut probe)],
+            0,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) != Err(rustix::io::Errno::OPNOTSUPP);
         if !told {
             eprintln!("{}: RWF_NOWAIT not supported here; only the body is checked", tmp.path().display());
             let (_, bytes) = collect(FileBody::new(file, 0, data.len() as u64)).await;
@@ -702,17 +705,14 @@ mod tests {
 
         // Clean pages of a synced file go when asked (tmpfs keeps them: it has no disk).
         tmp.as_file().sync_all().unwrap();
-        let fd = file.as_raw_fd();
-        assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        let path = std::ffi::CString::new(tmp.path().as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::statfs(path.as_ptr(), &mut st) }, 0);
-        if st.f_type != libc::TMPFS_MAGIC {
+        fadvise(&file, 0, None, Advice::DontNeed).unwrap();
+        #[allow(clippy::unnecessary_cast)] // the field's type differs between libcs
+        if rustix::fs::statfs(tmp.path()).unwrap().f_type as i64 != libc::TMPFS_MAGIC as i64 {
             assert!(read_cached(&file, CHUNK as u64, CHUNK).is_none(), "dropped pages are not read in place");
         }
         // Warm the first chunk again: the body mixes both kinds of read.
         std::fs::read(tmp.path()).unwrap();
-        unsafe { libc::posix_fadvise(fd, CHUNK as i64, 0, libc::POSIX_FADV_DONTNEED) };
+        fadvise(&file, CHUNK as u64, None, Advice::DontNeed).unwrap();
         let (sizes, bytes) = collect(FileBody::new(file, 0, data.len() as u64)).await;
         assert!(sizes.iter().all(|&n| n > 0 && n <= CHUNK), "{sizes:?}");
         assert_eq!(bytes.unwrap(), data);
