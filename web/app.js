@@ -33,15 +33,43 @@ const grid = new Grid($('#grid'), selection);
 new Scrubber($('#scrubber'), grid);
 /** @type {import('./viewer.js').Viewer|null} the viewer, loaded on first use (not needed for the first screen) */
 let viewer = null;
-/** @type {Promise<import('./viewer.js').Viewer>|null} */
-let viewerLoading = null;
 const filters = new Filters(/** @type {HTMLDialogElement} */ ($('#filters')), $('#chips'));
 const live = new Live();
-/** @type {Promise<import('./trash.js').TrashView>|null} "Recently deleted", loaded on first use */
-let trashView = null;
-/** @type {Promise<typeof import('./share.js')>|null} share links, loaded on first use */
-let sharing = null;
-const shareModule = () => (sharing ||= import('./share.js'));
+
+/**
+ * What `load` gives, loaded on first use and kept. A load that fails (offline, the server
+ * restarting) is not kept: the next use asks again, where the browser fetches the module anew.
+ * @template T
+ * @param {() => Promise<T>} load
+ * @returns {() => Promise<T>}
+ */
+function onFirstUse(load) {
+  /** @type {Promise<T>|null} */
+  let loading = null;
+  return () => (loading ||= load().catch((e) => {
+    loading = null;
+    throw e;
+  }));
+}
+
+/**
+ * A catch for a part of the app whose module did not arrive: says so, and gives undefined.
+ * @param {string} what e.g. "Couldn't open the photo"
+ * @returns {() => undefined}
+ */
+const notLoaded = (what) => () => {
+  toast(`${what}. Check the connection and try again.`);
+  return undefined;
+};
+
+const trashModule = onFirstUse(() => import('./trash.js'));
+/** "Recently deleted" */
+const trashView = onFirstUse(async () => {
+  const { TrashView } = await trashModule();
+  return new TrashView(/** @type {HTMLDialogElement} */ ($('#trash')), () => timeline);
+});
+/** share links */
+const shareModule = onFirstUse(() => import('./share.js'));
 /** @type {import('./share.js').ShareDialog|null} */
 let shareDialog = null;
 /**
@@ -50,28 +78,30 @@ let shareDialog = null;
  * @param {string} label
  */
 const openShareDialog = async (what, label) => {
-  const { ShareDialog } = await shareModule();
+  const loaded = await shareModule().catch(notLoaded("Couldn't open sharing"));
+  if (!loaded) return;
+  const { ShareDialog } = loaded;
   shareDialog ||= new ShareDialog(/** @type {HTMLDialogElement} */ ($('#share')));
   shareDialog.open(what, label);
 };
 /** @type {import('./share.js').SharesView|null} */
 let sharesView = null;
 const openShares = async () => {
-  const { SharesView } = await shareModule();
+  const loaded = await shareModule().catch(notLoaded("Couldn't open the shared links"));
+  if (!loaded) return;
+  const { SharesView } = loaded;
   sharesView ||= new SharesView(/** @type {HTMLDialogElement} */ ($('#shares')));
   sharesView.open();
 };
-const openTrash = () => {
-  trashView ||= import('./trash.js').then(({ TrashView }) => new TrashView(/** @type {HTMLDialogElement} */ ($('#trash')), () => timeline));
-  return trashView.then((t) => t.open());
-};
+const openTrash = () => trashView().then((t) => t.open(), notLoaded("Couldn't open Recently deleted"));
 // The uploads' own code (upload.js) arrives with the first files, off the first screen.
-/** @type {Promise<import('./upload.js').Uploads>|undefined} */
-let uploads;
+const uploads = onFirstUse(async () => {
+  const { Uploads } = await import('./upload.js');
+  return new Uploads($('#uploads'));
+});
 wireUploads((files) => {
   const list = [...files];
-  uploads ||= import('./upload.js').then(({ Uploads }) => new Uploads($('#uploads')));
-  uploads.then((u) => u.add(list));
+  uploads().then((u) => u.add(list), notLoaded(`Couldn't upload ${list.length === 1 ? 'this file' : `these ${formatCount(list.length)} files`}`));
 });
 
 history.scrollRestoration = 'manual';
@@ -240,12 +270,12 @@ function updateOffline(e) {
 async function openById(id) {
   const item = timeline?.byId.get(id) || (await getItem(id).catch(() => null));
   if (!item) return;
-  const v = await getViewer();
-  if (!v.isOpen) v.open(item, { push: false });
+  const v = await getViewer().catch(notLoaded("Couldn't open the photo"));
+  if (v && !v.isOpen) v.open(item, { push: false });
 }
 
 // Grid and selection.
-grid.addEventListener('open', async (e) => (await getViewer()).open(/** @type {CustomEvent} */ (e).detail.item));
+grid.addEventListener('open', (e) => getViewer().then((v) => v.open(/** @type {CustomEvent} */ (e).detail.item), notLoaded("Couldn't open the photo")));
 grid.addEventListener('select', (e) => {
   const { item, range } = /** @type {CustomEvent} */ (e).detail;
   selection.toggle(item, { range });
@@ -280,40 +310,38 @@ $('#empty button').addEventListener('click', () => navigate(noFilter()));
 // Viewer.
 /**
  * The viewer, loading its module the first time.
- * @returns {Promise<import('./viewer.js').Viewer>}
+ * @type {() => Promise<import('./viewer.js').Viewer>}
  */
-function getViewer() {
-  viewerLoading ||= import('./viewer.js').then(({ Viewer }) => {
-    const v = new Viewer($('#viewer'), () => timeline);
-    v.addEventListener('favorite', async (e) => {
-      const { item, on } = /** @type {CustomEvent} */ (e).detail;
-      const done = markFavorites(() => timeline, [item], on);
-      v.updateChrome();
-      await done;
-      v.updateChrome();
-    });
-    v.addEventListener('delete', async (e) => {
-      const { item } = /** @type {CustomEvent} */ (e).detail;
-      // The neighbours are known before the item leaves the timeline.
-      const { deleteItems } = await import('./trash.js');
-      if (await deleteItems(() => timeline, [item]) && v.item === item) v.afterRemoved();
-    });
-    v.addEventListener('close', (e) => {
-      const { item } = /** @type {CustomEvent} */ (e).detail;
-      if (!item) return;
-      grid.scrollToItem(item.id);
-      requestAnimationFrame(() => grid.tileOf(item.id)?.focus({ preventScroll: true }));
-      if (atTop() && pending.length) applyPending();
-    });
-    v.addEventListener('filter', (e) => {
-      v.close();
-      navigate({ ...noFilter(), .../** @type {CustomEvent} */ (e).detail });
-    });
-    viewer = v;
-    return v;
+const getViewer = onFirstUse(async () => {
+  const { Viewer } = await import('./viewer.js');
+  const v = new Viewer($('#viewer'), () => timeline);
+  v.addEventListener('favorite', async (e) => {
+    const { item, on } = /** @type {CustomEvent} */ (e).detail;
+    const done = markFavorites(() => timeline, [item], on);
+    v.updateChrome();
+    await done;
+    v.updateChrome();
   });
-  return viewerLoading;
-}
+  v.addEventListener('delete', async (e) => {
+    const { item } = /** @type {CustomEvent} */ (e).detail;
+    // The neighbours are known before the item leaves the timeline.
+    const trash = await trashModule().catch(notLoaded("Couldn't delete this item"));
+    if (trash && (await trash.deleteItems(() => timeline, [item])) && v.item === item) v.afterRemoved();
+  });
+  v.addEventListener('close', (e) => {
+    const { item } = /** @type {CustomEvent} */ (e).detail;
+    if (!item) return;
+    grid.scrollToItem(item.id);
+    requestAnimationFrame(() => grid.tileOf(item.id)?.focus({ preventScroll: true }));
+    if (atTop() && pending.length) applyPending();
+  });
+  v.addEventListener('filter', (e) => {
+    v.close();
+    navigate({ ...noFilter(), .../** @type {CustomEvent} */ (e).detail });
+  });
+  viewer = v;
+  return v;
+});
 
 // New items arrive at the top, or wait behind the pill while the user is elsewhere.
 $('#pill').addEventListener('click', () => {
@@ -437,7 +465,8 @@ if ('serviceWorker' in navigator) {
 }
 
 // The viewer's code arrives once the first screen is done, so the first tap opens it at once.
-addEventListener('load', () => setTimeout(getViewer, 500));
+// If it cannot (the server restarting), the first tap asks again.
+addEventListener('load', () => setTimeout(() => getViewer().catch(() => {}), 500));
 
 /**
  * Wires the Upload button, drag and drop over the page, and files shared to the app.

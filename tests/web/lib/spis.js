@@ -306,10 +306,12 @@ export const DESKTOP = { viewport: { width: 1280, height: 800 }, deviceScaleFact
  * and CSP violations are collected; `problems()` lists what went wrong so far, including any
  * request that left 127.0.0.1.
  * @param {import('playwright-core').Browser} browser
- * @param {object} [options] playwright context options (viewport, isMobile, ...)
+ * @param {object} [options] playwright context options (viewport, isMobile, ...); the service
+ *   worker runs unless they say `serviceWorkers: 'block'` (page.route() cannot see what a service
+ *   worker controls, so a test that routes requests blocks it)
  */
 export async function guardedContext(browser, options = DESKTOP) {
-  const context = await browser.newContext({ ...options, serviceWorkers: 'allow' });
+  const context = await browser.newContext({ serviceWorkers: 'allow', ...options });
   // Chromium reports CSP violations on the console too; this makes sure none is missed.
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
