@@ -416,9 +416,10 @@ pub(super) async fn rendition(
 pub(super) async fn resize(app: &App, id: u64, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let ResizeQuery { w, h, fit, wanted } =
         ResizeQuery::parse(req.uri().query(), &app.thumbs.opts().resize_sizes)?;
-    let (item, dir) = app.lib.locate(id).ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     let encoding = negotiate(wanted, req.headers());
-    let encoded = resized(app, item, dir, (w, h), fit, encoding).await?;
+    let encoded = resized(app, id, |_, _| true, (w, h), fit, encoding)
+        .await?
+        .ok_or_else(|| ApiError::UnknownMedia(id::encode(id)))?;
     // The URL names no file version: caches revalidate after an hour (the ETag does name it).
     let mut resp = file::serve_bytes(
         req.method(),
@@ -446,18 +447,28 @@ pub(super) fn vary_on_accept(resp: &mut Response<Body>, wanted: Wanted) {
 }
 
 /// An item's picture for a box, made (or found cached) off the async threads within the decode
-/// slots: `/resize` and the `/img` URLs.
+/// slots: `/resize` and the `/img` URLs. The memory cache is asked under the index's read lock,
+/// so a cached answer copies neither the item nor its folder. `None`: no such item, or not one
+/// `belongs` accepts (an `/img` URL's path must name it exactly).
 pub(super) async fn resized(
     app: &App,
-    item: Item,
-    dir: Vec<u8>,
+    id: u64,
+    belongs: impl Fn(&Item, &[u8]) -> bool,
     size: (u32, u32),
     fit: render::Fit,
     encoding: render::Encoding,
-) -> Result<Arc<crate::thumbs::Encoded>, ApiError> {
-    if let Some(hit) = app.thumbs.resized_cached(&item, size, fit, encoding) {
-        return Ok(hit);
+) -> Result<Option<Arc<crate::thumbs::Encoded>>, ApiError> {
+    let cached = app.lib.with_item(id, |item, dir| {
+        belongs(item, dir).then(|| app.thumbs.resized_cached(item, size, fit, encoding))
+    });
+    match cached.flatten() {
+        None => return Ok(None),
+        Some(Some(hit)) => return Ok(Some(hit)),
+        Some(None) => {}
     }
+    let Some((item, dir)) = app.lib.locate(id).filter(|(item, dir)| belongs(item, dir)) else {
+        return Ok(None);
+    };
     let made = {
         let _slot = app.thumbs.decode_slot().await;
         let thumbs = Arc::clone(&app.thumbs);
@@ -465,7 +476,7 @@ pub(super) async fn resized(
             .await
             .map_err(|e| ApiError::Io(std::io::Error::other(e)))?
     };
-    made.map_err(|reason| ApiError::CannotResize(reason.to_owned()))
+    made.map(Some).map_err(|reason| ApiError::CannotResize(reason.to_owned()))
 }
 
 /// The box for a width and an optional height: without a height it is as tall as it needs to

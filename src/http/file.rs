@@ -59,7 +59,7 @@ pub(crate) async fn serve(
 
     // 1. A client whose copy is current gets 304, whatever Range it sent (RFC 9110 §13.2.2).
     if is_not_modified(headers, info.etag, last_modified) {
-        return reply(StatusCode::NOT_MODIFIED, info, last_modified);
+        return reply(StatusCode::NOT_MODIFIED, info, last_modified, true);
     }
 
     // 2. Which bytes: the whole file unless a valid Range applies to this very version.
@@ -70,9 +70,9 @@ pub(crate) async fn serve(
     };
 
     // 3. Headers, identical for GET and HEAD.
-    let mut response = reply(status, info, last_modified);
+    let mut response = reply(status, info, last_modified, true);
     let h = response.headers_mut();
-    insert(h, header::CONTENT_TYPE, info.content_type);
+    insert_static(h, header::CONTENT_TYPE, info.content_type);
     insert(h, header::CONTENT_LENGTH, len);
     if status == StatusCode::PARTIAL_CONTENT {
         let range = format!("bytes {start}-{}/{}", start + len - 1, info.len);
@@ -109,12 +109,11 @@ pub(crate) fn serve_bytes(
         cache_control,
     };
     if is_not_modified(headers, etag, None) {
-        return reply(StatusCode::NOT_MODIFIED, &info, None);
+        return reply(StatusCode::NOT_MODIFIED, &info, None, false);
     }
-    let mut response = reply(StatusCode::OK, &info, None);
+    let mut response = reply(StatusCode::OK, &info, None, false);
     let h = response.headers_mut();
-    h.remove(header::ACCEPT_RANGES);
-    insert(h, header::CONTENT_TYPE, content_type);
+    insert_static(h, header::CONTENT_TYPE, content_type);
     insert(h, header::CONTENT_LENGTH, bytes.len());
     if *method != Method::HEAD {
         *response.body_mut() = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
@@ -122,8 +121,14 @@ pub(crate) fn serve_bytes(
     response
 }
 
-/// An empty answer with the headers every success carries, 304 included (RFC 9110 §15.4.5).
-fn reply(status: StatusCode, info: &FileInfo<'_>, last_modified: Option<HttpDate>) -> Response<Body> {
+/// An empty answer with the headers every success carries, 304 included (RFC 9110 §15.4.5);
+/// `ranges`: whether it says byte ranges are taken.
+fn reply(
+    status: StatusCode,
+    info: &FileInfo<'_>,
+    last_modified: Option<HttpDate>,
+    ranges: bool,
+) -> Response<Body> {
     let mut response = Response::new(empty());
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -137,11 +142,13 @@ fn reply(status: StatusCode, info: &FileInfo<'_>, last_modified: Option<HttpDate
         insert(h, header::LAST_MODIFIED, date.to_string());
     }
     if !info.cache_control.is_empty() {
-        insert(h, header::CACHE_CONTROL, info.cache_control);
+        insert_static(h, header::CACHE_CONTROL, info.cache_control);
     }
-    insert(h, header::ACCEPT_RANGES, "bytes");
+    if ranges {
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     // SECURITY: never let a browser sniff a photo into HTML or script.
-    insert(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
@@ -184,6 +191,17 @@ fn insert<V: TryInto<HeaderValue>>(h: &mut HeaderMap, name: HeaderName, value: V
             h.insert(name, value);
         }
         Err(_) => debug_assert!(false, "invalid value for header {name}"),
+    }
+}
+
+/// Sets a header from a constant, without copying it; one with a byte a header cannot hold is
+/// dropped, as [`insert`] does.
+fn insert_static(h: &mut HeaderMap, name: HeaderName, value: &'static str) {
+    // What HeaderValue::from_static accepts (it panics on anything else).
+    if value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        h.insert(name, HeaderValue::from_static(value));
+    } else {
+        debug_assert!(false, "invalid value for header {name}");
     }
 }
 

@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use super::error::ApiError;
 use super::{App, Body, api, file};
 use crate::imgurl::{ImgRequest, PUBLIC, UrlError};
-use crate::library::id;
+use crate::library::{Item, id};
 
 /// A year: the URL names the picture, and a changed photo gets a new URL (see the README).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -47,28 +47,26 @@ pub(super) async fn serve(
         return Err(ApiError::BadSignature("the URL has expired"));
     }
     let media = id::from_rel_path(&crate::fs::join(&r.dir, &r.name));
-    let (item, dir) =
-        app.lib.locate(media).filter(|(item, dir)| *dir == r.dir && *item.name == *r.name).ok_or_else(
-            || ApiError::UnknownMedia(String::from_utf8_lossy(&r.name).chars().take(64).collect()),
-        )?;
     let (h, fit) = api::open_box(r.height, r.fit);
     let encoding = api::negotiate(r.wanted, req.headers());
-    let encoded = api::resized(app, item, dir, (r.width, h), fit, encoding).await?;
-    // An expiring URL is not cached past its expiry.
-    let cache = match r.expires {
-        None => IMMUTABLE.to_owned(),
-        Some(e) => format!("public, max-age={}", (e - now).clamp(0, 31_536_000)),
-    };
+    let names = |item: &Item, dir: &[u8]| *dir == *r.dir && *item.name == *r.name;
+    let encoded = api::resized(app, media, names, (r.width, h), fit, encoding)
+        .await?
+        .ok_or_else(|| ApiError::UnknownMedia(String::from_utf8_lossy(&r.name).chars().take(64).collect()))?;
     let mut resp = file::serve_bytes(
         req.method(),
         req.headers(),
         encoded.bytes.clone(),
         encoding.mime(),
         &encoded.etag,
-        "",
+        if r.expires.is_none() { IMMUTABLE } else { "" },
     );
     api::vary_on_accept(&mut resp, r.wanted);
-    resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache.parse().expect("ASCII"));
+    // An expiring URL is not cached past its expiry.
+    if let Some(e) = r.expires {
+        let cache = format!("public, max-age={}", (e - now).clamp(0, 31_536_000));
+        resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache.parse().expect("ASCII"));
+    }
     // Any site may show these pictures: that is what they are for.
     resp.headers_mut()
         .insert("cross-origin-resource-policy", hyper::header::HeaderValue::from_static("cross-origin"));

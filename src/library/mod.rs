@@ -224,9 +224,15 @@ impl Library {
 
     /// Where a media file lives, for serving it.
     pub(crate) fn locate(&self, id: u64) -> Option<(Item, Vec<u8>)> {
+        self.with_item(id, |item, dir| (item.clone(), dir.to_vec()))
+    }
+
+    /// `f` of an item and its folder, under the index's read lock and without copying them (a
+    /// cached picture's request looks its answer up this way). `f` must not wait on anything.
+    pub(crate) fn with_item<R>(&self, id: u64, f: impl FnOnce(&Item, &[u8]) -> R) -> Option<R> {
         let index = self.read();
         let item = index.get(id)?;
-        Some((item.clone(), index.dir_of(item).to_vec()))
+        Some(f(item, index.dir_of(item)))
     }
 
     /// What the index does not keep (the lens, the camera's raw make and model), read from the
