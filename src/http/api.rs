@@ -448,26 +448,26 @@ pub(super) fn vary_on_accept(resp: &mut Response<Body>, wanted: Wanted) {
 
 /// An item's picture for a box, made (or found cached) off the async threads within the decode
 /// slots: `/resize` and the `/img` URLs. The memory cache is asked under the index's read lock,
-/// so a cached answer copies neither the item nor its folder. `None`: no such item, or not one
-/// `belongs` accepts (an `/img` URL's path must name it exactly).
+/// so a cached answer copies neither the item nor its folder (a miss copies them, in the same
+/// lookup). `None`: no such item, or not one `belongs` accepts (an `/img` URL's path must name
+/// it exactly).
 pub(super) async fn resized(
     app: &App,
     id: u64,
-    belongs: impl Fn(&Item, &[u8]) -> bool,
+    belongs: impl FnOnce(&Item, &[u8]) -> bool,
     size: (u32, u32),
     fit: render::Fit,
     encoding: render::Encoding,
 ) -> Result<Option<Arc<crate::thumbs::Encoded>>, ApiError> {
-    let cached = app.lib.with_item(id, |item, dir| {
-        belongs(item, dir).then(|| app.thumbs.resized_cached(item, size, fit, encoding))
+    let found = app.lib.with_item(id, |item, dir| {
+        belongs(item, dir).then(|| {
+            app.thumbs.resized_cached(item, size, fit, encoding).ok_or_else(|| (item.clone(), dir.to_vec()))
+        })
     });
-    match cached.flatten() {
+    let (item, dir) = match found.flatten() {
         None => return Ok(None),
-        Some(Some(hit)) => return Ok(Some(hit)),
-        Some(None) => {}
-    }
-    let Some((item, dir)) = app.lib.locate(id).filter(|(item, dir)| belongs(item, dir)) else {
-        return Ok(None);
+        Some(Ok(hit)) => return Ok(Some(hit)),
+        Some(Err(miss)) => miss,
     };
     let made = {
         let _slot = app.thumbs.decode_slot().await;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 
 use super::error::ApiError;
@@ -59,17 +60,17 @@ pub(super) async fn serve(
         encoded.bytes.clone(),
         encoding.mime(),
         &encoded.etag,
-        if r.expires.is_none() { IMMUTABLE } else { "" },
+        "",
     );
     api::vary_on_accept(&mut resp, r.wanted);
     // An expiring URL is not cached past its expiry.
-    if let Some(e) = r.expires {
-        let cache = format!("public, max-age={}", (e - now).clamp(0, 31_536_000));
-        resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache.parse().expect("ASCII"));
-    }
+    let cache = match r.expires {
+        None => HeaderValue::from_static(IMMUTABLE),
+        Some(e) => format!("public, max-age={}", (e - now).clamp(0, 31_536_000)).parse().expect("ASCII"),
+    };
+    resp.headers_mut().insert(hyper::header::CACHE_CONTROL, cache);
     // Any site may show these pictures: that is what they are for.
-    resp.headers_mut()
-        .insert("cross-origin-resource-policy", hyper::header::HeaderValue::from_static("cross-origin"));
+    resp.headers_mut().insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
     Ok(resp)
 }
 
