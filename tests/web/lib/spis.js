@@ -307,8 +307,8 @@ export const DESKTOP = { viewport: { width: 1280, height: 800 }, deviceScaleFact
  * request that left 127.0.0.1.
  * @param {import('playwright-core').Browser} browser
  * @param {object} [options] playwright context options (viewport, isMobile, ...); the service
- *   worker runs unless they say `serviceWorkers: 'block'` (page.route() cannot see what a service
- *   worker controls, so a test that routes requests blocks it)
+ *   worker runs unless they say `serviceWorkers: 'block'` (page.route() cannot see requests a
+ *   service worker handles, so a test that routes requests blocks it)
  */
 export async function guardedContext(browser, options = DESKTOP) {
   const context = await browser.newContext({ serviceWorkers: 'allow', ...options });
